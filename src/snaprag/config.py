@@ -1,0 +1,134 @@
+"""Typed engine settings.
+
+Values come, in rising priority, from the defaults below, ``SNAPRAG_*`` environment
+variables, and keyword arguments. Every value is validated when the config is built, and
+a bad one raises :class:`~snaprag.errors.ConfigError` naming the allowed values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+FUSIONS = ("rrf", "weighted")
+DENSE_BACKENDS = ("auto", "exact", "hnsw")
+QUANTIZATIONS = ("int8", "fp32")
+VECTOR_DTYPES = ("float16", "int8")
+
+
+def default_cache_dir() -> Path:
+    """Where converted models are kept (shared by all indexes of a user)."""
+    env = os.environ.get("SNAPRAG_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "snaprag"
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings of an engine. Build with :meth:`from_env` or directly."""
+
+    index_dir: Path = Path(".snaprag")
+    #: Embedding model: a preset name (``minilm``, ``e5-small``), ``hf:ORG/NAME`` or a
+    #: local model directory. ``None`` means: the model the index was built with, or
+    #: ``minilm`` for a new index.
+    model: str | None = None
+    quantization: str = "int8"
+    vector_dtype: str = "float16"
+    chunk_tokens: int = 256
+    chunk_overlap: int = 32
+    max_file_bytes: int = 200 * 1024 * 1024
+    embed_batch_size: int = 32
+    dense_backend: str = "auto"
+    hnsw_min_chunks: int = 200_000
+    fusion: str = "rrf"
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    candidates: int = 100
+    threads: int = 0  # 0: size from the CPUs this process may use
+    cache_dir: Path = Path()
+
+    def __post_init__(self) -> None:
+        if self.cache_dir == Path():
+            object.__setattr__(self, "cache_dir", default_cache_dir())
+        object.__setattr__(self, "index_dir", Path(self.index_dir))
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+        _choice("fusion", self.fusion, FUSIONS)
+        _choice("dense_backend", self.dense_backend, DENSE_BACKENDS)
+        _choice("quantization", self.quantization, QUANTIZATIONS)
+        _choice("vector_dtype", self.vector_dtype, VECTOR_DTYPES)
+        _positive("chunk_tokens", self.chunk_tokens, minimum=16)
+        _positive("embed_batch_size", self.embed_batch_size)
+        _positive("candidates", self.candidates)
+        _positive("max_file_bytes", self.max_file_bytes)
+        _positive("rrf_k", self.rrf_k)
+        if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
+            raise ConfigError(
+                f"chunk_overlap must be in [0, chunk_tokens/2), got {self.chunk_overlap} "
+                f"with chunk_tokens={self.chunk_tokens}"
+            )
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0 (0 = automatic), got {self.threads}")
+        for name in ("dense_weight", "bm25_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.dense_weight == 0 and self.bm25_weight == 0:
+            raise ConfigError("dense_weight and bm25_weight cannot both be 0")
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Config:
+        """Defaults, then ``SNAPRAG_<FIELD>`` variables, then ``overrides`` (None ignored)."""
+        values: dict[str, Any] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for f in fields(cls):
+            raw = os.environ.get(f"SNAPRAG_{f.name.upper()}")
+            if raw is None and f.name == "index_dir":
+                raw = os.environ.get("SNAPRAG_INDEX")
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, raw, str(types[f.name]))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - set(types)
+        if unknown:
+            raise ConfigError(f"unknown settings {sorted(unknown)}; valid: {sorted(types)}")
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Config:
+        return replace(self, **changes)
+
+    @property
+    def effective_threads(self) -> int:
+        if self.threads:
+            return self.threads
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - non-Linux
+            return max(1, os.cpu_count() or 1)
+
+
+def _parse(name: str, raw: str, typ: str) -> Any:
+    try:
+        if "int" in typ and "str" not in typ:
+            return int(raw)
+        if "float" in typ:
+            return float(raw)
+        if "Path" in typ:
+            return Path(raw)
+    except ValueError as exc:
+        raise ConfigError(f"SNAPRAG_{name.upper()}={raw!r} is not a valid {typ}") from exc
+    return raw
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _positive(name: str, value: int, minimum: int = 1) -> None:
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")

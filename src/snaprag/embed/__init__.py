@@ -1,0 +1,1 @@
+"""Text embedding: ONNX Runtime encoders built from bundled or user-supplied weights."""

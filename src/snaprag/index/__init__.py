@@ -1,0 +1,1 @@
+"""Storage and indexes: SQLite store, dense (exact / HNSW) and lexical (BM25) indexes."""

@@ -1,0 +1,1 @@
+"""Ingestion: loaders per format, chunking, and the incremental ingest job."""

@@ -1,0 +1,1 @@
+"""Retrieval: fusion of ranked lists and the hybrid retriever."""

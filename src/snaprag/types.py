@@ -1,0 +1,149 @@
+"""Plain data types that flow through the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A run of text inside a document, with the page it sits on (1-based, PDFs only)."""
+
+    text: str
+    page: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One logical document produced by a loader.
+
+    A source file usually yields one document; a BEIR ``corpus.jsonl`` yields one per line.
+    ``doc_id`` is stable: the BEIR ``_id`` where there is one, otherwise derived from the
+    source path.
+    """
+
+    doc_id: str
+    source: str
+    type: str
+    title: str
+    sections: tuple[Section, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(s.text for s in self.sections)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A retrievable piece of a document, with where it came from."""
+
+    doc_id: str
+    seq: int
+    text: str
+    source: str
+    title: str
+    page: int | None
+    char_start: int
+    char_end: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.doc_id}#{self.seq}"
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result: a chunk and its fused score."""
+
+    id: str
+    doc_id: str
+    source: str
+    page: int | None
+    score: float
+    text: str
+    title: str = ""
+    type: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "page": self.page,
+            "score": round(float(self.score), 6),
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """Where an answer sentence came from."""
+
+    n: int
+    source: str
+    page: int | None
+    doc_id: str
+    chunk_id: str
+
+    @property
+    def label(self) -> str:
+        name = self.source.rsplit("/", 1)[-1]
+        return f"[{name} p.{self.page}]" if self.page is not None else f"[{name}]"
+
+
+@dataclass(slots=True)
+class StageTimings:
+    """Milliseconds spent per stage of one request."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, ms: float) -> None:
+        self.stages[stage] = self.stages.get(stage, 0.0) + ms
+
+    @property
+    def total_ms(self) -> float:
+        return sum(self.stages.values())
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerEvent:
+    """One event of a (possibly streamed) answer: ``hits``, ``token`` or ``done``."""
+
+    kind: str
+    text: str = ""
+    hits: tuple[Hit, ...] = ()
+
+
+@dataclass(slots=True)
+class Answer:
+    """An answer with its citations and the hits it was built from.
+
+    ``events()`` yields the same content as a stream, so that generators that produce
+    text token by token can share one shape with the extractive answerer.
+    """
+
+    question: str
+    text: str
+    citations: list[Citation]
+    hits: list[Hit]
+    timings: StageTimings = field(default_factory=StageTimings)
+
+    def events(self) -> Iterator[AnswerEvent]:
+        yield AnswerEvent("hits", hits=tuple(self.hits))
+        yield AnswerEvent("token", text=self.text)
+        yield AnswerEvent("done", text=self.text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "citations": [
+                {"n": c.n, "source": c.source, "page": c.page, "doc_id": c.doc_id,
+                 "chunk_id": c.chunk_id}
+                for c in self.citations
+            ],
+            "hits": [h.to_dict() for h in self.hits],
+            "timings_ms": {k: round(v, 3) for k, v in self.timings.stages.items()},
+        }
