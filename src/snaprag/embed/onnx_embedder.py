@@ -1,0 +1,131 @@
+"""ONNX Runtime sentence embedder: lazy session, length-sorted batches, int8 by default."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .models import ResolvedModel, resolve_model
+
+
+class OnnxEmbedder:
+    """Embeds texts with an ONNX encoder that outputs normalised sentence vectors.
+
+    The constructor only records settings; the model is resolved (converted once and
+    cached), and the ONNX session created, on first use or on :meth:`warm_up`.
+    """
+
+    def __init__(
+        self,
+        spec: str,
+        cache_dir: Path,
+        quantization: str = "int8",
+        threads: int = 1,
+        batch_size: int = 32,
+    ) -> None:
+        self.spec = spec
+        self.cache_dir = Path(cache_dir)
+        self.quantization = quantization
+        self.threads = threads
+        self.batch_size = batch_size
+        self._model: ResolvedModel | None = None
+        self._session = None
+        self._tokenizer = None
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ lazy state
+    @property
+    def model(self) -> ResolvedModel:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = resolve_model(self.spec, self.cache_dir, self.quantization)
+        return self._model
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def dim(self) -> int:
+        return self.model.dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self.model.max_tokens
+
+    @property
+    def tokenizer(self):  # tokenizers.Tokenizer
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(self.model.tokenizer_path))
+            tok.no_padding()
+            tok.no_truncation()
+            self._tokenizer = tok
+        return self._tokenizer
+
+    def _get_session(self):
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    import onnxruntime as ort
+
+                    opts = ort.SessionOptions()
+                    opts.intra_op_num_threads = self.threads
+                    opts.inter_op_num_threads = 1
+                    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                    # Spinning threads steal the other core from concurrent work
+                    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                    self._session = ort.InferenceSession(
+                        str(self.model.onnx_path), opts, providers=["CPUExecutionProvider"]
+                    )
+        return self._session
+
+    def warm_up(self) -> None:
+        """Load the model now and run one tiny batch so the first request is fast."""
+        self._get_session()
+        self.embed_queries(["warm up"])
+
+    # ------------------------------------------------------------------ embedding
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed([self.model.passage_prefix + t for t in texts])
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed([self.model.query_prefix + t for t in texts])
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encs]
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character span of every token of ``text`` (no special tokens)."""
+        return list(self.tokenizer.encode(text, add_special_tokens=False).offsets)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        session = self._get_session()
+        limit = self.max_tokens
+        encs = self.tokenizer.encode_batch(texts)
+        ids = [e.ids if len(e.ids) <= limit else e.ids[: limit - 1] + e.ids[-1:] for e in encs]
+        # Sorting by length keeps padding (wasted compute) small inside each batch.
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            width = max(len(ids[r]) for r in rows)
+            input_ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for j, r in enumerate(rows):
+                seq = ids[r]
+                input_ids[j, : len(seq)] = seq
+                mask[j, : len(seq)] = 1
+            (vectors,) = session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+            out[rows] = vectors
+        return out

@@ -1,0 +1,400 @@
+"""In-process BM25 index over pre-tokenized documents.
+
+Scoring follows the conventions of ``bm25s`` with ``method="lucene"`` (Kamphuis et al.,
+ECIR 2020): for a query term ``t`` and a document ``d``::
+
+    idf(t)     = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))
+    s(t, d)    = idf(t) * tf(t, d) / (tf(t, d) + k1 * (1 - b + b * |d| / avgdl))
+    score(q,d) = sum over the query's tokens t (repeats count again) of s(t, d)
+
+Every ``s(t, d)`` is computed once at build time and stored as a term-major sparse
+matrix (CSC by document: ``indptr`` per vocabulary id, ``indices`` = row ids, ``data`` =
+scores), so a query is a gather plus a ``np.bincount``; a batch of queries is one gather
+and one ``np.bincount`` into a dense ``(queries x rows)`` block. No Python loop runs per
+posting; top-k selection is a few NumPy calls per query.
+
+Results are deterministic: rows are ordered by score, descending, ties broken by the
+smaller row id, and only rows with a positive score are returned.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from snaprag.errors import ConfigError, IndexError_, QueryError
+
+__all__ = ["Bm25Index"]
+
+_FORMAT = "snaprag-bm25"
+_FORMAT_VERSION = 1
+_META = "bm25_meta.json"
+_VOCAB = "bm25_vocab.json"
+_DATA = "bm25_data.npy"
+_INDICES = "bm25_indices.npy"
+_INDPTR = "bm25_indptr.npy"
+
+# A batch is scored in blocks of at most this many (query, row) cells: about 3 MB of
+# scratch, which stays in cache. Larger blocks were slower (SciFact 300 queries, and the
+# same corpus x20: 2^18 cells 0.055 / 0.98 ms per query, 2^22 cells 0.072 / 1.16 ms).
+_MAX_BLOCK_CELLS = 1 << 18
+
+_EMPTY_IDS = np.empty(0, dtype=np.int64)
+_EMPTY_SCORES = np.empty(0, dtype=np.float32)
+
+SearchResult = tuple[np.ndarray, np.ndarray]
+
+
+class Bm25Index:
+    """An immutable BM25 index; rows are the positions of the documents given to ``build``.
+
+    Build one with :meth:`build` or :meth:`load`; the constructor takes the raw arrays.
+    Searching is read-only, so one instance can serve many threads at once.
+    """
+
+    __slots__ = ("_avgdl", "_b", "_data", "_indices", "_indptr", "_k1", "_n_docs", "_vocab")
+
+    def __init__(
+        self,
+        *,
+        vocab: dict[str, int],
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        data: np.ndarray,
+        n_docs: int,
+        k1: float,
+        b: float,
+        avgdl: float,
+    ) -> None:
+        if indptr.shape != (len(vocab) + 1,):
+            raise IndexError_(
+                f"BM25 index is inconsistent: {len(vocab)} vocabulary entries but "
+                f"{indptr.shape[0]} index pointers; rebuild the index"
+            )
+        if indices.shape != data.shape:
+            raise IndexError_(
+                "BM25 index is inconsistent: postings and scores differ in length; "
+                "rebuild the index"
+            )
+        self._vocab = vocab
+        self._indptr = indptr
+        self._indices = indices
+        self._data = data
+        self._n_docs = int(n_docs)
+        self._k1 = float(k1)
+        self._b = float(b)
+        self._avgdl = float(avgdl)
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def build(
+        cls, token_lists: Sequence[Sequence[str]], k1: float = 1.2, b: float = 0.75
+    ) -> Bm25Index:
+        """Index documents given as token lists; row ``i`` is ``token_lists[i]``.
+
+        ``k1`` must be >= 0 and ``b`` within [0, 1]. Documents may be empty; an empty
+        sequence gives an empty index that returns no results.
+        """
+        if not (math.isfinite(k1) and k1 >= 0):
+            raise ConfigError(f"k1 must be a finite number >= 0, got {k1!r}")
+        if not (math.isfinite(b) and 0 <= b <= 1):
+            raise ConfigError(f"b must be within [0, 1], got {b!r}")
+        n_docs = len(token_lists)
+        lengths = np.fromiter((len(d) for d in token_lists), dtype=np.int64, count=n_docs)
+        n_tokens = int(lengths.sum())
+        vocab: dict[str, int] = {}
+        # Vocabulary ids in order of first appearance: deterministic for a given input.
+        token_ids = np.fromiter(
+            (vocab.setdefault(t, len(vocab)) for doc in token_lists for t in doc),
+            dtype=np.int64,
+            count=n_tokens,
+        )
+        n_terms = len(vocab)
+        if n_tokens == 0:
+            return cls(
+                vocab=vocab,
+                indptr=np.zeros(n_terms + 1, dtype=np.int64),
+                indices=np.empty(0, dtype=np.int32),
+                data=np.empty(0, dtype=np.float32),
+                n_docs=n_docs,
+                k1=k1,
+                b=b,
+                avgdl=0.0,
+            )
+        doc_ids = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+        # One sort of (term, row) keys yields term frequencies already in CSC order.
+        keys, tf = np.unique(token_ids * n_docs + doc_ids, return_counts=True)
+        terms = keys // n_docs
+        rows = keys - terms * n_docs
+        df = np.bincount(terms, minlength=n_terms)
+        indptr = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
+        avgdl = n_tokens / n_docs
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+        norm = k1 * (1.0 - b + b * lengths / avgdl)
+        tf = tf.astype(np.float64)
+        data = idf[terms] * tf / (tf + norm[rows])
+        return cls(
+            vocab=vocab,
+            indptr=indptr,
+            indices=rows.astype(np.int32),
+            data=data.astype(np.float32),
+            n_docs=n_docs,
+            k1=k1,
+            b=b,
+            avgdl=avgdl,
+        )
+
+    # ------------------------------------------------------------------ properties
+
+    def __len__(self) -> int:
+        return self._n_docs
+
+    def __repr__(self) -> str:
+        return (
+            f"Bm25Index(rows={self._n_docs}, vocab_size={self.vocab_size}, "
+            f"k1={self._k1}, b={self._b})"
+        )
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of distinct tokens in the indexed documents."""
+        return len(self._vocab)
+
+    @property
+    def k1(self) -> float:
+        return self._k1
+
+    @property
+    def b(self) -> float:
+        return self._b
+
+    @property
+    def avgdl(self) -> float:
+        """Mean document length in tokens."""
+        return self._avgdl
+
+    def doc_freq(self, token: str) -> int:
+        """Number of rows that contain ``token`` (0 for an unknown token)."""
+        tid = self._vocab.get(token)
+        if tid is None:
+            return 0
+        return int(self._indptr[tid + 1] - self._indptr[tid])
+
+    # ------------------------------------------------------------------ searching
+
+    def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
+        """BM25 score of every row for one query, as float32 of shape ``(len(self),)``."""
+        return self._score_block([self._term_ids(query_tokens)])[0]
+
+    def search(
+        self,
+        query_tokens: Sequence[str],
+        k: int,
+        filter_mask: np.ndarray | None = None,
+    ) -> SearchResult:
+        """Top-``k`` rows for one tokenized query.
+
+        Returns ``(row_ids int64, scores float32)``, best first, ties by row id, only
+        rows scoring above zero. ``filter_mask`` (bool, one entry per row) keeps only
+        rows where it is True. Unknown tokens are ignored; a query with no known token
+        gives empty arrays.
+        """
+        return self.search_many([query_tokens], k, filter_mask)[0]
+
+    def search_many(
+        self,
+        queries: Sequence[Sequence[str]],
+        k: int,
+        filter_mask: np.ndarray | None = None,
+    ) -> list[SearchResult]:
+        """:meth:`search` for many queries at once; one result per query, in order.
+
+        The queries are scored together in cache-sized blocks. The work is dominated by
+        the postings each query touches, so this saves the per-call overhead (10-30 %
+        per query measured on SciFact), not the scoring itself.
+        """
+        k = self._check_k(k)
+        mask = self._check_mask(filter_mask)
+        results: list[SearchResult] = [(_EMPTY_IDS, _EMPTY_SCORES)] * len(queries)
+        if k == 0 or self._n_docs == 0:
+            return results
+        term_ids = [self._term_ids(q) for q in queries]
+        todo = [i for i, t in enumerate(term_ids) if t.size]
+        block = max(1, _MAX_BLOCK_CELLS // self._n_docs)
+        for start in range(0, len(todo), block):
+            chunk = todo[start : start + block]
+            dense = self._score_block([term_ids[i] for i in chunk])
+            if mask is not None:
+                dense[:, ~mask] = 0.0
+            for i, res in zip(chunk, _top_k_rows(dense, k), strict=True):
+                results[i] = res
+        return results
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, directory: Path | str) -> None:
+        """Write the index into ``directory`` (created if missing).
+
+        Each file is written under a temporary name and renamed into place, the metadata
+        last, so no file is ever half-written and processes that memory-map the previous
+        files keep working. The set of files is not replaced atomically, though: to swap
+        an index under live readers, save each version into its own directory.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        vocab_list = [""] * len(self._vocab)
+        for token, tid in self._vocab.items():
+            vocab_list[tid] = token
+        for name, array in (
+            (_INDPTR, self._indptr),
+            (_INDICES, self._indices),
+            (_DATA, self._data),
+        ):
+            _atomic_write(directory / name, lambda f, a=array: np.save(f, np.asarray(a)))
+        _atomic_write(
+            directory / _VOCAB,
+            lambda f: f.write(json.dumps(vocab_list, ensure_ascii=False).encode("utf-8")),
+        )
+        meta = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "method": "lucene",
+            "n_docs": self._n_docs,
+            "vocab_size": len(vocab_list),
+            "n_postings": int(self._indices.shape[0]),
+            "k1": self._k1,
+            "b": self._b,
+            "avgdl": self._avgdl,
+        }
+        _atomic_write(directory / _META, lambda f: f.write(json.dumps(meta).encode("utf-8")))
+
+    @classmethod
+    def load(cls, directory: Path | str, *, mmap: bool = True) -> Bm25Index:
+        """Open an index written by :meth:`save`.
+
+        With ``mmap=True`` (default) the posting arrays are memory-mapped read-only, so
+        opening is fast and pages are shared between processes.
+        """
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / _META).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise IndexError_(
+                f"no BM25 index in {directory} ({_META} is missing); build and save one first"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise IndexError_(
+                f"cannot read {directory / _META} ({exc}); rebuild the index"
+            ) from None
+        if meta.get("format") != _FORMAT or meta.get("version") != _FORMAT_VERSION:
+            raise IndexError_(
+                f"{directory} holds a BM25 index of format {meta.get('format')!r} version "
+                f"{meta.get('version')!r}; this snaprag reads {_FORMAT!r} version "
+                f"{_FORMAT_VERSION}: rebuild the index"
+            )
+        mode = "r" if mmap else None
+        try:
+            indptr = np.load(directory / _INDPTR, mmap_mode=mode)
+            indices = np.load(directory / _INDICES, mmap_mode=mode)
+            data = np.load(directory / _DATA, mmap_mode=mode)
+            vocab_list = json.loads((directory / _VOCAB).read_bytes())
+        except (OSError, ValueError, EOFError) as exc:
+            raise IndexError_(
+                f"BM25 index in {directory} is incomplete or corrupt ({exc}); rebuild it"
+            ) from None
+        return cls(
+            vocab=dict(zip(vocab_list, range(len(vocab_list)), strict=True)),
+            indptr=indptr,
+            indices=indices,
+            data=data,
+            n_docs=meta["n_docs"],
+            k1=meta["k1"],
+            b=meta["b"],
+            avgdl=meta["avgdl"],
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _term_ids(self, query_tokens: Sequence[str]) -> np.ndarray:
+        if isinstance(query_tokens, str):
+            raise QueryError(
+                "query_tokens must be a list of tokens, not a string; tokenize the query first"
+            )
+        get = self._vocab.get
+        ids = [tid for tid in map(get, query_tokens) if tid is not None]
+        return np.asarray(ids, dtype=np.int64)
+
+    def _score_block(self, term_ids: Sequence[np.ndarray]) -> np.ndarray:
+        """Dense float32 scores of shape ``(len(term_ids), n_docs)``."""
+        n_q, n_docs = len(term_ids), self._n_docs
+        if n_docs == 0:
+            return np.zeros((n_q, 0), dtype=np.float32)
+        counts = np.fromiter((t.size for t in term_ids), dtype=np.int64, count=n_q)
+        terms = np.concatenate(term_ids) if n_q else _EMPTY_IDS
+        query_of_term = np.repeat(np.arange(n_q, dtype=np.int64), counts)
+        starts = np.asarray(self._indptr[terms], dtype=np.int64)
+        lengths = np.asarray(self._indptr[terms + 1], dtype=np.int64) - starts
+        total = int(lengths.sum())
+        # Positions of every posting of every query term, gathered without a loop:
+        # offset each term's run so that arange(total) lands on its own postings.
+        run_begin = np.cumsum(lengths) - lengths
+        positions = np.arange(total, dtype=np.int64) + np.repeat(starts - run_begin, lengths)
+        cells = np.repeat(query_of_term * n_docs, lengths) + self._indices[positions]
+        flat = np.bincount(cells, weights=self._data[positions], minlength=n_q * n_docs)
+        # float32 like the stored scores, so equal returned scores are exactly the ties
+        # that are then broken by row id.
+        return flat.astype(np.float32).reshape(n_q, n_docs)
+
+    def _check_k(self, k: int) -> int:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+            raise QueryError(f"k must be an integer >= 0, got {k!r}")
+        return min(int(k), self._n_docs)
+
+    def _check_mask(self, filter_mask: np.ndarray | None) -> np.ndarray | None:
+        if filter_mask is None:
+            return None
+        mask = np.asarray(filter_mask)
+        if mask.dtype != np.bool_ or mask.shape != (self._n_docs,):
+            raise QueryError(
+                f"filter_mask must be a bool array of shape ({self._n_docs},), got "
+                f"dtype {mask.dtype} and shape {mask.shape}"
+            )
+        return mask
+
+
+def _top_k_rows(dense: np.ndarray, k: int) -> list[SearchResult]:
+    """Per row of ``dense``: the top-k positive columns, by score desc then column asc."""
+    return [_top_k(row, k) for row in dense]
+
+
+def _top_k(row: np.ndarray, k: int) -> SearchResult:
+    # Select among the positive entries only: np.partition slows down several-fold on
+    # the many equal zeros of a full score row (measured 25 us vs 105 us per SciFact row).
+    cols = np.flatnonzero(row > 0)
+    vals = row[cols]
+    if cols.size > k:
+        # Keep everything at or above the k-th largest value, so ties at the boundary
+        # are all present and get resolved by column id below.
+        kth = np.partition(vals, cols.size - k)[cols.size - k]
+        keep = vals >= kth
+        cols, vals = cols[keep], vals[keep]
+    order = np.argsort(-vals, kind="stable")[:k]  # stable: equal scores stay by column
+    return cols[order].astype(np.int64), vals[order]
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
