@@ -140,8 +140,13 @@ class Answer:
             "question": self.question,
             "answer": self.text,
             "citations": [
-                {"n": c.n, "source": c.source, "page": c.page, "doc_id": c.doc_id,
-                 "chunk_id": c.chunk_id}
+                {
+                    "n": c.n,
+                    "source": c.source,
+                    "page": c.page,
+                    "doc_id": c.doc_id,
+                    "chunk_id": c.chunk_id,
+                }
                 for c in self.citations
             ],
             "hits": [h.to_dict() for h in self.hits],

@@ -14,15 +14,62 @@ from ._text import clean_title, decode_text, make_document, normalize_text, requ
 
 #: elements whose content is never document text
 SKIP_TAGS = frozenset(
-    {"script", "style", "nav", "noscript", "template", "svg", "iframe", "object", "head",
-     "canvas", "select", "button"}
+    {
+        "script",
+        "style",
+        "nav",
+        "noscript",
+        "template",
+        "svg",
+        "iframe",
+        "object",
+        "head",
+        "canvas",
+        "select",
+        "button",
+    }
 )
 #: elements that start a new paragraph
 BLOCK_TAGS = frozenset(
-    {"address", "article", "aside", "blockquote", "body", "caption", "center", "details",
-     "dialog", "div", "dl", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2",
-     "h3", "h4", "h5", "h6", "header", "hgroup", "hr", "html", "main", "ol", "p", "pre",
-     "section", "summary", "table", "tbody", "tfoot", "thead", "ul"}
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "caption",
+        "center",
+        "details",
+        "dialog",
+        "div",
+        "dl",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hgroup",
+        "hr",
+        "html",
+        "main",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "tfoot",
+        "thead",
+        "ul",
+    }
 )
 #: elements that start a new line but not a new paragraph
 LINE_TAGS = frozenset({"br", "dd", "dt", "li", "tr", "option"})

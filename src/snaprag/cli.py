@@ -1,0 +1,216 @@
+"""The ``snaprag`` command line: a thin shell over :class:`snaprag.Engine`.
+
+Exit codes: 0 success; 1 some sources failed to ingest; 2 bad usage or an error that
+stopped the command (the message says what to do next).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="snaprag: hybrid search and cited answers over your own documents, no server needed.",
+)
+
+IndexOpt = Annotated[
+    Path | None,
+    typer.Option("--index", help="Index directory [env SNAPRAG_INDEX; default ./.snaprag]"),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="Embedding model: minilm, e5-small, hf:ORG/NAME or a directory"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
+SourceOpt = Annotated[str | None, typer.Option("--source", help="Only sources matching this glob")]
+TypeOpt = Annotated[str | None, typer.Option("--type", help="Only this type: pdf, md, html...")]
+
+
+def _engine(index: Path | None, model: str | None = None, **settings: Any):
+    from .engine import Engine
+
+    return Engine.open(index, model=model, **settings)
+
+
+def _fail(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _filters(source: str | None, type_: str | None):
+    from .search.retriever import Filters
+
+    return Filters(source=source, type=type_) if (source or type_) else None
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and directories to index")],
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove indexed sources under PATHS that are gone")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index files and directories (txt, md, html, pdf, docx, BEIR jsonl); incremental."""
+    from .errors import SnapragError
+    from .ingest.render import IngestProgress, print_summary
+
+    engine = _engine(index, model)
+    try:
+        with IngestProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
+            report = engine.ingest(paths, prune=prune, progress=progress.update)
+    except SnapragError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        typer.echo(
+            "interrupted: everything committed so far is kept; run the same "
+            "command again to finish",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    finally:
+        engine.close()
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        print_summary(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help="The query text")] = None,
+    index: IndexOpt = None,
+    k: Annotated[int, typer.Option("-k", help="Number of chunks to return")] = 10,
+    queries: Annotated[
+        Path | None,
+        typer.Option("--queries", help='JSONL file of {"_id", "text"} lines, searched in batch'),
+    ] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, dense or bm25")] = "hybrid",
+    source: SourceOpt = None,
+    type_: TypeOpt = None,
+    as_json: JsonOpt = False,
+    model: ModelOpt = None,
+) -> None:
+    """Search the index; -k counts chunks (several may come from one document)."""
+    from .errors import SnapragError
+
+    if (query is None) == (queries is None):
+        _fail("give either a QUERY or --queries FILE.jsonl")
+    engine = _engine(index, model)
+    filters = _filters(source, type_)
+    try:
+        if queries is not None:
+            _search_file(engine, queries, k, filters, mode)
+            return
+        hits = engine.search(query or "", k=k, filters=filters, mode=mode)
+    except SnapragError as exc:
+        _fail(str(exc))
+    finally:
+        engine.close()
+    if as_json:
+        typer.echo(
+            json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False)
+        )
+        return
+    from .render import print_hits
+
+    print_hits(query or "", hits)
+
+
+def _search_file(engine, path: Path, k: int, filters, mode: str, batch: int = 256) -> None:
+    from .errors import QueryError
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QueryError(f"cannot read queries file {path}: {exc}") from exc
+    items: list[tuple[Any, str]] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            items.append((obj["_id"], str(obj["text"])))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise QueryError(
+                f'{path}:{n}: expected a JSON object with "_id" and "text" ({exc})'
+            ) from exc
+    out = sys.stdout
+    for start in range(0, len(items), batch):
+        part = items[start : start + batch]
+        results = engine.search_many([t for _, t in part], k=k, filters=filters, mode=mode)
+        for (qid, _), hits in zip(part, results, strict=True):
+            out.write(
+                json.dumps(
+                    {"query_id": qid, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False
+                )
+                + "\n"
+            )
+    out.flush()
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question")],
+    index: IndexOpt = None,
+    k: Annotated[int, typer.Option("-k", help="Chunks to read the answer from")] = 5,
+    source: SourceOpt = None,
+    type_: TypeOpt = None,
+    as_json: JsonOpt = False,
+    model: ModelOpt = None,
+) -> None:
+    """Answer a question from the index, with a citation for every sentence."""
+    from .errors import SnapragError
+
+    engine = _engine(index, model)
+    try:
+        answer = engine.ask(question, k=k, filters=_filters(source, type_))
+    except SnapragError as exc:
+        _fail(str(exc))
+    finally:
+        engine.close()
+    if as_json:
+        typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+        return
+    from .render import print_answer
+
+    print_answer(answer)
+
+
+@app.command()
+def stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Documents, chunks, bytes, model and version of an index."""
+    from .errors import SnapragError
+
+    engine = _engine(index)
+    try:
+        data = engine.stats()
+    except SnapragError as exc:
+        _fail(str(exc))
+    finally:
+        engine.close()
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False))
+        return
+    from .render import print_stats
+
+    print_stats(data)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

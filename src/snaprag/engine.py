@@ -1,0 +1,222 @@
+"""The engine: one object that ingests, searches and answers over one index directory.
+
+The CLI (and, later, the HTTP server) are thin shells over it::
+
+    from snaprag import Engine
+
+    engine = Engine.open("./.snaprag")
+    engine.ingest(["docs/"])
+    for hit in engine.search("how long is the warranty?", k=5):
+        print(hit.score, hit.source, hit.page)
+    print(engine.ask("How long is the warranty?").text)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import Config
+from .embed.models import PRESETS, canonical_name
+from .embed.onnx_embedder import OnnxEmbedder
+from .errors import ConfigError, IndexError_
+from .generate.extractive import ExtractiveAnswerer
+from .index.store import Store
+from .index.tokenize import TOKENIZER_VERSION
+from .ingest.chunking import Chunker
+from .search.retriever import Filters, Retriever
+from .types import Answer, Hit
+
+if TYPE_CHECKING:
+    from .ingest.job import IngestReport, Progress
+
+DB_NAME = "snaprag.db"
+DEFAULT_MODEL = "minilm"
+
+
+class Engine:
+    """Ingest, search and answer over one index directory (created on first ingest)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._store: Store | None = None
+        self._embedder: OnnxEmbedder | None = None
+        self._retriever: Retriever | None = None
+        self._answerer: ExtractiveAnswerer | None = None
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, **settings: Any) -> Engine:
+        """Open (lazily) the index at ``path`` (default ``$SNAPRAG_INDEX`` or ``./.snaprag``).
+
+        ``settings`` override :class:`~snaprag.config.Config` fields, e.g. ``model="e5-small"``.
+        """
+        return cls(Config.from_env(index_dir=path, **settings))
+
+    # ------------------------------------------------------------------ parts
+    @property
+    def db_path(self) -> Path:
+        return self.config.index_dir / DB_NAME
+
+    def _open_store(self, create: bool) -> Store:
+        if self._store is None:
+            if not self.db_path.exists():
+                if not create:
+                    raise IndexError_(
+                        f"no index at {self.config.index_dir}: run 'snaprag ingest PATH' first "
+                        "(or pass --index DIR / set SNAPRAG_INDEX)"
+                    )
+                self.config.index_dir.mkdir(parents=True, exist_ok=True)
+            self._store = Store(self.db_path)
+            self._check_settings()
+        return self._store
+
+    def _check_settings(self) -> None:
+        """A non-empty index keeps the model and vector format it was built with."""
+        store = self._store
+        assert store is not None
+        built_with = store.get_meta("model")
+        wanted = canonical_name(self.config.model) if self.config.model else None
+        if built_with is None:
+            return
+        if wanted is not None and wanted != built_with and store.counts()["chunks"]:
+            raise ConfigError(
+                f"index {self.config.index_dir} was built with model {built_with!r}, not "
+                f"{wanted!r}; search it with --model {built_with} or ingest into a new --index"
+            )
+
+    @property
+    def model_name(self) -> str:
+        stored = self._store.get_meta("model") if self._store is not None else None
+        if self.config.model:
+            return canonical_name(self.config.model)
+        return stored or DEFAULT_MODEL
+
+    @property
+    def embedder(self) -> OnnxEmbedder:
+        if self._embedder is None:
+            cfg = self.config
+            self._embedder = OnnxEmbedder(
+                self.model_name,
+                cfg.cache_dir,
+                cfg.quantization,
+                cfg.effective_threads,
+                cfg.embed_batch_size,
+            )
+        return self._embedder
+
+    @property
+    def retriever(self) -> Retriever:
+        if self._retriever is None:
+            store = self._open_store(create=False)
+            dim = int(store.get_meta("dim") or self.embedder.dim)
+            dtype = store.get_meta("vector_dtype") or self.config.vector_dtype
+            self._retriever = Retriever(store, self.embedder, self.config, dim, dtype)
+        return self._retriever
+
+    # ------------------------------------------------------------------ operations
+    def ingest(
+        self,
+        paths: Iterable[str | Path],
+        prune: bool = False,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Index files and directories; unchanged sources are skipped.
+
+        With ``prune``, indexed sources under ``paths`` that no longer exist are removed.
+        """
+        from .ingest.job import IngestJob  # loaders import PDF/DOCX parsers: only when ingesting
+
+        store = self._open_store(create=True)
+        emb = self.embedder
+        cfg = self.config
+        dtype = store.get_meta("vector_dtype") or cfg.vector_dtype
+        if store.get_meta("model") is None or not store.counts()["chunks"]:
+            store.set_meta(
+                {
+                    "model": self.model_name,
+                    "dim": emb.dim,
+                    "vector_dtype": dtype,
+                    "chunk_tokens": cfg.chunk_tokens,
+                    "chunk_overlap": cfg.chunk_overlap,
+                    "tokenizer_version": TOKENIZER_VERSION,
+                    "quantization": cfg.quantization,
+                }
+            )
+        chunker = Chunker(
+            emb.count_tokens,
+            emb.token_offsets,
+            min(cfg.chunk_tokens, emb.max_tokens - 16),
+            cfg.chunk_overlap,
+        )
+        job = IngestJob(store, emb, chunker, dtype, cfg.max_file_bytes, progress)
+        return job.run([Path(p) for p in paths], prune=prune, skip=[cfg.index_dir])
+
+    def search(
+        self, query: str, k: int = 10, filters: Filters | None = None, mode: str = "hybrid"
+    ) -> list[Hit]:
+        """The ``k`` best chunks for ``query`` (several may come from one document)."""
+        return self.search_many([query], k, filters, mode)[0]
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+    ) -> list[list[Hit]]:
+        """Search many queries in one batched call; one hit list per query, in order."""
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        return self.retriever.search_many(list(queries), k, filters, mode).hits
+
+    def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> Answer:
+        """An extractive answer with citations, built from the top ``k`` chunks."""
+        t = time.perf_counter()
+        result = self.retriever.search_many([question], k, filters)
+        if self._answerer is None:
+            self._answerer = ExtractiveAnswerer(self.embedder)
+        t2 = time.perf_counter()
+        answer = self._answerer.answer(question, result.hits[0])
+        answer.timings = result.timings
+        answer.timings.add("answer", (time.perf_counter() - t2) * 1000)
+        answer.timings.stages["total"] = (time.perf_counter() - t) * 1000
+        return answer
+
+    def stats(self) -> dict[str, Any]:
+        store = self._open_store(create=False)
+        counts = store.counts()
+        size = sum(f.stat().st_size for f in self.config.index_dir.rglob("*") if f.is_file())
+        model = store.get_meta("model") or self.model_name
+        return {
+            "index": str(self.config.index_dir.resolve()),
+            "version": store.version,
+            "sources": counts["sources"],
+            "documents": counts["documents"],
+            "chunks": counts["chunks"],
+            "partial_sources": counts["partial_sources"],
+            "bytes": size,
+            "model": model,
+            "model_description": PRESETS[model].description if model in PRESETS else model,
+            "dim": int(store.get_meta("dim") or 0),
+            "vector_dtype": store.get_meta("vector_dtype"),
+            "quantization": store.get_meta("quantization"),
+            "chunk_tokens": int(store.get_meta("chunk_tokens") or 0),
+        }
+
+    def warm_up(self) -> None:
+        """Load the model and the search indexes now, so the first query is fast."""
+        self.retriever.warm_up()
+
+    def close(self) -> None:
+        if self._retriever is not None:
+            self._retriever.close()
+        if self._store is not None:
+            self._store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Answer generation: the extractive answerer (no LLM needed)."""

@@ -1,0 +1,335 @@
+"""SQLite store: sources, documents, chunks with compact vectors, and the index version.
+
+One database file per index, in WAL mode so readers never block the writer. Every change
+is a transaction that also increments ``meta.version``; caches and index snapshots are
+keyed by that number, so nothing can outlive the data it was computed from.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import IndexError_
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    content_hash TEXT,            -- NULL while a source is only partly ingested
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    ingested_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY,
+    source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    doc_id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    type TEXT NOT NULL,
+    doc_hash TEXT NOT NULL,
+    n_chars INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_source ON documents(source_id);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    page INTEGER,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    tokens TEXT NOT NULL,         -- BM25 terms, space separated
+    vector BLOB NOT NULL          -- float16, or int8 with a float32 scale in front
+);
+CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk ready to be written: text, BM25 terms and its embedding."""
+
+    seq: int
+    text: str
+    page: int | None
+    char_start: int
+    char_end: int
+    tokens: list[str]
+    vector: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    """What a search hit needs to know about a chunk."""
+
+    row_id: int
+    doc_id: str
+    seq: int
+    text: str
+    page: int | None
+    title: str
+    type: str
+    source: str
+
+
+def encode_vector(v: np.ndarray, dtype: str) -> bytes:
+    if dtype == "float16":
+        return v.astype(np.float16).tobytes()
+    scale = float(np.abs(v).max()) / 127.0 or 1.0
+    q = np.clip(np.rint(v / scale), -127, 127).astype(np.int8)
+    return np.float32(scale).tobytes() + q.tobytes()
+
+
+def decode_vectors(blobs: Sequence[bytes], dim: int, dtype: str) -> np.ndarray:
+    """Decode many stored vectors into one contiguous float32 matrix."""
+    n = len(blobs)
+    if n == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    raw = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+    if dtype == "float16":
+        return raw.view(np.float16).reshape(n, dim).astype(np.float32)
+    rec = raw.reshape(n, 4 + dim)
+    scales = rec[:, :4].copy().view(np.float32)
+    return rec[:, 4:].view(np.int8).astype(np.float32) * scales
+
+
+class Store:
+    """The SQLite side of an index. Thread-safe: one connection per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        conn = self._conn()
+        with conn:
+            conn.executescript(_SCHEMA)
+            found = self.get_meta("schema_version")
+            if found is None:
+                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('version', '0')")
+            elif int(found) != SCHEMA_VERSION:
+                raise IndexError_(
+                    f"{self.path} uses index schema {found}, this snaprag reads {SCHEMA_VERSION}; "
+                    "re-ingest into a new index directory"
+                )
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.DatabaseError as exc:
+                raise IndexError_(
+                    f"cannot open index database {self.path}: {exc}; if the file is damaged, "
+                    "move the index directory away and ingest again"
+                ) from exc
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, values: dict[str, object]) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO meta VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                [(k, str(v)) for k, v in values.items()],
+            )
+
+    @property
+    def version(self) -> int:
+        return int(self.get_meta("version") or 0)
+
+    @contextmanager
+    def transaction(self, bump: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction; with ``bump`` the index version increases with it."""
+        conn = self._conn()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                if bump:
+                    conn.execute(
+                        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='version'"
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    # ------------------------------------------------------------------ sources
+    def source(self, path: str) -> tuple[int, str | None] | None:
+        row = (
+            self._conn()
+            .execute("SELECT id, content_hash FROM sources WHERE path=?", (path,))
+            .fetchone()
+        )
+        return None if row is None else (int(row[0]), row[1])
+
+    def sources(self) -> list[str]:
+        return [r[0] for r in self._conn().execute("SELECT path FROM sources ORDER BY path")]
+
+    def upsert_source(
+        self, conn: sqlite3.Connection, path: str, type_: str, size: int, mtime: float
+    ) -> int:
+        conn.execute(
+            "INSERT INTO sources(path, type, content_hash, size, mtime, ingested_at) "
+            "VALUES (?, ?, NULL, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
+            "content_hash=NULL, type=excluded.type, size=excluded.size, mtime=excluded.mtime",
+            (path, type_, size, mtime, time.time()),
+        )
+        return int(conn.execute("SELECT id FROM sources WHERE path=?", (path,)).fetchone()[0])
+
+    def finish_source(self, conn: sqlite3.Connection, source_id: int, content_hash: str) -> None:
+        conn.execute(
+            "UPDATE sources SET content_hash=?, ingested_at=? WHERE id=?",
+            (content_hash, time.time(), source_id),
+        )
+
+    def delete_source(self, conn: sqlite3.Connection, path: str) -> int:
+        """Delete a source with its documents and chunks; returns documents removed."""
+        row = conn.execute("SELECT id FROM sources WHERE path=?", (path,)).fetchone()
+        if row is None:
+            return 0
+        n = conn.execute("SELECT COUNT(*) FROM documents WHERE source_id=?", row).fetchone()[0]
+        conn.execute("DELETE FROM sources WHERE id=?", row)
+        return int(n)
+
+    # ------------------------------------------------------------------ documents
+    def document_hashes(self, source_id: int) -> dict[str, str]:
+        rows = self._conn().execute(
+            "SELECT doc_id, doc_hash FROM documents WHERE source_id=?", (source_id,)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def document_owner(self, doc_id: str) -> str | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT s.path FROM documents d JOIN sources s ON s.id=d.source_id "
+                "WHERE d.doc_id=?",
+                (doc_id,),
+            )
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def replace_document(
+        self,
+        conn: sqlite3.Connection,
+        source_id: int,
+        doc_id: str,
+        title: str,
+        type_: str,
+        doc_hash: str,
+        n_chars: int,
+        chunks: Iterable[StoredChunk],
+        vector_dtype: str,
+    ) -> None:
+        conn.execute("DELETE FROM documents WHERE doc_id=? AND source_id=?", (doc_id, source_id))
+        cur = conn.execute(
+            "INSERT INTO documents(source_id, doc_id, title, type, doc_hash, n_chars) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (source_id, doc_id, title, type_, doc_hash, n_chars),
+        )
+        document_id = cur.lastrowid
+        conn.executemany(
+            "INSERT INTO chunks(document_id, seq, text, page, char_start, char_end, tokens, "
+            "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    document_id,
+                    c.seq,
+                    c.text,
+                    c.page,
+                    c.char_start,
+                    c.char_end,
+                    " ".join(c.tokens),
+                    encode_vector(c.vector, vector_dtype),
+                )
+                for c in chunks
+            ],
+        )
+
+    def delete_documents(self, conn: sqlite3.Connection, doc_ids: Iterable[str]) -> None:
+        conn.executemany("DELETE FROM documents WHERE doc_id=?", [(d,) for d in doc_ids])
+
+    # ------------------------------------------------------------------ reading
+    def load_index_arrays(
+        self, dim: int, dtype: str
+    ) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+        """Row ids, the float32 vector matrix and BM25 terms of every chunk, in id order."""
+        rows = self._conn().execute("SELECT id, vector, tokens FROM chunks ORDER BY id").fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vectors = decode_vectors([r[1] for r in rows], dim, dtype)
+        tokens = [r[2].split() for r in rows]
+        return ids, vectors, tokens
+
+    def chunk_rows(self, row_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        if not len(row_ids):
+            return {}
+        marks = ",".join("?" * len(row_ids))
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT c.id, d.doc_id, c.seq, c.text, c.page, d.title, d.type, s.path "
+                "FROM chunks c JOIN documents d ON d.id=c.document_id "
+                f"JOIN sources s ON s.id=d.source_id WHERE c.id IN ({marks})",
+                [int(r) for r in row_ids],
+            )
+            .fetchall()
+        )
+        return {r[0]: ChunkRow(*r) for r in rows}
+
+    def filtered_row_ids(self, source: str | None, type_: str | None) -> np.ndarray:
+        """Chunk ids whose source path matches the glob ``source`` and whose type is ``type_``."""
+        where, args = [], []
+        if source:
+            where.append("s.path GLOB ?")
+            args.append(source if any(ch in source for ch in "*?[") else f"*{source}*")
+        if type_:
+            where.append("d.type = ?")
+            args.append(type_)
+        sql = (
+            "SELECT c.id FROM chunks c JOIN documents d ON d.id=c.document_id "
+            "JOIN sources s ON s.id=d.source_id"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._conn().execute(sql + " ORDER BY c.id", args).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def counts(self) -> dict[str, int]:
+        conn = self._conn()
+        return {
+            "sources": conn.execute("SELECT COUNT(*) FROM sources").fetchone()[0],
+            "documents": conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
+            "chunks": conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0],
+            "partial_sources": conn.execute(
+                "SELECT COUNT(*) FROM sources WHERE content_hash IS NULL"
+            ).fetchone()[0],
+        }

@@ -1,0 +1,240 @@
+"""Token-aware chunking on paragraph and sentence boundaries, with overlap.
+
+Sentences are found by punctuation (Latin, CJK and Korean full stops), never by
+whitespace alone, so Korean and other scripts without spaces chunk correctly. A sentence
+longer than the budget is cut at token boundaries (the tokenizer's character offsets).
+Chunks never cross a page boundary, so each chunk has exactly one page number.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..types import Chunk, Document
+
+#: end of a sentence: terminal punctuation (optionally closed by quotes/brackets) + space
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？…])([\"'”’)\]]*)\s+")
+_TERMINAL = (".", "!", "?", "。", "！", "？", "…", ":", ";", '"', "'", "”", "’", ")")
+_LIST_ITEM = re.compile(r"\s*(?:[-*•·▪–]|\d{1,3}[.)]|[a-zA-Z가-힣][.)])\s")
+_ABBREVIATIONS = frozenset(
+    [
+        "mr.",
+        "mrs.",
+        "ms.",
+        "dr.",
+        "prof.",
+        "inc.",
+        "ltd.",
+        "co.",
+        "corp.",
+        "jr.",
+        "sr.",
+        "st.",
+        "vs.",
+        "etc.",
+        "e.g.",
+        "i.e.",
+        "fig.",
+        "figs.",
+        "no.",
+        "vol.",
+        "pp.",
+        "p.",
+        "approx.",
+        "dept.",
+        "est.",
+        "al.",
+        "cf.",
+        "eq.",
+        "ca.",
+        "u.s.",
+        "a.m.",
+        "p.m.",
+    ]
+)
+#: a line at least this long that does not end a sentence was wrapped (PDF, plain text)
+_WRAPPED_LINE = 50
+_PARAGRAPH = re.compile(r"\n\s*\n")
+
+CountTokens = Callable[[Sequence[str]], list[int]]
+TokenOffsets = Callable[[str], list[tuple[int, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    start: int  # character offsets in the document text
+    end: int
+    tokens: int
+    paragraph_start: bool
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text`` (whitespace trimmed).
+
+    Lines are first joined into logical lines: a long line that does not end a sentence was
+    wrapped (as in PDFs) and continues on the next one, unless that one starts a list item.
+    Short unterminated lines (headings) and list items stand alone.
+    """
+    spans: list[tuple[int, int]] = []
+    for start, end in _logical_lines(text):
+        pos = start
+        for m in _SENTENCE_END.finditer(text, start, end):
+            if _is_abbreviation(text, pos, m.start()):
+                continue
+            _add_trimmed(text, pos, m.end(1), spans)
+            pos = m.end()
+        _add_trimmed(text, pos, end, spans)
+    return spans
+
+
+def _logical_lines(text: str) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    start = pos = 0
+    prev = ""
+    for line in text.split("\n"):
+        stripped = line.strip()
+        wrapped = (
+            len(prev) >= _WRAPPED_LINE
+            and not prev.endswith(_TERMINAL)
+            and stripped
+            and not _LIST_ITEM.match(line)
+        )
+        if pos and not wrapped:
+            out.append((start, pos - 1))
+            start = pos
+        prev = stripped
+        pos += len(line) + 1
+    out.append((start, len(text)))
+    return out
+
+
+def _is_abbreviation(text: str, sentence_start: int, end: int) -> bool:
+    """Whether the full stop ending at ``end`` closes an abbreviation or a list number."""
+    if text[end - 1] != ".":
+        return False
+    word = text[max(sentence_start, end - 12) : end].split()[-1:] or [""]
+    w = word[0]
+    if w.lower() in _ABBREVIATIONS:
+        return True
+    # "1." / "a." opening a line, or an initial such as "J."
+    head = text[sentence_start:end].strip()
+    return (len(w) <= 4 and w[:-1].isdigit() and head == w) or (len(w) == 2 and w[0].isupper())
+
+
+def is_list_item(sentence: str) -> bool:
+    return bool(_LIST_ITEM.match(sentence + " "))
+
+
+def _add_trimmed(text: str, start: int, end: int, out: list[tuple[int, int]]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        out.append((start, end))
+
+
+class Chunker:
+    """Packs sentences into chunks of at most ``max_tokens`` model tokens.
+
+    ``count_tokens`` and ``token_offsets`` come from the embedding model's tokenizer, so a
+    chunk always fits the model's window.
+    """
+
+    def __init__(
+        self,
+        count_tokens: CountTokens,
+        token_offsets: TokenOffsets,
+        max_tokens: int = 256,
+        overlap: int = 32,
+    ) -> None:
+        self.count_tokens = count_tokens
+        self.token_offsets = token_offsets
+        self.max_tokens = max_tokens
+        self.overlap = overlap
+
+    def chunk(self, doc: Document) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        text = doc.text
+        offset = 0
+        for section in doc.sections:
+            units = self._units(text, offset, offset + len(section.text))
+            for start, end in self._pack(units):
+                chunks.append(
+                    Chunk(
+                        doc_id=doc.doc_id,
+                        seq=len(chunks),
+                        text=text[start:end],
+                        source=doc.source,
+                        title=doc.title,
+                        page=section.page,
+                        char_start=start,
+                        char_end=end,
+                    )
+                )
+            offset += len(section.text) + 2  # sections are joined by "\n\n"
+        return chunks
+
+    # ------------------------------------------------------------------ internals
+    def _units(self, text: str, start: int, end: int) -> list[_Unit]:
+        spans: list[tuple[int, int, bool]] = []
+        pos = start
+        for m in [*_PARAGRAPH.finditer(text, start, end), None]:
+            p_end = m.start() if m else end
+            first = True
+            for s, e in split_sentences(text[pos:p_end]):
+                spans.append((pos + s, pos + e, first))
+                first = False
+            pos = m.end() if m else end
+        counts = self.count_tokens([text[s:e] for s, e, _ in spans])
+        units: list[_Unit] = []
+        for (s, e, para), n in zip(spans, counts, strict=True):
+            if n <= self.max_tokens:
+                units.append(_Unit(s, e, n, para))
+            else:
+                units.extend(self._split_long(text, s, e, para))
+        return units
+
+    def _split_long(self, text: str, start: int, end: int, para: bool) -> list[_Unit]:
+        """Cut an over-long sentence into windows of ``max_tokens`` tokens."""
+        offsets = self.token_offsets(text[start:end])
+        step = self.max_tokens
+        out: list[_Unit] = []
+        for i in range(0, len(offsets), step):
+            window = offsets[i : i + step]
+            s = start + window[0][0]
+            e = start + window[-1][1] if i + step < len(offsets) else end
+            out.append(_Unit(s, e, len(window), para and i == 0))
+        return out
+
+    def _pack(self, units: list[_Unit]) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        current: list[_Unit] = []
+        size = 0
+        for unit in units:
+            # +1 per unit: joining sentences may add a token at the seam
+            if current and size + unit.tokens + 1 > self.max_tokens:
+                out.append((current[0].start, current[-1].end))
+                current, size = self._overlap_tail(current)
+            current.append(unit)
+            size += unit.tokens + 1
+        if current:
+            span = (current[0].start, current[-1].end)
+            if not out or span != out[-1]:
+                out.append(span)
+        return out
+
+    def _overlap_tail(self, units: list[_Unit]) -> tuple[list[_Unit], int]:
+        """The trailing whole sentences of a chunk that fit in the overlap budget."""
+        tail: list[_Unit] = []
+        size = 0
+        for unit in reversed(units):
+            if size + unit.tokens + 1 > self.overlap:
+                break
+            tail.insert(0, unit)
+            size += unit.tokens + 1
+        if len(tail) == len(units):  # never repeat a whole chunk
+            return [], 0
+        return tail, size

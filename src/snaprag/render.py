@@ -1,0 +1,73 @@
+"""Terminal rendering of search hits, answers and index statistics (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .types import Answer, Hit
+
+
+def _where(hit: Hit) -> str:
+    name = hit.source.rsplit("/", 1)[-1]
+    return f"{name} p.{hit.page}" if hit.page is not None else name
+
+
+def print_hits(query: str, hits: list[Hit]) -> None:
+    console = Console()
+    if not hits:
+        console.print(f"No results for [bold]{query}[/]. Is the index empty? Try 'snaprag stats'.")
+        return
+    table = Table(title=f"Results for: {query}", show_lines=False, expand=True)
+    table.add_column("#", justify="right", style="dim", width=3)
+    table.add_column("score", justify="right", width=7)
+    table.add_column("source", style="cyan", overflow="fold", ratio=1)
+    table.add_column("text", ratio=3)
+    for i, h in enumerate(hits, 1):
+        text = " ".join(h.text.split())
+        table.add_row(
+            str(i), f"{h.score:.4f}", _where(h), text[:300] + ("…" if len(text) > 300 else "")
+        )
+    console.print(table)
+
+
+def print_answer(answer: Answer) -> None:
+    console = Console()
+    console.print(answer.text, highlight=False, markup=False)
+    if answer.citations:
+        console.print()
+        for c in answer.citations:
+            page = f", page {c.page}" if c.page is not None else ""
+            console.print(f"  [dim]{escape(c.label)}[/] {escape(c.source)}{page}", highlight=False)
+    total = answer.timings.stages.get("total")
+    if total is not None:
+        console.print(f"[dim]{total:.0f} ms[/]")
+
+
+def print_stats(data: dict[str, Any]) -> None:
+    table = Table(title="snaprag index", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for key in (
+        "index",
+        "version",
+        "sources",
+        "documents",
+        "chunks",
+        "partial_sources",
+        "bytes",
+        "model",
+        "model_description",
+        "dim",
+        "vector_dtype",
+        "quantization",
+        "chunk_tokens",
+    ):
+        value = data.get(key)
+        if key == "bytes" and isinstance(value, int):
+            value = f"{value:,} ({value / 2**20:.1f} MiB)"
+        table.add_row(key.replace("_", " "), str(value))
+    Console().print(table)

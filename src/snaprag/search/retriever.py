@@ -1,0 +1,213 @@
+"""Hybrid retrieval: dense and BM25 run in parallel, then their rankings are fused.
+
+Everything is batched: one embedding call and one matrix product for all queries of a
+call, BM25 scored per block of queries, fusion per query over at most ``candidates`` ids.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config
+from ..embed.base import Embedder
+from ..errors import ConfigError
+from ..index.store import Store
+from ..index.tokenize import tokenize_many
+from ..types import Hit, StageTimings
+from . import fusion
+from .snapshot import Snapshot, load_snapshot
+
+MODES = ("hybrid", "dense", "bm25")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters: ``source`` is a glob (or substring) of the source path."""
+
+    source: str | None = None
+    type: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.source or self.type)
+
+
+@dataclass
+class SearchResult:
+    hits: list[list[Hit]]
+    timings: StageTimings = field(default_factory=StageTimings)
+
+
+class Retriever:
+    """Searches one index; reloads its snapshot whenever the index version changes."""
+
+    def __init__(
+        self, store: Store, embedder: Embedder, config: Config, dim: int, vector_dtype: str
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.config = config
+        self.dim = dim
+        self.vector_dtype = vector_dtype
+        self._snapshot: Snapshot | None = None
+        self._masks: dict[tuple[int, Filters], np.ndarray] = {}
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.config.index_dir / "snapshots"
+
+    def snapshot(self) -> Snapshot:
+        version = self.store.version
+        snap = self._snapshot
+        if snap is None or snap.version != version:
+            with self._lock:
+                snap = self._snapshot
+                if snap is None or snap.version != version:
+                    backend = self.config.dense_backend
+                    n = self.store.counts()["chunks"] if backend == "auto" else 0
+                    use_hnsw = backend == "hnsw" or (
+                        backend == "auto" and n >= self.config.hnsw_min_chunks
+                    )
+                    snap = load_snapshot(
+                        self.store,
+                        self.snapshot_dir,
+                        version,
+                        self.dim,
+                        self.vector_dtype,
+                        use_hnsw,
+                        self.config.effective_threads,
+                    )
+                    self._snapshot = snap
+                    self._masks.clear()
+        return snap
+
+    def warm_up(self) -> None:
+        self.embedder.warm_up()
+        self.snapshot()
+
+    def _mask(self, snap: Snapshot, filters: Filters | None) -> np.ndarray | None:
+        if not filters:
+            return None
+        key = (snap.version, filters)
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = snap.rows_for(self.store.filtered_row_ids(filters.source, filters.type))
+            self._masks[key] = mask
+        return mask
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+    ) -> SearchResult:
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        timings = StageTimings()
+        if not queries:
+            return SearchResult([], timings)
+        t0 = time.perf_counter()
+        snap = self.snapshot()
+        mask = self._mask(snap, filters)
+        timings.add("load", (time.perf_counter() - t0) * 1000)
+        n_cand = max(self.config.candidates, k)
+
+        def lexical() -> list[tuple[np.ndarray, np.ndarray]]:
+            t = time.perf_counter()
+            tokens = tokenize_many(list(queries))
+            timings.add("bm25_tokenize", (time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            out = snap.bm25.search_many(tokens, n_cand, filter_mask=mask)
+            timings.add("bm25", (time.perf_counter() - t) * 1000)
+            return out
+
+        lexical_future = None
+        if mode != "dense":
+            if mode == "hybrid" and len(snap):
+                lexical_future = self._executor().submit(lexical)
+            else:
+                lexical_lists = lexical()
+        dense_lists: list[tuple[np.ndarray, np.ndarray]] = []
+        if mode != "bm25":
+            t = time.perf_counter()
+            qvec = self.embedder.embed_queries(list(queries))
+            timings.add("embed", (time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            dense_lists = snap.dense.search_many(qvec, n_cand, mask)
+            timings.add("dense", (time.perf_counter() - t) * 1000)
+        if lexical_future is not None:
+            lexical_lists = lexical_future.result()
+
+        t = time.perf_counter()
+        fused: list[tuple[np.ndarray, np.ndarray]] = []
+        cfg = self.config
+        for i in range(len(queries)):
+            if mode == "dense":
+                fused.append((dense_lists[i][0][:k], dense_lists[i][1][:k]))
+            elif mode == "bm25":
+                fused.append((lexical_lists[i][0][:k], lexical_lists[i][1][:k]))
+            elif cfg.fusion == "rrf":
+                fused.append(
+                    fusion.rrf(
+                        [dense_lists[i], lexical_lists[i]],
+                        [cfg.dense_weight, cfg.bm25_weight],
+                        cfg.rrf_k,
+                        k,
+                    )
+                )
+            else:
+                fused.append(
+                    fusion.weighted(
+                        [dense_lists[i], lexical_lists[i]], [cfg.dense_weight, cfg.bm25_weight], k
+                    )
+                )
+        timings.add("fuse", (time.perf_counter() - t) * 1000)
+
+        t = time.perf_counter()
+        hits = self._hits(snap, fused)
+        timings.add("fetch", (time.perf_counter() - t) * 1000)
+        return SearchResult(hits, timings)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snaprag-bm25")
+        return self._pool
+
+    def _hits(self, snap: Snapshot, fused: list[tuple[np.ndarray, np.ndarray]]) -> list[list[Hit]]:
+        wanted = np.unique(np.concatenate([r for r, _ in fused])) if fused else np.zeros(0)
+        rows = self.store.chunk_rows(snap.row_ids[wanted.astype(np.int64)].tolist())
+        out: list[list[Hit]] = []
+        for positions, scores in fused:
+            hits = []
+            for pos, score in zip(positions.tolist(), scores.tolist(), strict=True):
+                row = rows.get(int(snap.row_ids[pos]))
+                if row is None:  # deleted after the snapshot was taken
+                    continue
+                hits.append(
+                    Hit(
+                        id=f"{row.doc_id}#{row.seq}",
+                        doc_id=row.doc_id,
+                        source=row.source,
+                        page=row.page,
+                        score=float(score),
+                        text=row.text,
+                        title=row.title,
+                        type=row.type,
+                    )
+                )
+            out.append(hits)
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
