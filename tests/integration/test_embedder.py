@@ -99,7 +99,7 @@ def test_directory_without_weights_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text('{"model_type": "bert"}')
     (tmp_path / "m" / "tokenizer.json").write_text("{}")
-    with pytest.raises(ModelError, match="model.safetensors"):
+    with pytest.raises(ModelError, match=r"model\.safetensors"):
         resolve_model(str(tmp_path / "m"), tmp_path / "cache")
 
 
