@@ -40,8 +40,7 @@ def print_answer(answer: Answer) -> None:
     if answer.citations:
         console.print()
         for c in answer.citations:
-            page = f", page {c.page}" if c.page is not None else ""
-            console.print(f"  [dim]{escape(c.label)}[/] {escape(c.source)}{page}", highlight=False)
+            console.print(f"  [dim]{escape(c.label)}[/] {escape(c.source)}", highlight=False)
     total = answer.timings.stages.get("total")
     if total is not None:
         console.print(f"[dim]{total:.0f} ms[/]")

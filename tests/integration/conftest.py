@@ -142,6 +142,18 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+class CliTools:
+    """``cli_command`` and ``cli_env``, for tests that start the CLI themselves."""
+
+    command = staticmethod(cli_command)
+    env = staticmethod(cli_env)
+
+
+@pytest.fixture(scope="session")
+def cli() -> type[CliTools]:
+    return CliTools
+
+
 RunCli = Callable[..., CliResult]
 
 

@@ -117,6 +117,18 @@ def test_unsupported_type_named_explicitly_fails(tmp_path: Path, bad_dir: Path) 
         assert got[GOOD_MD][0] == "added"
 
 
+def test_pdf_with_empty_user_password_is_read(tmp_path: Path, make) -> None:
+    """Owner-password-only ("print protected") PDFs open with the empty password."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make.pdf(docs / "protected.pdf", ["Intro.", "The Nimbel kiln fires at 1280 degrees."],
+             user_password="")
+    with Engine.open(tmp_path / "index") as eng:
+        assert eng.ingest([docs]).ok
+        hit = eng.search("Nimbel kiln temperature", k=1)[0]
+        assert Path(hit.source).name == "protected.pdf" and hit.page == 2
+
+
 def test_missing_path_fails(tmp_path: Path, bad_dir: Path) -> None:
     with Engine.open(tmp_path / "index") as eng:
         report = eng.ingest([tmp_path / "nope.txt", bad_dir / GOOD_MD])
@@ -160,9 +172,7 @@ def test_cli_exit_code_and_summary(tmp_path: Path, bad_dir: Path, run_cli) -> No
     assert "source(s) failed" not in res.out_flat
 
 
-def test_indexed_file_overwritten_with_garbage_keeps_old_content(
-    tmp_path: Path, bad_dir: Path, make
-) -> None:
+def test_indexed_file_overwritten_with_garbage_keeps_old_content(tmp_path: Path, make) -> None:
     good = tmp_path / "good"
     good.mkdir()
     (good / GOOD_MD).write_text(GOOD_MD_TEXT)

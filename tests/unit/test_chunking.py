@@ -188,11 +188,6 @@ def test_split_sentences_blank(text):
     assert split_sentences(text) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CJK full stops (。！？) only end a sentence when followed by whitespace, "
-    "which CJK text normally lacks, so such paragraphs are never split into sentences",
-)
 def test_split_sentences_cjk_full_stop_without_space():
     text = "今日は晴れ。明日は雨！本当？"
     assert [text[s:e] for s, e in split_sentences(text)] == ["今日は晴れ。", "明日は雨！", "本当？"]
@@ -222,11 +217,6 @@ def test_chunks_fit_budget_with_overlap_short_sentences(seed):
     assert_within_budget(chunks, word_count, max_tokens)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_pack appends the next sentence to the overlap tail without checking that "
-    "tail + sentence still fits, so the chunk exceeds max_tokens",
-)
 def test_overlap_tail_plus_long_sentence_stays_within_budget():
     # A(3) B(3) C(2) D(9), max 10, overlap 4: the chunk after [B, C] is [C, D] = 11 tokens
     text = "a0 a1 aend. b0 b1 bend. c0 cend. d0 d1 d2 d3 d4 d5 d6 d7 dend."
@@ -239,7 +229,8 @@ def test_single_long_sentence_split_at_word_offsets():
     text = " ".join(words)  # no terminal punctuation: one 50-token sentence
     doc = make_doc(text)
     chunks = word_chunker(16, 4).chunk(doc)
-    assert [word_count([c.text])[0] for c in chunks] == [16, 16, 16, 2]
+    # windows keep 2 tokens of margin: a cut inside a word may recount one token longer
+    assert [word_count([c.text])[0] for c in chunks] == [14, 14, 14, 8]
     assert [w for c in chunks for w in c.text.split()] == words  # no word cut, none repeated
     assert_offsets(doc, chunks)
 
@@ -262,7 +253,7 @@ def test_korean_without_spaces_split_at_token_offsets():
     text = "가나다라마바사아자차카타파하" * 7  # 98 characters, no space, no punctuation
     doc = make_doc(text)
     chunks = char_chunker(16, 4).chunk(doc)
-    assert [len(c.text) for c in chunks] == [16] * 6 + [2]
+    assert [len(c.text) for c in chunks] == [14] * 7
     assert "".join(c.text for c in chunks) == text  # contiguous, nothing repeated
     assert_offsets(doc, chunks)
     assert_within_budget(chunks, char_count, 16)
@@ -505,11 +496,6 @@ def test_real_tokenizer_long_sentence_windows(real_embedder):
     assert covered == sorted(offsets)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_split_long cuts inside words at word-piece offsets; re-tokenizing a window that "
-    "starts on a '##' continuation piece yields more tokens than max_tokens",
-)
 def test_real_tokenizer_long_sentence_windows_fit_on_recount(real_embedder):
     emb = real_embedder
     long = (

@@ -134,12 +134,6 @@ def test_exact_ties_ordered_by_row():
     assert vals[0] == vals[1] == vals[2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="argpartition picks an arbitrary subset of rows tied at the k-th score; only the "
-    "chosen rows are then ordered by row, so top-k is not the lowest tied rows and is not a "
-    "prefix of top-(k+1)",
-)
 def test_exact_ties_at_the_cut_keep_lowest_rows():
     matrix = np.zeros((12, 2), np.float32)
     matrix[:, 0] = 0.5

@@ -40,6 +40,8 @@ class ExactIndex:
         else:
             part = np.broadcast_to(np.arange(n), (len(queries), n))
         top = np.take_along_axis(scores, part, axis=1)
+        if k < n:
+            part, top = _lowest_rows_on_ties(scores, part, top, k)
         order = np.lexsort((part, -top), axis=1) if top.size else part
         rows = np.take_along_axis(part, order, axis=1)
         vals = np.take_along_axis(top, order, axis=1)
@@ -48,6 +50,26 @@ class ExactIndex:
             keep = np.isfinite(v)
             out.append((r[keep].astype(np.int64), v[keep].astype(np.float32)))
         return out
+
+
+def _lowest_rows_on_ties(
+    scores: np.ndarray, part: np.ndarray, top: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where rows tie at the k-th score, keep the lowest row ids, as a full sort would.
+
+    ``argpartition`` keeps an arbitrary subset of rows tied at the cut; this makes top-k a
+    prefix of top-(k+1). Only queries with such a tie (rare with real scores) are redone.
+    """
+    kth = top.min(axis=1)
+    tied_total = (scores == kth[:, None]).sum(axis=1)
+    tied_kept = (top == kth[:, None]).sum(axis=1)
+    for i in np.flatnonzero(tied_total > tied_kept):
+        row = scores[i]
+        above = np.flatnonzero(row > kth[i])
+        equal = np.flatnonzero(row == kth[i])[: k - len(above)]
+        part[i] = np.concatenate([above, equal])
+        top[i] = row[part[i]]
+    return part, top
 
 
 class HnswIndex:

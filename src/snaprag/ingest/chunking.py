@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from ..types import Chunk, Document
 
 #: end of a sentence: terminal punctuation (optionally closed by quotes/brackets) + space
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？…])([\"'”’)\]]*)\s+")
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?…])([\"'”’)\]]*)\s+"  # Latin-style: punctuation, then a space
+    r"|(?<=[。！？])([\"'”’)\]」』]*)\s*"  # CJK full stops need no space after them
+)
 _TERMINAL = (".", "!", "?", "。", "！", "？", "…", ":", ";", '"', "'", "”", "’", ")")
 _LIST_ITEM = re.compile(r"\s*(?:[-*•·▪–]|\d{1,3}[.)]|[a-zA-Z가-힣][.)])\s")
 _ABBREVIATIONS = frozenset(
@@ -83,7 +86,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         for m in _SENTENCE_END.finditer(text, start, end):
             if _is_abbreviation(text, pos, m.start()):
                 continue
-            _add_trimmed(text, pos, m.end(1), spans)
+            _add_trimmed(text, pos, m.end(1) if m.group(1) is not None else m.end(2), spans)
             pos = m.end()
         _add_trimmed(text, pos, end, spans)
     return spans
@@ -200,7 +203,8 @@ class Chunker:
     def _split_long(self, text: str, start: int, end: int, para: bool) -> list[_Unit]:
         """Cut an over-long sentence into windows of ``max_tokens`` tokens."""
         offsets = self.token_offsets(text[start:end])
-        step = self.max_tokens
+        # a cut can fall inside a word, whose pieces may count one token more on their own
+        step = max(1, self.max_tokens - 2)
         out: list[_Unit] = []
         for i in range(0, len(offsets), step):
             window = offsets[i : i + step]
@@ -218,6 +222,8 @@ class Chunker:
             if current and size + unit.tokens + 1 > self.max_tokens:
                 out.append((current[0].start, current[-1].end))
                 current, size = self._overlap_tail(current)
+                if size + unit.tokens + 1 > self.max_tokens:  # no room for the overlap
+                    current, size = [], 0
             current.append(unit)
             size += unit.tokens + 1
         if current:

@@ -61,26 +61,17 @@ class IngestProgress:
 
 def print_summary(report: IngestReport) -> None:
     console = Console()
-    table = Table(title="Ingest summary")
-    for col in (
-        "added",
-        "updated",
-        "unchanged",
-        "removed",
-        "failed",
-        "ignored",
-        "chunks",
-        "chunks/s",
-        "seconds",
-    ):
-        table.add_column(col, justify="right")
+    table = Table(title="Ingest summary", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("count", justify="right")
+    for status in ("added", "updated", UNCHANGED, REMOVED, FAILED, IGNORED):
+        n = report.count(status)
+        style = "red" if status == FAILED and n else ""
+        table.add_row(status, f"[{style}]{n}[/]" if style else str(n))
     rate = report.chunks_embedded / report.embed_seconds if report.embed_seconds else 0.0
-    table.add_row(
-        *(str(report.count(s)) for s in ("added", "updated", UNCHANGED, REMOVED, FAILED, IGNORED)),
-        str(report.chunks_embedded),
-        f"{rate:.1f}",
-        f"{report.seconds:.1f}",
-    )
+    table.add_row("chunks embedded", f"{report.chunks_embedded:,}")
+    table.add_row("chunks/s", f"{rate:.1f}")
+    table.add_row("seconds", f"{report.seconds:.1f}")
     console.print(table)
     problems: list[SourceResult] = [r for r in report.results if r.status in (FAILED, IGNORED)]
     if problems:
