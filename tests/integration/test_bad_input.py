@@ -121,8 +121,11 @@ def test_pdf_with_empty_user_password_is_read(tmp_path: Path, make) -> None:
     """Owner-password-only ("print protected") PDFs open with the empty password."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    make.pdf(docs / "protected.pdf", ["Intro.", "The Nimbel kiln fires at 1280 degrees."],
-             user_password="")
+    make.pdf(
+        docs / "protected.pdf",
+        ["Intro.", "The Nimbel kiln fires at 1280 degrees."],
+        user_password="",
+    )
     with Engine.open(tmp_path / "index") as eng:
         assert eng.ingest([docs]).ok
         hit = eng.search("Nimbel kiln temperature", k=1)[0]
@@ -153,8 +156,9 @@ def test_cli_exit_code_and_summary(tmp_path: Path, bad_dir: Path, run_cli) -> No
     assert f"{len(failed)} source(s) failed" in out
     assert "aardvark.md" not in out  # only problems are listed
     # the JSON report says the same, and the exit code does not depend on the format
-    res = run_cli("ingest", bad_dir, "--index", index, "--json",
-                  env={"SNAPRAG_MAX_FILE_BYTES": str(LIMIT)})
+    res = run_cli(
+        "ingest", bad_dir, "--index", index, "--json", env={"SNAPRAG_MAX_FILE_BYTES": str(LIMIT)}
+    )
     assert res.returncode == 1
     report = res.json()
     assert report["failed"] == len(failed)
@@ -217,26 +221,26 @@ def test_cli_overwritten_file_reported_failed(tmp_path: Path, run_cli) -> None:
     assert found.json()["hits"][0]["source"].endswith("a.txt")
 
 
-@pytest.mark.xfail(
-    reason="a source whose update fails (here: a BEIR _id already owned by another file) "
-    "is left marked partial: IngestJob._index commits upsert_source (content_hash=NULL) "
-    "before the documents are written (src/snaprag/ingest/job.py:186-187), although "
-    "the stored content is untouched",
-    strict=True,
-)
 def test_failed_update_leaves_no_partial_source(tmp_path: Path, make) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     make.beir(docs / "a.jsonl", [{"_id": f"a{i}", "text": f"Alpha record {i}."} for i in range(3)])
-    make.beir(docs / "b.jsonl", [{"_id": "b1", "text": "Bravo owls."},
-                                 {"_id": "b2", "text": "Bravo newts."}])
+    make.beir(
+        docs / "b.jsonl",
+        [{"_id": "b1", "text": "Bravo owls."}, {"_id": "b2", "text": "Bravo newts."}],
+    )
     with Engine.open(tmp_path / "index") as eng:
         assert eng.ingest([docs]).ok
         before = eng.stats()
         # b.jsonl now claims an _id of a.jsonl in its middle line
-        make.beir(docs / "b.jsonl", [{"_id": "b1", "text": "Bravo owls, changed."},
-                                     {"_id": "a1", "text": "stolen"},
-                                     {"_id": "b2", "text": "Bravo newts."}])
+        make.beir(
+            docs / "b.jsonl",
+            [
+                {"_id": "b1", "text": "Bravo owls, changed."},
+                {"_id": "a1", "text": "stolen"},
+                {"_id": "b2", "text": "Bravo newts."},
+            ],
+        )
         got = statuses(eng.ingest([docs]))
         assert got["b.jsonl"][0] == "failed" and "a1" in got["b.jsonl"][1]
         after = eng.stats()
@@ -248,8 +252,11 @@ def test_failed_update_leaves_no_partial_source(tmp_path: Path, make) -> None:
 def test_bad_beir_line_fails_whole_file(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
-    lines = [json.dumps({"_id": "ok1", "text": "Fine line about herons."}), "{not json",
-             json.dumps({"text": "no id"})]
+    lines = [
+        json.dumps({"_id": "ok1", "text": "Fine line about herons."}),
+        "{not json",
+        json.dumps({"text": "no id"}),
+    ]
     (docs / "corpus.jsonl").write_text("\n".join(lines) + "\n")
     (docs / "ok.txt").write_text("Herons wade in the Tamsel marsh.\n")
     with Engine.open(tmp_path / "index") as eng:

@@ -20,10 +20,11 @@ import pytest
 from snaprag import Engine
 
 N_DOCS = 1600  # > 3 commits of 512 chunks, one chunk per document
-WORDS = (
-    "amber basalt cedar dune ember fjord granite heath iris juniper kelp lagoon moss "
-    "nectar onyx pebble quartz reef sage tundra umber violet willow yarrow zephyr"
-).split()
+WORDS = [
+    "amber", "basalt", "cedar", "dune", "ember", "fjord", "granite", "heath", "iris",
+    "juniper", "kelp", "lagoon", "moss", "nectar", "onyx", "pebble", "quartz", "reef",
+    "sage", "tundra", "umber", "violet", "willow", "yarrow", "zephyr",
+]  # fmt: skip
 
 
 def doc_ids() -> list[str]:
@@ -150,9 +151,7 @@ def resume_and_check(big_corpus: Path, index: Path, clean_run, committed: int, r
         assert hit.doc_id == "doc-01234"
 
 
-def test_sigkill_then_resume(
-    big_corpus: Path, clean_run, tmp_path: Path, run_cli, cli
-) -> None:
+def test_sigkill_then_resume(big_corpus: Path, clean_run, tmp_path: Path, run_cli, cli) -> None:
     index = tmp_path / "index"
     db = index / "snaprag.db"
     proc = start_ingest(cli, big_corpus, index, tmp_path / "ingest.log")

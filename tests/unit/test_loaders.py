@@ -98,7 +98,14 @@ def docx_bytes(title: str = "", with_heading: bool = True) -> bytes:
 
 def test_supported_suffixes_and_loader_for() -> None:
     assert SUPPORTED_SUFFIXES == (
-        ".docx", ".htm", ".html", ".jsonl", ".markdown", ".md", ".pdf", ".txt",
+        ".docx",
+        ".htm",
+        ".html",
+        ".jsonl",
+        ".markdown",
+        ".md",
+        ".pdf",
+        ".txt",
     )
     assert {loader.type for loader in LOADERS} == {"txt", "md", "html", "pdf", "docx", "jsonl"}
     assert loader_for(Path("A.PDF")).type == "pdf"

@@ -36,7 +36,7 @@ from typing import Any
 
 from ..errors import ModelError
 
-MODEL_FORMAT = 1  # bump when the graph builder changes, to reconvert cached models
+MODEL_FORMAT = 2  # bump when the graph builder changes, to reconvert cached models
 
 
 @dataclass(frozen=True)

@@ -176,10 +176,12 @@ class Store:
                     conn.execute(
                         "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='version'"
                     )
-                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
+            else:
+                conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ sources
     def source(self, path: str) -> tuple[int, str | None] | None:

@@ -183,9 +183,9 @@ class IngestJob:
             if owner is not None and owner != source:
                 raise LoaderError(f"document id {d.doc_id!r} already indexed from {owner}")
         st = path.stat()
-        with self.store.transaction() as conn:
-            source_id = self.store.upsert_source(conn, source, docs[0].type, len(data), st.st_mtime)
-        known = self.store.document_hashes(source_id)
+        meta = (source, docs[0].type, len(data), st.st_mtime)
+        stored = self.store.source(source)
+        known = self.store.document_hashes(stored[0]) if stored else {}
         todo = [(d, _doc_hash(d)) for d in docs]
         todo = [(d, h) for d, h in todo if known.get(d.doc_id) != h]
         n_chunks = 0
@@ -196,23 +196,29 @@ class IngestJob:
             batch.append((doc, h, chunks))
             pending += len(chunks)
             if pending >= COMMIT_CHUNKS:
-                n_chunks += self._commit(source_id, batch)
+                with self.store.transaction(bump=True) as conn:
+                    n_chunks += self._write(conn, meta, batch)
                 batch, pending = [], 0
         keep = set(ids)
         with self.store.transaction(bump=True) as conn:
-            n_chunks += self._write(conn, source_id, batch)
+            n_chunks += self._write(conn, meta, batch)
+            source_id = self.store.upsert_source(conn, *meta)
             self.store.delete_documents(conn, [d for d in known if d not in keep])
             self.store.finish_source(conn, source_id, content_hash)
         return len(docs), n_chunks
 
-    def _commit(self, source_id: int, batch: list[tuple[Document, str, list[Chunk]]]) -> int:
-        with self.store.transaction(bump=True) as conn:
-            return self._write(conn, source_id, batch)
-
-    def _write(self, conn, source_id: int, batch: list[tuple[Document, str, list[Chunk]]]) -> int:
+    def _write(
+        self,
+        conn,
+        meta: tuple[str, str, int, float],
+        batch: list[tuple[Document, str, list[Chunk]]],
+    ) -> int:
+        """Write a batch inside ``conn``'s transaction; the source is marked partial with it,
+        so a batch that fails leaves the stored source exactly as it was."""
         chunks = [c for _, _, cs in batch for c in cs]
         if not chunks:
             return 0
+        source_id = self.store.upsert_source(conn, *meta)
         texts = [indexed_text(c.title, c.text) for c in chunks]
         t = time.perf_counter()
         vectors = self.embedder.embed_passages(texts)
