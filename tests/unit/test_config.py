@@ -32,7 +32,7 @@ def test_defaults():
     cfg = Config.from_env()
     assert cfg == Config()
     assert cfg.index_dir == Path(".snaprag")
-    assert cfg.chunk_tokens == 256 and cfg.chunk_overlap == 32
+    assert cfg.chunk_tokens == 192 and cfg.chunk_overlap == 32
     assert cfg.fusion == "rrf" and cfg.rrf_k == 60
     assert cfg.dense_backend == "auto"
     assert cfg.model is None
@@ -95,7 +95,7 @@ def test_empty_env_value_ignored(monkeypatch):
     monkeypatch.setenv("SNAPRAG_CHUNK_TOKENS", "")
     monkeypatch.setenv("SNAPRAG_FUSION", "")
     cfg = Config.from_env()
-    assert cfg.chunk_tokens == 256 and cfg.fusion == "rrf"
+    assert cfg.chunk_tokens == 192 and cfg.fusion == "rrf"
 
 
 def test_unrelated_env_ignored(monkeypatch):
@@ -190,7 +190,7 @@ def test_overrides_beat_env(monkeypatch, tmp_path):
 def test_none_overrides_are_ignored(monkeypatch):
     monkeypatch.setenv("SNAPRAG_FUSION", "weighted")
     cfg = Config.from_env(fusion=None, model=None, chunk_tokens=None)
-    assert cfg.fusion == "weighted" and cfg.chunk_tokens == 256
+    assert cfg.fusion == "weighted" and cfg.chunk_tokens == 192
 
 
 def test_override_str_path_is_converted():
@@ -210,7 +210,7 @@ def test_with_revalidates_and_is_frozen():
     cfg = Config()
     smaller = cfg.with_(chunk_tokens=64, chunk_overlap=16)
     assert (smaller.chunk_tokens, smaller.chunk_overlap) == (64, 16)
-    assert cfg.chunk_tokens == 256
+    assert cfg.chunk_tokens == 192
     with pytest.raises(ConfigError):
         cfg.with_(fusion="max")
     with pytest.raises(dataclasses.FrozenInstanceError):
