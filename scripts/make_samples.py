@@ -187,8 +187,7 @@ def build_rollout_docx(out: Path) -> Path:
     for item in (
         "Clear your desk completely by 5 pm on the day before your floor's install date.",
         "Label personal monitors and docks with your name; IT moves them back on the day.",
-        "Every desk needs a free power socket within 1.5 m; Facilities checks this by "
-        "1 November.",
+        "Every desk needs a free power socket within 1.5 m; Facilities checks this by 1 November.",
     ):
         document.add_paragraph(item, style="List Bullet")
     document.add_heading("Contacts", level=1)

@@ -72,15 +72,21 @@ def run(
         engine.search_many(texts[:8], k=k)  # first-call allocations
 
         single = []
+        single_stages: dict[str, float] = {}
         for q in texts:
             t = time.perf_counter()
-            engine.search(q, k=k)
+            res = engine.retriever.search_many([q], k)
             single.append((time.perf_counter() - t) * 1000)
+            for name, ms in res.timings.stages.items():
+                single_stages[name] = single_stages.get(name, 0.0) + ms / len(texts)
         batched = []
+        batch_stages: dict[str, float] = {}
         for _ in range(3):
             t = time.perf_counter()
-            engine.search_many(texts, k=k)
+            res = engine.retriever.search_many(texts, k)
             batched.append((time.perf_counter() - t) * 1000 / len(texts))
+            if batched[-1] == min(batched):
+                batch_stages = {n: ms / len(texts) for n, ms in res.timings.stages.items()}
         hits = engine.search_many(texts, k=100)
         run_ = {qid: [h.doc_id for h in hs] for (qid, _), hs in zip(queries, hits, strict=True)}
         quality = evaluate({q: qrels[q] for q, _ in queries}, run_)
@@ -111,6 +117,13 @@ def run(
         },
         "batched_ms_per_query": round(per_query_batched, 3),
         "batch_speedup": round(per_query_single / per_query_batched, 2),
+        "stages_ms_per_query": {
+            name: {
+                "single": round(single_stages.get(name, 0.0), 3),
+                "batched": round(batch_stages.get(name, 0.0), 3),
+            }
+            for name in single_stages
+        },
         "cold_search_s": {
             "median": round(statistics.median(cold), 3),
             "runs": [round(c, 3) for c in cold],
@@ -163,6 +176,10 @@ def print_report(result: dict[str, Any]) -> None:
     ]
     for r in rows:
         table.add_row(*r)
+    for name, v in result.get("stages_ms_per_query", {}).items():
+        table.add_row(
+            f"  stage {name} ms/query (single / batched)", f"{v['single']} / {v['batched']}"
+        )
     Console().print(table)
     m = result["machine"]
     Console().print(f"[dim]{m['cpus']} CPUs ({m['cpu']}), Python {m['python']}, {m['date']}[/]")
