@@ -223,12 +223,21 @@ def test_document_owner_and_hashes(store):
     assert store.document_hashes(sid + 100) == {}
 
 
-def test_delete_documents(store):
-    add_source(store, "a.txt", {"x": ["1", "2"], "y": ["3"], "z": ["4"]})
+def test_delete_documents_except(store):
+    sid = add_source(store, "a.txt", {"x": ["1", "2"], "y": ["3"], "z": ["4"]})
+    other = add_source(store, "b.txt", {"w": ["5"]})
     with store.transaction(bump=True) as conn:
-        store.delete_documents(conn, ["x", "z", "not-there"])
-    assert chunk_texts(store) == ["3"]
-    assert store.counts()["documents"] == 1
+        store.delete_documents_except(conn, sid, ["y", "not-there"])
+    assert chunk_texts(store) == ["3", "5"]
+    assert store.counts()["documents"] == 2
+    assert store.document_hashes(other) == {"w": "h-w"}
+
+
+def test_foreign_document(store):
+    add_source(store, "a.txt", {"x": ["1"]})
+    assert store.foreign_document(["q", "x"], "b.txt") == ("x", "a.txt")
+    assert store.foreign_document(["x"], "a.txt") is None
+    assert store.foreign_document([], "b.txt") is None
 
 
 # --------------------------------------------------------------------------- sources

@@ -7,9 +7,11 @@ keyed by that number, so nothing can outlive the data it was computed from.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -117,8 +119,13 @@ class Store:
             conn.executescript(_SCHEMA)
             found = self.get_meta("schema_version")
             if found is None:
-                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
                 conn.execute("INSERT OR IGNORE INTO meta VALUES ('version', '0')")
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('index_id', ?)", (uuid.uuid4().hex,)
+                )
             elif int(found) != SCHEMA_VERSION:
                 raise IndexError_(
                     f"{self.path} uses index schema {found}, this snaprag reads {SCHEMA_VERSION}; "
@@ -176,12 +183,11 @@ class Store:
                     conn.execute(
                         "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='version'"
                     )
+                conn.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
+                if conn.in_transaction:  # also after a failed COMMIT; not after a good one
                     conn.execute("ROLLBACK")
                 raise
-            else:
-                conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ sources
     def source(self, path: str) -> tuple[int, str | None] | None:
@@ -277,8 +283,28 @@ class Store:
             ],
         )
 
-    def delete_documents(self, conn: sqlite3.Connection, doc_ids: Iterable[str]) -> None:
-        conn.executemany("DELETE FROM documents WHERE doc_id=?", [(d,) for d in doc_ids])
+    def delete_documents_except(
+        self, conn: sqlite3.Connection, source_id: int, keep: Sequence[str]
+    ) -> None:
+        """Delete the source's documents whose ids are not in ``keep`` (inside ``conn``)."""
+        conn.execute(
+            "DELETE FROM documents WHERE source_id=? AND doc_id NOT IN "
+            "(SELECT value FROM json_each(?))",
+            (source_id, json.dumps(list(keep))),
+        )
+
+    def foreign_document(self, doc_ids: Sequence[str], source: str) -> tuple[str, str] | None:
+        """The first of ``doc_ids`` indexed from another source, with that source's path."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT d.doc_id, s.path FROM documents d JOIN sources s ON s.id=d.source_id "
+                "WHERE s.path != ? AND d.doc_id IN (SELECT value FROM json_each(?)) LIMIT 1",
+                (source, json.dumps(list(doc_ids))),
+            )
+            .fetchone()
+        )
+        return None if row is None else (str(row[0]), str(row[1]))
 
     # ------------------------------------------------------------------ reading
     def load_index_arrays(

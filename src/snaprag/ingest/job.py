@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import LoaderError, SnapragError
 from ..index.store import Store, StoredChunk
 from ..index.tokenize import tokenize_many
@@ -148,6 +150,14 @@ class IngestJob:
     # ------------------------------------------------------------------ one source
     def _one(self, path: Path, explicit: bool) -> SourceResult:
         source = str(path.resolve())
+        try:
+            source.encode("utf-8")
+        except UnicodeEncodeError:
+            return SourceResult(
+                source.encode("utf-8", "replace").decode(),
+                FAILED,
+                "file name is not valid UTF-8; rename it (e.g. convmv -f cp949 -t utf-8)",
+            )
         if not path.exists():
             return SourceResult(source, FAILED, "no such file or directory")
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -158,18 +168,27 @@ class IngestJob:
                 status,
                 f"unsupported file type '{path.suffix or path.name}' (supported: {supported})",
             )
+        # hash before parsing: unchanged sources cost one read, not a PDF parse
+        stored = self.store.source(source)
+        try:
+            small = path.stat().st_size <= self.max_file_bytes
+            if stored is not None and small and _file_hash(path) == stored[1]:
+                return SourceResult(source, UNCHANGED)
+        except OSError as exc:
+            return SourceResult(source, FAILED, f"cannot read file: {exc.strerror or exc}")
         try:
             docs, data = load_source(path, self.max_file_bytes)
         except LoaderError as exc:
             return SourceResult(source, FAILED, str(exc))
         content_hash = hashlib.sha256(data).hexdigest()
-        stored = self.store.source(source)
         if stored is not None and stored[1] == content_hash:
             return SourceResult(source, UNCHANGED)
         try:
             n_docs, n_chunks = self._index(path, source, docs, data, content_hash)
         except SnapragError as exc:
             return SourceResult(source, FAILED, str(exc))
+        except OSError as exc:  # the file went away or became unreadable meanwhile
+            return SourceResult(source, FAILED, f"cannot read file: {exc.strerror or exc}")
         return SourceResult(source, ADDED if stored is None else UPDATED, "", n_docs, n_chunks)
 
     def _index(
@@ -178,12 +197,11 @@ class IngestJob:
         ids = [d.doc_id for d in docs]
         if len(set(ids)) != len(ids):
             raise LoaderError("duplicate document ids inside the source")
-        for d in docs[:1] + docs[-1:]:  # cheap check; a full clash raises at insert time
-            owner = self.store.document_owner(d.doc_id)
-            if owner is not None and owner != source:
-                raise LoaderError(f"document id {d.doc_id!r} already indexed from {owner}")
-        st = path.stat()
-        meta = (source, docs[0].type, len(data), st.st_mtime)
+        # all ids at once, before any work: a clash must not leave a half-written source
+        clash = self.store.foreign_document(ids, source)
+        if clash is not None:
+            raise LoaderError(f"document id {clash[0]!r} is already indexed from {clash[1]}")
+        meta = (source, docs[0].type, len(data), path.stat().st_mtime)
         stored = self.store.source(source)
         known = self.store.document_hashes(stored[0]) if stored else {}
         todo = [(d, _doc_hash(d)) for d in docs]
@@ -196,74 +214,92 @@ class IngestJob:
             batch.append((doc, h, chunks))
             pending += len(chunks)
             if pending >= COMMIT_CHUNKS:
-                with self.store.transaction(bump=True) as conn:
-                    n_chunks += self._write(conn, meta, batch)
+                n_chunks += self._write(meta, batch)
                 batch, pending = [], 0
-        keep = set(ids)
-        with self.store.transaction(bump=True) as conn:
-            n_chunks += self._write(conn, meta, batch)
-            source_id = self.store.upsert_source(conn, *meta)
-            self.store.delete_documents(conn, [d for d in known if d not in keep])
-            self.store.finish_source(conn, source_id, content_hash)
+        n_chunks += self._write(meta, batch, ids, content_hash)
         return len(docs), n_chunks
 
     def _write(
         self,
-        conn,
         meta: tuple[str, str, int, float],
         batch: list[tuple[Document, str, list[Chunk]]],
+        final_ids: list[str] | None = None,
+        content_hash: str | None = None,
     ) -> int:
-        """Write a batch inside ``conn``'s transaction; the source is marked partial with it,
-        so a batch that fails leaves the stored source exactly as it was."""
+        """Embed a batch, then write it in one transaction.
+
+        Embedding happens before the write lock is taken, so other writers wait only for
+        the inserts. The source is marked partial in the same transaction as its first
+        documents (a batch that fails leaves it exactly as it was); the final batch also
+        drops the documents the source no longer has and records its content hash.
+        """
         chunks = [c for _, _, cs in batch for c in cs]
-        if not chunks:
-            return 0
-        source_id = self.store.upsert_source(conn, *meta)
         texts = [indexed_text(c.title, c.text) for c in chunks]
-        t = time.perf_counter()
-        vectors = self.embedder.embed_passages(texts)
-        self.report.embed_seconds += time.perf_counter() - t
-        self.report.chunks_embedded += len(chunks)
-        tokens = tokenize_many(texts)
-        i = 0
-        for doc, h, cs in batch:
-            stored = []
-            for c in cs:
-                stored.append(
-                    StoredChunk(
-                        c.seq, c.text, c.page, c.char_start, c.char_end, tokens[i], vectors[i]
+        vectors = np.zeros((0, 0), np.float32)
+        tokens: list[list[str]] = []
+        if chunks:
+            t = time.perf_counter()
+            vectors = self.embedder.embed_passages(texts)
+            self.report.embed_seconds += time.perf_counter() - t
+            self.report.chunks_embedded += len(chunks)
+            tokens = tokenize_many(texts)
+        with self.store.transaction(bump=True) as conn:
+            source_id = self.store.upsert_source(conn, *meta)
+            i = 0
+            for doc, h, cs in batch:
+                stored = []
+                for c in cs:
+                    stored.append(
+                        StoredChunk(
+                            c.seq, c.text, c.page, c.char_start, c.char_end, tokens[i], vectors[i]
+                        )
                     )
-                )
-                i += 1
-            try:
-                self.store.replace_document(
-                    conn,
-                    source_id,
-                    doc.doc_id,
-                    doc.title,
-                    doc.type,
-                    h,
-                    len(doc.text),
-                    stored,
-                    self.vector_dtype,
-                )
-            except sqlite3.IntegrityError as exc:
-                owner = self.store.document_owner(doc.doc_id)
-                raise LoaderError(
-                    f"document id {doc.doc_id!r} is already indexed from {owner}"
-                ) from exc
-        self.progress("chunks", len(chunks))
+                    i += 1
+                try:
+                    self.store.replace_document(
+                        conn,
+                        source_id,
+                        doc.doc_id,
+                        doc.title,
+                        doc.type,
+                        h,
+                        len(doc.text),
+                        stored,
+                        self.vector_dtype,
+                    )
+                except sqlite3.IntegrityError as exc:
+                    owner = self.store.document_owner(doc.doc_id)
+                    raise LoaderError(
+                        f"document id {doc.doc_id!r} is already indexed from {owner}"
+                    ) from exc
+            if final_ids is not None and content_hash is not None:
+                self.store.delete_documents_except(conn, source_id, final_ids)
+                self.store.finish_source(conn, source_id, content_hash)
+        if chunks:
+            self.progress("chunks", len(chunks))
         return len(chunks)
 
     # ------------------------------------------------------------------ prune
     def _prune(self, roots: Sequence[Path], seen: set[str]) -> None:
-        prefixes = [str(r.resolve()) for r in roots]
-        doomed = [
-            s
-            for s in self.store.sources()
-            if s not in seen
-            and any(s == p or s.startswith(p.rstrip(os.sep) + os.sep) for p in prefixes)
-        ]
+        """Remove indexed sources under ``roots`` whose files are really gone.
+
+        A root that does not exist (an unmounted drive, a typo) prunes nothing, and a source
+        is removed only when its own path no longer exists, so files added by someone else
+        meanwhile, or in folders this run could not read, are kept.
+        """
+        prefixes = [str(r.resolve()) for r in roots if r.exists()]
+        doomed = []
+        for s in self.store.sources():
+            if s in seen or not any(
+                s == p or s.startswith(p.rstrip(os.sep) + os.sep) for p in prefixes
+            ):
+                continue
+            try:
+                os.lstat(s)
+            except FileNotFoundError:
+                doomed.append(s)
+            except OSError:
+                continue
         if not doomed:
             return
         with self.store.transaction(bump=True) as conn:
@@ -277,6 +313,14 @@ class IngestJob:
 def indexed_text(title: str, text: str) -> str:
     """The text that is embedded and BM25-indexed: title line + chunk text."""
     return f"{title}\n{text}" if title and not text.startswith(title) else text
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _doc_hash(doc: Document) -> str:
