@@ -1,7 +1,7 @@
 """The ``snaprag`` command line: a thin shell over :class:`snaprag.Engine`.
 
 Exit codes: 0 success; 1 some sources failed to ingest; 2 bad usage or an error that
-stopped the command (the message says what to do next).
+stopped the command (the message says what to do next); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -35,14 +35,35 @@ TypeOpt = Annotated[str | None, typer.Option("--type", help="Only this type: pdf
 def _engine(index: Path | None, model: str | None = None, **settings: Any):
     from .engine import Engine
 
-    return Engine.open(index, model=model, **settings)
+    try:
+        return Engine.open(index, model=model, **settings)
+    except Exception as exc:  # a bad SNAPRAG_* value, for instance
+        _fail(_error_message(exc))
 
 
 def _fail(message: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(2)
+
+
+def _error_message(exc: BaseException) -> str:
+    """A one-line message for any error that stops a command."""
+    import sqlite3
+
+    from .errors import SnapragError
+
+    if isinstance(exc, SnapragError):
+        return str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return "the index is busy (another process holds its write lock); try again shortly"
+    if isinstance(exc, sqlite3.Error):
+        return f"index database error: {exc}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _filters(source: str | None, type_: str | None):
@@ -62,15 +83,14 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Index files and directories (txt, md, html, pdf, docx, BEIR jsonl); incremental."""
-    from .errors import SnapragError
     from .ingest.render import IngestProgress, print_summary
 
     engine = _engine(index, model)
     try:
         with IngestProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
             report = engine.ingest(paths, prune=prune, progress=progress.update)
-    except SnapragError as exc:
-        _fail(str(exc))
+    except Exception as exc:
+        _fail(_error_message(exc))
     except KeyboardInterrupt:
         typer.echo(
             "interrupted: everything committed so far is kept; run the same "
@@ -103,7 +123,6 @@ def search(
     model: ModelOpt = None,
 ) -> None:
     """Search the index; -k counts chunks (several may come from one document)."""
-    from .errors import SnapragError
 
     if (query is None) == (queries is None):
         _fail("give either a QUERY or --queries FILE.jsonl")
@@ -114,8 +133,8 @@ def search(
             _search_file(engine, queries, k, filters, mode)
             return
         hits = engine.search(query or "", k=k, filters=filters, mode=mode)
-    except SnapragError as exc:
-        _fail(str(exc))
+    except Exception as exc:
+        _fail(_error_message(exc))
     finally:
         engine.close()
     if as_json:
@@ -171,13 +190,12 @@ def ask(
     model: ModelOpt = None,
 ) -> None:
     """Answer a question from the index, with a citation for every sentence."""
-    from .errors import SnapragError
 
     engine = _engine(index, model)
     try:
         answer = engine.ask(question, k=k, filters=_filters(source, type_))
-    except SnapragError as exc:
-        _fail(str(exc))
+    except Exception as exc:
+        _fail(_error_message(exc))
     finally:
         engine.close()
     if as_json:
@@ -191,13 +209,12 @@ def ask(
 @app.command()
 def stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Documents, chunks, bytes, model and version of an index."""
-    from .errors import SnapragError
 
     engine = _engine(index)
     try:
         data = engine.stats()
-    except SnapragError as exc:
-        _fail(str(exc))
+    except Exception as exc:
+        _fail(_error_message(exc))
     finally:
         engine.close()
     if as_json:
@@ -225,12 +242,11 @@ def bench_retrieval(
 ) -> None:
     """Ingest speed, single vs batched query latency, cold start, nDCG@10."""
     from .bench import retrieval
-    from .errors import SnapragError
 
     try:
         result = retrieval.run(dataset, split=split, index=index, model=model)
-    except SnapragError as exc:
-        _fail(str(exc))
+    except Exception as exc:
+        _fail(_error_message(exc))
     if out is not None:
         retrieval.write_json(result, out)
     if as_json:

@@ -7,6 +7,7 @@ a bad one raises :class:`~snaprag.errors.ConfigError` naming the allowed values.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ def default_cache_dir() -> Path:
     """Where converted models are kept (shared by all indexes of a user)."""
     env = os.environ.get("SNAPRAG_CACHE_DIR")
     if env:
-        return Path(env)
+        return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "snaprag"
 
@@ -58,8 +59,8 @@ class Config:
     def __post_init__(self) -> None:
         if self.cache_dir == Path():
             object.__setattr__(self, "cache_dir", default_cache_dir())
-        object.__setattr__(self, "index_dir", Path(self.index_dir))
-        object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+        object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser())
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
         _choice("fusion", self.fusion, FUSIONS)
         _choice("dense_backend", self.dense_backend, DENSE_BACKENDS)
         _choice("quantization", self.quantization, QUANTIZATIONS)
@@ -77,7 +78,7 @@ class Config:
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0 (0 = automatic), got {self.threads}")
         for name in ("dense_weight", "bm25_weight"):
-            if getattr(self, name) < 0:
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.dense_weight == 0 and self.bm25_weight == 0:
             raise ConfigError("dense_weight and bm25_weight cannot both be 0")

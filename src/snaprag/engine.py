@@ -13,8 +13,10 @@ The CLI (and, later, the HTTP server) are thin shells over it::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,7 +153,25 @@ class Engine:
             cfg.chunk_overlap,
         )
         job = IngestJob(store, emb, chunker, dtype, cfg.max_file_bytes, progress)
-        return job.run([Path(p) for p in paths], prune=prune, skip=[cfg.index_dir])
+        with self._ingest_lock():
+            return job.run([Path(p) for p in paths], prune=prune, skip=[cfg.index_dir])
+
+    @contextlib.contextmanager
+    def _ingest_lock(self) -> Iterator[None]:
+        """One ingest per index at a time (searches are never blocked by it)."""
+        path = self.config.index_dir / "ingest.lock"
+        with open(path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise IndexError_(
+                    f"another 'snaprag ingest' is running on {self.config.index_dir}; "
+                    "wait for it to finish (searches keep working meanwhile)"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def search(
         self, query: str, k: int = 10, filters: Filters | None = None, mode: str = "hybrid"
@@ -173,6 +193,8 @@ class Engine:
 
     def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> Answer:
         """An extractive answer with citations, built from the top ``k`` chunks."""
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
         t = time.perf_counter()
         result = self.retriever.search_many([question], k, filters)
         if self._answerer is None:
@@ -187,7 +209,10 @@ class Engine:
     def stats(self) -> dict[str, Any]:
         store = self._open_store(create=False)
         counts = store.counts()
-        size = sum(f.stat().st_size for f in self.config.index_dir.rglob("*") if f.is_file())
+        size = 0
+        for f in self.config.index_dir.rglob("*"):
+            with contextlib.suppress(OSError):  # a snapshot being replaced meanwhile
+                size += f.stat().st_size if f.is_file() else 0
         model = store.get_meta("model") or self.model_name
         return {
             "index": str(self.config.index_dir.resolve()),

@@ -19,18 +19,20 @@ def _where(hit: Hit) -> str:
 def print_hits(query: str, hits: list[Hit]) -> None:
     console = Console()
     if not hits:
-        console.print(f"No results for [bold]{query}[/]. Is the index empty? Try 'snaprag stats'.")
+        console.print(
+            f"No results for [bold]{escape(query)}[/]. Is the index empty, or a filter too "
+            "narrow? Try 'snaprag stats'."
+        )
         return
-    table = Table(title=f"Results for: {query}", show_lines=False, expand=True)
+    table = Table(title=f"Results for: {escape(query)}", show_lines=False, expand=True)
     table.add_column("#", justify="right", style="dim", width=3)
     table.add_column("score", justify="right", width=7)
     table.add_column("source", style="cyan", overflow="fold", ratio=1)
     table.add_column("text", ratio=3)
     for i, h in enumerate(hits, 1):
         text = " ".join(h.text.split())
-        table.add_row(
-            str(i), f"{h.score:.4f}", _where(h), text[:300] + ("…" if len(text) > 300 else "")
-        )
+        short = text[:300] + ("…" if len(text) > 300 else "")
+        table.add_row(str(i), f"{h.score:.4f}", escape(_where(h)), escape(short))
     console.print(table)
 
 

@@ -6,6 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+#: the ``type`` of documents from each loader (see ``ingest/loaders``)
+DOCUMENT_TYPES = ("docx", "html", "jsonl", "md", "pdf", "txt")
+
 
 @dataclass(frozen=True, slots=True)
 class Section:

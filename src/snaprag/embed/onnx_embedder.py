@@ -35,6 +35,7 @@ class OnnxEmbedder:
         self._session = None
         self._tokenizer = None
         self._lock = threading.RLock()
+        self._input_names: set[str] = set()
 
     # ------------------------------------------------------------------ lazy state
     @property
@@ -80,9 +81,11 @@ class OnnxEmbedder:
                     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                     # Spinning threads steal the other core from concurrent work
                     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                    self._session = ort.InferenceSession(
+                    session = ort.InferenceSession(
                         str(self.model.onnx_path), opts, providers=["CPUExecutionProvider"]
                     )
+                    self._input_names = {i.name for i in session.get_inputs()}
+                    self._session = session
         return self._session
 
     def warm_up(self) -> None:
@@ -126,6 +129,13 @@ class OnnxEmbedder:
                 seq = ids[r]
                 input_ids[j, : len(seq)] = seq
                 mask[j, : len(seq)] = 1
-            (vectors,) = session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+            feed = {"input_ids": input_ids, "attention_mask": mask}
+            if "token_type_ids" in self._input_names:
+                feed["token_type_ids"] = np.zeros_like(input_ids)
+            vectors = session.run(None, feed)[0]
+            if vectors.ndim == 3:  # a plain encoder export: token states, pool them here
+                m = mask[:, :, None].astype(np.float32)
+                vectors = (vectors * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+                vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             out[rows] = vectors
         return out

@@ -66,12 +66,14 @@ class ExtractiveAnswerer:
             key = sentences[j].casefold()
             if not _is_statement(sentences[j]) or key in seen:
                 continue
-            if chosen and score[j] < self.min_score:
+            if score[j] < self.min_score:
                 continue
             seen.add(key)
             chosen.append(int(j))
             if sentences[j].endswith(":"):  # the list it introduces comes with it
                 seen.update(x.casefold() for x in self._list_after(candidates, int(j)))
+        if not chosen:
+            return Answer(question, NO_ANSWER, [], list(hits))
         citations: list[Citation] = []
         by_hit: dict[int, Citation] = {}
         parts = []

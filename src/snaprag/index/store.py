@@ -309,13 +309,22 @@ class Store:
     # ------------------------------------------------------------------ reading
     def load_index_arrays(
         self, dim: int, dtype: str
-    ) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
-        """Row ids, the float32 vector matrix and BM25 terms of every chunk, in id order."""
-        rows = self._conn().execute("SELECT id, vector, tokens FROM chunks ORDER BY id").fetchall()
+    ) -> tuple[int, np.ndarray, np.ndarray, list[list[str]]]:
+        """Version, row ids, float32 vector matrix and BM25 terms of every chunk, in id order.
+
+        Read in one transaction, so the arrays are exactly those of the returned version.
+        """
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            version = int(conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
+            rows = conn.execute("SELECT id, vector, tokens FROM chunks ORDER BY id").fetchall()
+        finally:
+            conn.execute("COMMIT")
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vectors = decode_vectors([r[1] for r in rows], dim, dtype)
         tokens = [r[2].split() for r in rows]
-        return ids, vectors, tokens
+        return version, ids, vectors, tokens
 
     def chunk_rows(self, row_ids: Sequence[int]) -> dict[int, ChunkRow]:
         if not len(row_ids):

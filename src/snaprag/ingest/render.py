@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -81,7 +82,7 @@ def print_summary(report: IngestReport) -> None:
         detail.add_column("reason", overflow="fold")
         for r in problems:
             style = "red" if r.status == FAILED else "yellow"
-            detail.add_row(f"[{style}]{r.status}[/]", r.path, r.reason)
+            detail.add_row(f"[{style}]{r.status}[/]", escape(r.path), escape(r.reason))
         console.print(detail)
     if report.failed:
         console.print(

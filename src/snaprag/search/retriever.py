@@ -20,7 +20,7 @@ from ..embed.base import Embedder
 from ..errors import ConfigError
 from ..index.store import Store
 from ..index.tokenize import tokenize_many
-from ..types import Hit, StageTimings
+from ..types import DOCUMENT_TYPES, Hit, StageTimings
 from . import fusion
 from .snapshot import Snapshot, load_snapshot
 
@@ -33,6 +33,12 @@ class Filters:
 
     source: str | None = None
     type: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type is not None and self.type not in DOCUMENT_TYPES:
+            raise ConfigError(
+                f"unknown document type {self.type!r}; types are {', '.join(DOCUMENT_TYPES)}"
+            )
 
     def __bool__(self) -> bool:
         return bool(self.source or self.type)
