@@ -225,6 +225,31 @@ def stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     print_stats(data)
 
 
+@app.command("eval")
+def eval_(
+    dataset: Annotated[
+        Path, typer.Argument(help="BEIR folder (corpus.jsonl, queries, qrels/) or SQuAD .json")
+    ],
+    split: Annotated[str, typer.Option("--split")] = "test",
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="Embedding model preset (default: minilm)")
+    ] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, dense or bm25")] = "hybrid",
+    as_json: JsonOpt = False,
+) -> None:
+    """nDCG@10, Recall@10/100, MRR@10, latency and ingest speed on an IR collection."""
+    from .bench.eval import print_eval, run_eval
+
+    try:
+        result = run_eval(dataset, split=split, preset=preset, mode=mode)
+    except Exception as exc:
+        _fail(_error_message(exc))
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+    else:
+        print_eval(result)
+
+
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on real IR collections.")
 app.add_typer(bench_app, name="bench")
 
