@@ -187,14 +187,10 @@ class Engine:
         mode: str = "hybrid",
     ) -> list[list[Hit]]:
         """Search many queries in one batched call; one hit list per query, in order."""
-        if k < 1:
-            raise ConfigError(f"k must be >= 1, got {k}")
         return self.retriever.search_many(list(queries), k, filters, mode).hits
 
     def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> Answer:
         """An extractive answer with citations, built from the top ``k`` chunks."""
-        if k < 1:
-            raise ConfigError(f"k must be >= 1, got {k}")
         t = time.perf_counter()
         result = self.retriever.search_many([question], k, filters)
         if self._answerer is None:

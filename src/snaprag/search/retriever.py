@@ -118,6 +118,8 @@ class Retriever:
     ) -> SearchResult:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
         timings = StageTimings()
         if not queries:
             return SearchResult([], timings)
