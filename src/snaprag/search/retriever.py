@@ -6,6 +6,7 @@ call, BM25 scored per block of queries, fusion per query over at most ``candidat
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..config import Config
 from ..embed.base import Embedder
+from ..embed.models import PRESETS
 from ..errors import ConfigError
 from ..index.store import Store
 from ..index.tokenize import tokenize_many
@@ -25,6 +27,7 @@ from . import fusion
 from .snapshot import Snapshot, load_snapshot
 
 MODES = ("hybrid", "dense", "bm25")
+_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class Retriever:
         self._masks: dict[tuple[int, Filters], np.ndarray] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        preset = PRESETS.get(getattr(embedder, "spec", ""))
+        self.english_only = preset is not None and preset.languages == "en"
 
     @property
     def snapshot_dir(self) -> Path:
@@ -158,32 +163,34 @@ class Retriever:
         t = time.perf_counter()
         fused: list[tuple[np.ndarray, np.ndarray]] = []
         cfg = self.config
-        for i in range(len(queries)):
+        for i, query in enumerate(queries):
             if mode == "dense":
                 fused.append((dense_lists[i][0][:k], dense_lists[i][1][:k]))
-            elif mode == "bm25":
+                continue
+            if mode == "bm25" or self._dense_blind_to(query):
                 fused.append((lexical_lists[i][0][:k], lexical_lists[i][1][:k]))
-            elif cfg.fusion == "rrf":
-                fused.append(
-                    fusion.rrf(
-                        [dense_lists[i], lexical_lists[i]],
-                        [cfg.dense_weight, cfg.bm25_weight],
-                        cfg.rrf_k,
-                        k,
-                    )
-                )
+                continue
+            lists = [dense_lists[i], lexical_lists[i]]
+            weights = [cfg.dense_weight, cfg.bm25_weight]
+            if cfg.fusion == "rrf":
+                fused.append(fusion.rrf(lists, weights, cfg.rrf_k, k))
             else:
-                fused.append(
-                    fusion.weighted(
-                        [dense_lists[i], lexical_lists[i]], [cfg.dense_weight, cfg.bm25_weight], k
-                    )
-                )
+                fused.append(fusion.weighted(lists, weights, k))
         timings.add("fuse", (time.perf_counter() - t) * 1000)
 
         t = time.perf_counter()
         hits = self._hits(snap, fused)
         timings.add("fetch", (time.perf_counter() - t) * 1000)
         return SearchResult(hits, timings)
+
+    def _dense_blind_to(self, query: str) -> bool:
+        """Whether the embedding model cannot read this query's language.
+
+        An English-only model (the ``minilm`` preset) maps Korean text to noise; fusing that
+        noise with BM25 costs far more than it adds (KorQuAD dev nDCG@10: BM25 .955, RRF with
+        MiniLM .526), so such queries use BM25 alone.
+        """
+        return self.english_only and _HANGUL.search(query) is not None
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
