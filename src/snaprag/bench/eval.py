@@ -44,6 +44,15 @@ def load_collection(
     raise QueryError(f"{dataset}: expected a BEIR folder or a SQuAD-format .json file")
 
 
+def eval_workdir(dataset: Path, config: Config) -> Path:
+    """Where the cached index of ``dataset`` under ``config``'s ingest settings lives."""
+    key = hashlib.sha1(
+        f"{dataset.resolve()}|{config.model}|{config.chunk_tokens}|{config.chunk_overlap}|"
+        f"{config.quantization}|{config.vector_dtype}".encode()
+    ).hexdigest()[:12]
+    return config.cache_dir / "eval" / f"{dataset.stem}-{key}"
+
+
 def run_eval(
     dataset: Path,
     split: str = "test",
@@ -54,11 +63,7 @@ def run_eval(
 ) -> dict[str, Any]:
     dataset = dataset.resolve()
     config = Config.from_env(model=preset, **settings)
-    key = hashlib.sha1(
-        f"{dataset}|{config.model}|{config.chunk_tokens}|{config.chunk_overlap}|"
-        f"{config.quantization}|{config.vector_dtype}".encode()
-    ).hexdigest()[:12]
-    work = config.cache_dir / "eval" / f"{dataset.stem}-{key}"
+    work = eval_workdir(dataset, config)
     corpus, queries, qrels = load_collection(dataset, split, work / "collection")
     if not queries:
         raise QueryError(f"no judged queries for split {split!r} in {dataset}")
