@@ -115,6 +115,15 @@ class Engine:
             dim = int(store.get_meta("dim") or self.embedder.dim)
             dtype = store.get_meta("vector_dtype") or self.config.vector_dtype
             self._retriever = Retriever(store, self.embedder, self.config, dim, dtype)
+            if self.config.rerank_model:
+                from .search.rerank import OnnxCrossEncoder
+
+                self._retriever.reranker = OnnxCrossEncoder(
+                    self.config.rerank_model,
+                    self.config.cache_dir,
+                    self.config.quantization,
+                    self.config.effective_threads,
+                )
         return self._retriever
 
     # ------------------------------------------------------------------ operations

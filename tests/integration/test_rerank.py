@@ -449,3 +449,33 @@ def test_error_messages(model_dir: Path, tmp_path: Path) -> None:
         OnnxCrossEncoder(str(model_dir), cache, quantization="int4")
     with pytest.raises(ConfigError, match="batch_size"):
         OnnxCrossEncoder(str(model_dir), cache, batch_size=0)
+
+
+def test_engine_second_stage_uses_the_cross_encoder(
+    model_dir: Path, cache: Path, tmp_path: Path
+) -> None:
+    from snaprag import Engine
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, text in enumerate(_passages(12, seed=5)):
+        (docs / f"d{i}.txt").write_text(text + ".", encoding="utf-8")
+    with Engine.open(tmp_path / "plain") as plain:
+        assert plain.ingest([docs]).ok
+        first_stage = plain.search("alpha beta", k=12)
+    with Engine.open(
+        tmp_path / "plain",
+        rerank_model=str(model_dir),
+        rerank_top_n=8,
+        quantization="fp32",
+        cache_dir=cache,
+    ) as eng:
+        hits = eng.search("alpha beta", k=5)
+        timings = eng.retriever.search_many(["alpha beta"], 5).timings.stages
+    assert len(hits) == 5 and "rerank" in timings
+    # the top 5 are the first stage's top 8 reordered by the cross-encoder's scores
+    assert {h.id for h in hits} <= {h.id for h in first_stage[:8]}
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    reranker = OnnxCrossEncoder(str(model_dir), cache, quantization="fp32")
+    expect = reranker.score("alpha beta", [h.text for h in hits])
+    np.testing.assert_allclose([h.score for h in hits], expect, atol=1e-5)

@@ -33,7 +33,7 @@ def test_defaults():
     assert cfg == Config()
     assert cfg.index_dir == Path(".snaprag")
     assert cfg.chunk_tokens == 192 and cfg.chunk_overlap == 32
-    assert cfg.fusion == "rrf" and cfg.rrf_k == 60
+    assert cfg.fusion == "weighted" and cfg.rrf_k == 60
     assert cfg.dense_backend == "auto"
     assert cfg.model is None
     assert cfg.cache_dir == Path.home() / ".cache" / "snaprag"
@@ -95,7 +95,7 @@ def test_empty_env_value_ignored(monkeypatch):
     monkeypatch.setenv("SNAPRAG_CHUNK_TOKENS", "")
     monkeypatch.setenv("SNAPRAG_FUSION", "")
     cfg = Config.from_env()
-    assert cfg.chunk_tokens == 192 and cfg.fusion == "rrf"
+    assert cfg.chunk_tokens == 192 and cfg.fusion == "weighted"
 
 
 def test_unrelated_env_ignored(monkeypatch):

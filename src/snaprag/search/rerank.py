@@ -245,7 +245,7 @@ class OnnxCrossEncoder:
         so the peak is one layer's working set (attention scores and their softmax,
         ``seq^2 * heads`` floats each; query/key/value, context, feed-forward and residual
         activations) plus the layer outputs. For a MiniLM-L6-sized model at 512 tokens the
-        measured peak was about 0.8x this estimate with int8 and 0.3x with fp32.
+        measured peak was about 0.8x this estimate with int8 and 0.5x with fp32.
         """
         m = self.model
         s = max(1, int(seq_len))

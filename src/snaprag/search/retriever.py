@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -28,6 +29,12 @@ from .snapshot import Snapshot, load_snapshot
 
 MODES = ("hybrid", "dense", "bm25")
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+
+
+class Reranker(Protocol):
+    """A second stage that reorders the first ``top_n`` hits of a query."""
+
+    def rerank(self, query: str, hits: Sequence[Hit], top_n: int | None = None) -> list[Hit]: ...
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class Retriever:
         self._masks: dict[tuple[int, Filters], np.ndarray] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self.reranker: Reranker | None = None
         preset = PRESETS.get(getattr(embedder, "spec", ""))
         self.english_only = preset is not None and preset.languages == "en"
 
@@ -102,6 +110,8 @@ class Retriever:
 
     def warm_up(self) -> None:
         self.embedder.warm_up()
+        if self.reranker is not None and hasattr(self.reranker, "warm_up"):
+            self.reranker.warm_up()
         self.snapshot()
 
     def _mask(self, snap: Snapshot, filters: Filters | None) -> np.ndarray | None:
@@ -132,7 +142,9 @@ class Retriever:
         snap = self.snapshot()
         mask = self._mask(snap, filters)
         timings.add("load", (time.perf_counter() - t0) * 1000)
-        n_cand = max(self.config.candidates, k)
+        # with a reranker, fusion keeps more hits than asked, for the second stage to reorder
+        limit = max(k, self.config.rerank_top_n) if self.reranker is not None else k
+        n_cand = max(self.config.candidates, limit)
 
         def lexical() -> list[tuple[np.ndarray, np.ndarray]]:
             t = time.perf_counter()
@@ -165,22 +177,29 @@ class Retriever:
         cfg = self.config
         for i, query in enumerate(queries):
             if mode == "dense":
-                fused.append((dense_lists[i][0][:k], dense_lists[i][1][:k]))
+                fused.append((dense_lists[i][0][:limit], dense_lists[i][1][:limit]))
                 continue
             if mode == "bm25" or self._dense_blind_to(query):
-                fused.append((lexical_lists[i][0][:k], lexical_lists[i][1][:k]))
+                fused.append((lexical_lists[i][0][:limit], lexical_lists[i][1][:limit]))
                 continue
             lists = [dense_lists[i], lexical_lists[i]]
             weights = [cfg.dense_weight, cfg.bm25_weight]
             if cfg.fusion == "rrf":
-                fused.append(fusion.rrf(lists, weights, cfg.rrf_k, k))
+                fused.append(fusion.rrf(lists, weights, cfg.rrf_k, limit))
             else:
-                fused.append(fusion.weighted(lists, weights, k))
+                fused.append(fusion.weighted(lists, weights, limit))
         timings.add("fuse", (time.perf_counter() - t) * 1000)
 
         t = time.perf_counter()
         hits = self._hits(snap, fused)
         timings.add("fetch", (time.perf_counter() - t) * 1000)
+        if self.reranker is not None:
+            t = time.perf_counter()
+            hits = [
+                self.reranker.rerank(q, hs, self.config.rerank_top_n)[:k]
+                for q, hs in zip(queries, hits, strict=True)
+            ]
+            timings.add("rerank", (time.perf_counter() - t) * 1000)
         return SearchResult(hits, timings)
 
     def _dense_blind_to(self, query: str) -> bool:
