@@ -57,6 +57,10 @@ class Config:
     #: cross-encoder for a second stage (local directory or hf:ORG/NAME); None = off
     rerank_model: str | None = None
     rerank_top_n: int = 30
+    #: or a second bi-encoder (a preset such as "e5-small") rescoring the top rerank_top_n;
+    #: rescore_alpha is the first stage's share of the blended score
+    rescore_model: str | None = None
+    rescore_alpha: float = 0.3
     candidates: int = 100
     threads: int = 0  # 0: size from the CPUs this process may use
     cache_dir: Path = Path()
@@ -76,6 +80,10 @@ class Config:
         _positive("max_file_bytes", self.max_file_bytes)
         _positive("rrf_k", self.rrf_k)
         _positive("rerank_top_n", self.rerank_top_n)
+        if self.rerank_model and self.rescore_model:
+            raise ConfigError("set rerank_model or rescore_model, not both")
+        if not 0.0 <= self.rescore_alpha <= 1.0:
+            raise ConfigError(f"rescore_alpha must be in [0, 1], got {self.rescore_alpha}")
         if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
             raise ConfigError(
                 f"chunk_overlap must be in [0, chunk_tokens/2), got {self.chunk_overlap} "

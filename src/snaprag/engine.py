@@ -115,16 +115,30 @@ class Engine:
             dim = int(store.get_meta("dim") or self.embedder.dim)
             dtype = store.get_meta("vector_dtype") or self.config.vector_dtype
             self._retriever = Retriever(store, self.embedder, self.config, dim, dtype)
-            if self.config.rerank_model:
-                from .search.rerank import OnnxCrossEncoder
-
-                self._retriever.reranker = OnnxCrossEncoder(
-                    self.config.rerank_model,
-                    self.config.cache_dir,
-                    self.config.quantization,
-                    self.config.effective_threads,
-                )
+            self._retriever.reranker = self._second_stage()
         return self._retriever
+
+    def _second_stage(self) -> Any:
+        """The optional reranker: a cross-encoder, or a second bi-encoder rescoring."""
+        cfg = self.config
+        if cfg.rerank_model:
+            from .search.rerank import OnnxCrossEncoder
+
+            return OnnxCrossEncoder(
+                cfg.rerank_model, cfg.cache_dir, cfg.quantization, cfg.effective_threads
+            )
+        if cfg.rescore_model:
+            from .search.rescore import BiEncoderRescorer
+
+            second = OnnxEmbedder(
+                canonical_name(cfg.rescore_model),
+                cfg.cache_dir,
+                cfg.quantization,
+                cfg.effective_threads,
+                cfg.embed_batch_size,
+            )
+            return BiEncoderRescorer(second, cfg.rescore_alpha)
+        return None
 
     # ------------------------------------------------------------------ operations
     def ingest(

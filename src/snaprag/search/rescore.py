@@ -1,0 +1,50 @@
+"""Second-stage rescoring of the top candidates with another (stronger) bi-encoder.
+
+Available offline with the bundled presets (e.g. the multilingual ``e5-small`` over a
+``minilm`` index). The first stage's fused scores and the second model's cosines are each
+min-max normalised over the candidates and blended; ``alpha`` is the weight of the first
+stage. Costs one passage embedding per candidate and query (see docs/benchmarks.md), so it
+is off by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..embed.base import Embedder
+from ..ingest.job import indexed_text
+from ..types import Hit
+
+
+class BiEncoderRescorer:
+    def __init__(self, embedder: Embedder, alpha: float = 0.3) -> None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        self.embedder = embedder
+        self.alpha = alpha
+
+    def warm_up(self) -> None:
+        self.embedder.warm_up()
+
+    def rerank(self, query: str, hits: Sequence[Hit], top_n: int | None = None) -> list[Hit]:
+        n = len(hits) if top_n is None else min(top_n, len(hits))
+        if n == 0:
+            return list(hits)
+        head = list(hits[:n])
+        q = self.embedder.embed_queries([query])[0]
+        p = self.embedder.embed_passages([indexed_text(h.title, h.text) for h in head])
+        cosine = p @ q
+        first = np.array([h.score for h in head], dtype=np.float64)
+        blended = self.alpha * _minmax(first) + (1.0 - self.alpha) * _minmax(cosine)
+        order = sorted(range(n), key=lambda i: (-blended[i], i))
+        rescored = [dataclasses.replace(head[i], score=float(blended[i])) for i in order]
+        return rescored + list(hits[n:])
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / (hi - lo) if hi > lo else np.ones_like(x)
