@@ -70,14 +70,17 @@ class Engine:
                         "(or pass --index DIR / set SNAPRAG_INDEX)"
                     )
                 self.config.index_dir.mkdir(parents=True, exist_ok=True)
-            self._store = Store(self.db_path)
-            self._check_settings()
+            store = Store(self.db_path)
+            try:
+                self._check_settings(store)
+            except ConfigError:
+                store.close()
+                raise
+            self._store = store
         return self._store
 
-    def _check_settings(self) -> None:
+    def _check_settings(self, store: Store) -> None:
         """A non-empty index keeps the model and vector format it was built with."""
-        store = self._store
-        assert store is not None
         built_with = store.get_meta("model")
         wanted = canonical_name(self.config.model) if self.config.model else None
         if built_with is None:
