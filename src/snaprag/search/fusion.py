@@ -27,14 +27,17 @@ def weighted(lists: Sequence[Ranked], weights: Sequence[float], limit: int = 10)
     """Weighted sum of min-max normalised scores (a list's best is 1, its worst 0)."""
     parts = []
     for (ids, scores), w in zip(lists, weights, strict=True):
-        s = np.asarray(scores, dtype=np.float64)
-        if len(s) == 0:
-            parts.append((ids, s))
-            continue
-        lo, hi = float(s.min()), float(s.max())
-        norm = (s - lo) / (hi - lo) if hi > lo else np.ones_like(s)
-        parts.append((ids, w * norm))
+        parts.append((ids, w * minmax(scores)))
     return _accumulate(parts, limit)
+
+
+def minmax(scores: np.ndarray) -> np.ndarray:
+    """Scores scaled to [0, 1] (best 1, worst 0); all ones when they are all equal."""
+    s = np.asarray(scores, dtype=np.float64)
+    if len(s) == 0:
+        return s
+    lo, hi = float(s.min()), float(s.max())
+    return (s - lo) / (hi - lo) if hi > lo else np.ones_like(s)
 
 
 def _accumulate(parts: Sequence[tuple[np.ndarray, np.ndarray]], limit: int) -> Ranked:

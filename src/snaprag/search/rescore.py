@@ -17,6 +17,7 @@ import numpy as np
 from ..embed.base import Embedder
 from ..ingest.job import indexed_text
 from ..types import Hit
+from .fusion import minmax
 
 
 class BiEncoderRescorer:
@@ -38,13 +39,7 @@ class BiEncoderRescorer:
         p = self.embedder.embed_passages([indexed_text(h.title, h.text) for h in head])
         cosine = p @ q
         first = np.array([h.score for h in head], dtype=np.float64)
-        blended = self.alpha * _minmax(first) + (1.0 - self.alpha) * _minmax(cosine)
+        blended = self.alpha * minmax(first) + (1.0 - self.alpha) * minmax(cosine)
         order = sorted(range(n), key=lambda i: (-blended[i], i))
         rescored = [dataclasses.replace(head[i], score=float(blended[i])) for i in order]
         return rescored + list(hits[n:])
-
-
-def _minmax(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    lo, hi = float(x.min()), float(x.max())
-    return (x - lo) / (hi - lo) if hi > lo else np.ones_like(x)
