@@ -280,6 +280,37 @@ def bench_retrieval(
         retrieval.print_report(result)
 
 
+@bench_app.command("quantization")
+def bench_quantization(
+    dataset: Annotated[Path, typer.Argument(help="BEIR-layout folder (e.g. scifact)")],
+    preset: Annotated[
+        list[str] | None, typer.Option("--preset", help="Preset(s) to study (default: all)")
+    ] = None,
+    max_docs: Annotated[
+        int | None, typer.Option("--max-docs", help="Embed at most N docs (judged ones kept)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """fp32 vs int8 per-tensor vs int8 per-channel: size, speed, fidelity, nDCG@10."""
+    from .bench import quantization
+
+    try:
+        result = quantization.run(
+            dataset,
+            presets=tuple(preset or ("minilm", "e5-small")),
+            max_docs=max_docs,
+            out=out,
+            progress=not as_json,
+        )
+    except Exception as exc:
+        _fail(_error_message(exc))
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        quantization.print_report(result)
+
+
 def main() -> None:
     app()
 

@@ -401,34 +401,30 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 
 def print_report(result: dict[str, Any]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     table = Table(
         title=f"snaprag bench quantization — {result['dataset']} ({result.get('split', 'test')}, "
-        f"{result['queries']} queries)"
+        f"{result['queries']} queries)",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
     )
-    for col, justify in (
-        ("preset", "left"),
-        ("variant", "left"),
-        ("docs", "right"),
-        ("model MB", "right"),
-        ("passages/s", "right"),
-        ("query ms p50", "right"),
-        ("cosine", "right"),
-        ("spearman", "right"),
-        ("nDCG@10", "right"),
-        ("Δ vs fp32", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    table.add_column("model", no_wrap=True)
+    table.add_column("variant", no_wrap=True)
+    for col in ("MB", "docs/s", "q ms", "cosine", "rank ρ", "nDCG@10", "Δ"):
+        table.add_column(col, justify="right", no_wrap=True)
+    labels = {"int8-per-tensor": "int8 tensor", "int8-per-channel": "int8 channel"}
     for preset, variants in result["presets"].items():
-        docs = f"{result['docs'][preset]:,}" + ("*" if result["subset"].get(preset) else "")
-        for variant, r in variants.items():
+        docs = f"{result['docs'][preset]:,} docs" + ("*" if result["subset"].get(preset) else "")
+        for i, (variant, r) in enumerate(variants.items()):
             table.add_row(
-                preset,
-                variant,
-                docs,
+                preset if i == 0 else docs if i == 1 else "",
+                labels.get(variant, variant),
                 f"{r['model_bytes'] / 1e6:.1f}",
                 f"{r['passages_per_s']:.1f}",
                 f"{r['query_ms_p50']:.2f}",
@@ -437,11 +433,16 @@ def print_report(result: dict[str, Any]) -> None:
                 f"{r['ndcg@10']:.4f}",
                 f"{r['ndcg_delta_vs_fp32']:+.4f}",
             )
+        table.add_section()
     console.print(table)
+    console.print(
+        "[dim]docs/s: passages embedded per second; q ms: single-query median; cosine and "
+        "rank ρ (Spearman of each query's scores): agreement with fp32; Δ: nDCG@10 vs fp32[/]"
+    )
     if any(result["subset"].values()):
         console.print(
-            f"[dim]* corpus subset of {result['corpus_docs']:,} docs: {result['subset_rule']}; "
-            "nDCG is then not comparable with whole-corpus numbers, deltas are[/]"
+            f"[dim]* subset of the {result['corpus_docs']:,} docs: {result['subset_rule']}; "
+            "its nDCG is not comparable with whole-corpus numbers, the deltas are[/]"
         )
     m = result["machine"]
     console.print(
