@@ -26,8 +26,6 @@ remain comparable. The result records which documents were used.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,7 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from ..embed.models import PRESETS, ResolvedModel, canonical_name, resolve_model
+from ..embed.models import (
+    PRESETS,
+    QUANTIZED_OPS,
+    ResolvedModel,
+    canonical_name,
+    quantize_int8,
+    resolve_model,
+)
 from ..embed.onnx_embedder import OnnxEmbedder
 from .datasets import load_queries
 from .metrics import evaluate
@@ -46,8 +51,7 @@ from .retrieval import machine
 VARIANTS = ("fp32", "int8-per-tensor", "int8-per-channel")
 SUBSET_SEED = 20261124
 BATCH_SIZE = 32
-# Same operators and options as snaprag.embed.models._quantize
-QUANTIZED_OPS = ("MatMul", "Attention", "Gather")
+
 PER_TENSOR_FILE = "model-int8-per-tensor.onnx"
 
 
@@ -155,26 +159,7 @@ class _ModelEmbedder(OnnxEmbedder):
 
 def quantize_per_tensor(src: Path, dst: Path) -> None:
     """Dynamic int8 quantization with per-tensor scales (else as the engine's conversion)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))
-    tmp = dst.with_suffix(f".tmp{os.getpid()}")
-    try:
-        quantize_dynamic(
-            str(src),
-            str(tmp),
-            per_channel=False,
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=list(QUANTIZED_OPS),
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-        os.replace(tmp, dst)
-    finally:
-        root.setLevel(level)
-        tmp.unlink(missing_ok=True)
+    quantize_int8(src, dst, per_channel=False)
 
 
 def variant_models(preset: str, cache_dir: Path) -> dict[str, ResolvedModel]:

@@ -279,7 +279,7 @@ def _convert(
         _atomic_save(model, fp32)
         del model, weights
     if quantization == "int8":
-        _quantize(fp32, out / "model-int8.onnx")
+        quantize_int8(fp32, out / "model-int8.onnx")
     tok = json.loads(tokenizer_json)
     tok["truncation"] = None
     tok["padding"] = None
@@ -334,7 +334,12 @@ def _read_hf_dir(src: Path) -> tuple[Any, dict, str, int, str, str]:
     return weights, config, tok_path.read_text(), max_tokens, qp, pp
 
 
-def _quantize(src: Path, dst: Path) -> None:
+#: operators quantized to int8 (the contrib Attention op becomes QAttention)
+QUANTIZED_OPS = ("MatMul", "Attention", "Gather")
+
+
+def quantize_int8(src: Path, dst: Path, per_channel: bool = True) -> None:
+    """Dynamic int8 quantization of an fp32 ONNX file (per-channel weight scales by default)."""
     import logging
 
     import onnx
@@ -349,9 +354,9 @@ def _quantize(src: Path, dst: Path) -> None:
         quantize_dynamic(
             str(src),
             str(tmp),
-            per_channel=True,
+            per_channel=per_channel,
             weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul", "Attention", "Gather"],
+            op_types_to_quantize=list(QUANTIZED_OPS),
             # the contrib Attention op defeats shape inference
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
@@ -359,6 +364,19 @@ def _quantize(src: Path, dst: Path) -> None:
     finally:
         root.setLevel(level)
         tmp.unlink(missing_ok=True)
+
+
+def cpu_session(path: Path, threads: int) -> Any:
+    """An ONNX Runtime CPU session with the engine's settings for ``path``."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # spinning threads steal the other core from concurrent work (BM25, other requests)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def _atomic_save(model: Any, dst: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import ResolvedModel, resolve_model
+from .models import ResolvedModel, cpu_session, resolve_model
 
 
 class OnnxEmbedder:
@@ -73,17 +73,7 @@ class OnnxEmbedder:
         if self._session is None:
             with self._lock:
                 if self._session is None:
-                    import onnxruntime as ort
-
-                    opts = ort.SessionOptions()
-                    opts.intra_op_num_threads = self.threads
-                    opts.inter_op_num_threads = 1
-                    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                    # Spinning threads steal the other core from concurrent work
-                    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                    session = ort.InferenceSession(
-                        str(self.model.onnx_path), opts, providers=["CPUExecutionProvider"]
-                    )
+                    session = cpu_session(self.model.onnx_path, self.threads)
                     self._input_names = {i.name for i in session.get_inputs()}
                     self._session = session
         return self._session

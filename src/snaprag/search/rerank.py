@@ -37,7 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from ..embed.models import _atomic_save, _atomic_write, _hub_snapshot, _locked, _quantize
+from ..embed.models import (
+    _atomic_save,
+    _atomic_write,
+    _hub_snapshot,
+    _locked,
+    cpu_session,
+    quantize_int8,
+)
 from ..errors import ConfigError, ModelError
 from ..types import Hit
 
@@ -204,18 +211,8 @@ class OnnxCrossEncoder:
         if self._session is None:
             with self._lock:
                 if self._session is None:
-                    import onnxruntime as ort
-
-                    opts = ort.SessionOptions()
-                    opts.intra_op_num_threads = self.threads
-                    opts.inter_op_num_threads = 1
-                    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                    # Spinning threads steal the other core from concurrent work
-                    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
                     try:
-                        session = ort.InferenceSession(
-                            str(self.model.onnx_path), opts, providers=["CPUExecutionProvider"]
-                        )
+                        session = cpu_session(self.model.onnx_path, self.threads)
                     except Exception as exc:  # onnxruntime raises its own classes
                         raise ModelError(
                             f"cannot load the cross-encoder {self.model.onnx_path}: {exc}"
@@ -481,7 +478,7 @@ def _ensure_converted(
                 if not (fp32.exists() and (out / "meta.json").exists()):
                     _convert(name, src, config, out)
                 if quantization == "int8":
-                    _quantize(fp32, out / "model-int8.onnx")
+                    quantize_int8(fp32, out / "model-int8.onnx")
     except OSError as exc:
         raise ModelError(
             f"cannot write the converted cross-encoder under {out}: {exc.strerror or exc}; "
