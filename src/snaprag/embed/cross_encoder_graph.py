@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .onnx_graph import MS_DOMAIN, OPSET, _fused_layers, _GraphBuilder, _plain_layers
+from .onnx_graph import _fused_layers, _GraphBuilder, _plain_layers
 
 
 def normalize_bert_weights(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -85,23 +85,9 @@ def build_bert_cross_encoder(
         )
     )
 
-    int64_input = lambda name: helper.make_tensor_value_info(  # noqa: E731
-        name, TensorProto.INT64, ["batch", "seq"]
+    return g.model(
+        "cross_encoder", ["input_ids", "attention_mask", "token_type_ids"], "logits", num_labels
     )
-    graph = helper.make_graph(
-        g.nodes,
-        "cross_encoder",
-        [int64_input("input_ids"), int64_input("attention_mask"), int64_input("token_type_ids")],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", num_labels])],
-        g.inits,
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)],
-        producer_name="snaprag",
-    )
-    model.ir_version = 8
-    return model
 
 
 def _pair_embeddings(

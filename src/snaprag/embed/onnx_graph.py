@@ -42,6 +42,24 @@ class _GraphBuilder:
         self.nodes.append(node)
         return out
 
+    def model(self, name: str, inputs: list[str], output: str, width: int) -> onnx.ModelProto:
+        """The finished model: int64 ``[batch, seq]`` inputs, one float ``[batch, width]``
+        output, standard and ONNX Runtime contrib opsets."""
+        graph = helper.make_graph(
+            self.nodes,
+            name,
+            [helper.make_tensor_value_info(i, TensorProto.INT64, ["batch", "seq"]) for i in inputs],
+            [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", width])],
+            self.inits,
+        )
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)],
+            producer_name="snaprag",
+        )
+        model.ir_version = 8
+        return model
+
     def linear(self, x: str, w: np.ndarray, b: np.ndarray, name: str) -> str:
         # torch Linear keeps (out, in); MatMul wants (in, out)
         wt = self.const(f"{name}.weight_t", np.ascontiguousarray(w.T.astype(np.float32)))
@@ -143,23 +161,7 @@ def build_bert_encoder(
     )
     g.nodes.append(helper.make_node("Div", [pooled, norm], ["embeddings"], name="l2_normalise"))
 
-    graph = helper.make_graph(
-        g.nodes,
-        "sentence_encoder",
-        [
-            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
-            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
-        ],
-        [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", hidden])],
-        g.inits,
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)],
-        producer_name="snaprag",
-    )
-    model.ir_version = 8
-    return model
+    return g.model("sentence_encoder", ["input_ids", "attention_mask"], "embeddings", hidden)
 
 
 def _gelu_erf(g: _GraphBuilder, h: str, sqrt2: str, half: str, one: str) -> str:
