@@ -250,6 +250,80 @@ def eval_(
         print_eval(result)
 
 
+cache_app = typer.Typer(no_args_is_help=True, help="The query cache: statistics, warming.")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("stats")
+def cache_stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Hits and misses per tier and namespace (all processes so far), entries and bytes."""
+    engine = _engine(index)
+    try:
+        cache = _require_cache(engine)
+        report = cache.report()
+    except Exception as exc:
+        _fail(_error_message(exc))
+    finally:
+        engine.close()
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+        return
+    from .render import print_cache_report
+
+    print_cache_report(report)
+
+
+@cache_app.command("warm")
+def cache_warm(
+    index: IndexOpt = None,
+    top: Annotated[int, typer.Option("--top", help="How many of the most frequent queries")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Precompute the most frequent logged queries, so that they are answered from cache."""
+    import time
+
+    engine = _engine(index)
+    try:
+        _require_cache(engine)
+        t = time.perf_counter()
+        warmed = engine.warm_cache(top)
+        seconds = time.perf_counter() - t
+    except Exception as exc:
+        _fail(_error_message(exc))
+    finally:
+        engine.close()
+    data = {"warmed": len(warmed), "seconds": round(seconds, 3), "queries": warmed}
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False))
+        return
+    typer.echo(f"warmed {len(warmed)} queries in {seconds:.2f} s")
+
+
+@cache_app.command("clear")
+def cache_clear(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Drop every cached entry (memory, Redis, disk); the query log is kept."""
+    engine = _engine(index)
+    try:
+        removed = _require_cache(engine).clear()
+    except Exception as exc:
+        _fail(_error_message(exc))
+    finally:
+        engine.close()
+    if as_json:
+        typer.echo(json.dumps(removed))
+        return
+    typer.echo(", ".join(f"{tier}: {n} entries removed" for tier, n in removed.items()))
+
+
+def _require_cache(engine: Any) -> Any:
+    from .errors import ConfigError
+
+    engine._open_store(create=False)  # a clear error when there is no index
+    if engine.cache is None:
+        raise ConfigError("the query cache is off (SNAPRAG_CACHE=0); nothing to show")
+    return engine.cache
+
+
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on real IR collections.")
 app.add_typer(bench_app, name="bench")
 

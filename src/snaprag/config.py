@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ FUSIONS = ("rrf", "weighted")
 DENSE_BACKENDS = ("auto", "exact", "hnsw")
 QUANTIZATIONS = ("int8", "fp32")
 VECTOR_DTYPES = ("float16", "int8")
+#: the forms ``llm`` takes (see ``generate/factory.py``)
+LLM_FORMS = ("extractive", "smollm2", "gguf:PATH", "openai:BASE_URL")
 
 
 def default_cache_dir() -> Path:
@@ -64,6 +66,47 @@ class Config:
     candidates: int = 100
     threads: int = 0  # 0: size from the CPUs this process may use
     cache_dir: Path = Path()
+    # ---- answers (see generate/): which generator writes them, and how
+    #: ``extractive`` (no LLM), ``smollm2`` (the bundled demo GGUF), ``gguf:PATH`` or
+    #: ``openai:BASE_URL`` (any OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1)
+    llm: str = "extractive"
+    #: model name sent to an OpenAI-compatible server (None: the first of its /models)
+    llm_model: str | None = None
+    #: API key for the server; None falls back to $OPENAI_API_KEY when the request is made
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_threads: int = 0  # local model: 0 = threads as for embedding
+    llm_ctx: int = 4096  # local model: context window in tokens (prompt + answer)
+    llm_gpu_layers: int = 0  # local model: layers offloaded to a GPU (-1: all)
+    llm_parallel: int = 1  # local model: concurrent sequences (slots); more wait in a queue
+    llm_max_tokens: int = 256
+    llm_temperature: float = 0.0  # 0: greedy, the same question gets the same answer
+    llm_timeout: float = 60.0  # seconds: connect, and the longest silence while streaming
+    llm_retries: int = 2  # retries of a failed request before the first token
+    #: tokens of retrieved text in the prompt (the generator's own tokenizer counts them)
+    context_tokens: int = 1024
+    # ---- query cache: L1 memory -> L2 Redis (when redis_url is set) -> L3 <index>/cache.db
+    #: answers, retrieval results and query embeddings are cached; keys carry the index
+    #: version and a fingerprint of every setting that changes results, so they never go stale
+    cache: bool = True
+    cache_memory_mb: float = 64.0
+    cache_disk: bool = True
+    cache_disk_mb: float = 512.0
+    #: e.g. redis://localhost:6379/0 (env SNAPRAG_REDIS_URL); None = no L2
+    redis_url: str | None = None
+    #: seconds before a Redis call counts as failed; after redis_failures failures in a row
+    #: Redis is skipped for redis_cooldown seconds, then tried again
+    redis_timeout: float = 0.1
+    redis_failures: int = 3
+    redis_cooldown: float = 5.0
+    cache_ttl_embedding: float = 7 * 86400.0
+    cache_ttl_retrieval: float = 86400.0
+    cache_ttl_answer: float = 86400.0
+    #: opt-in: reuse the entry of the nearest cached query above semantic_threshold (cosine),
+    #: only when content words, numbers and negations agree
+    semantic_cache: bool = False
+    semantic_threshold: float = 0.85
+    #: warm_up() precomputes the N most frequent logged queries (0 = off)
+    cache_warm_top: int = 0
 
     def __post_init__(self) -> None:
         if self.cache_dir == Path():
@@ -89,6 +132,21 @@ class Config:
                 f"chunk_overlap must be in [0, chunk_tokens/2), got {self.chunk_overlap} "
                 f"with chunk_tokens={self.chunk_tokens}"
             )
+        for name in ("cache_memory_mb", "cache_disk_mb", "redis_cooldown", "cache_warm_top"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("cache_ttl_embedding", "cache_ttl_retrieval", "cache_ttl_answer"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(
+                    f"{name} must be >= 0 seconds (0 = do not cache), got {getattr(self, name)}"
+                )
+        if not self.redis_timeout > 0:
+            raise ConfigError(f"redis_timeout must be > 0 seconds, got {self.redis_timeout}")
+        _positive("redis_failures", self.redis_failures)
+        if not 0.0 < self.semantic_threshold <= 1.0:
+            raise ConfigError(
+                f"semantic_threshold must be in (0, 1], got {self.semantic_threshold}"
+            )
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0 (0 = automatic), got {self.threads}")
         for name in ("dense_weight", "bm25_weight"):
@@ -96,6 +154,38 @@ class Config:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.dense_weight == 0 and self.bm25_weight == 0:
             raise ConfigError("dense_weight and bm25_weight cannot both be 0")
+        self._check_llm()
+
+    def _check_llm(self) -> None:
+        llm = self.llm.strip()
+        object.__setattr__(self, "llm", llm)
+        kind, _, arg = llm.partition(":")
+        if llm not in ("extractive", "smollm2") and not (kind in ("gguf", "openai") and arg):
+            raise ConfigError(f"llm must be one of {', '.join(LLM_FORMS)}; got {llm!r}")
+        if kind == "openai" and not arg.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"llm openai:BASE_URL needs an http:// or https:// URL, e.g. "
+                f"openai:http://127.0.0.1:8080/v1; got {arg!r}"
+            )
+        _positive("llm_ctx", self.llm_ctx, minimum=128)
+        _positive("llm_max_tokens", self.llm_max_tokens)
+        _positive("llm_parallel", self.llm_parallel)
+        _positive("context_tokens", self.context_tokens, minimum=32)
+        if self.llm_max_tokens >= self.llm_ctx:
+            raise ConfigError(
+                f"llm_max_tokens ({self.llm_max_tokens}) must be below llm_ctx ({self.llm_ctx}): "
+                "the prompt needs room in the context too"
+            )
+        if self.llm_threads < 0:
+            raise ConfigError(f"llm_threads must be >= 0 (0 = automatic), got {self.llm_threads}")
+        if self.llm_gpu_layers < -1:
+            raise ConfigError(f"llm_gpu_layers must be >= -1 (-1 = all), got {self.llm_gpu_layers}")
+        if self.llm_retries < 0:
+            raise ConfigError(f"llm_retries must be >= 0, got {self.llm_retries}")
+        if not (math.isfinite(self.llm_timeout) and self.llm_timeout > 0):
+            raise ConfigError(f"llm_timeout must be > 0 seconds, got {self.llm_timeout}")
+        if not (math.isfinite(self.llm_temperature) and 0 <= self.llm_temperature <= 2):
+            raise ConfigError(f"llm_temperature must be in [0, 2], got {self.llm_temperature}")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Config:
@@ -118,6 +208,10 @@ class Config:
         return replace(self, **changes)
 
     @property
+    def effective_llm_threads(self) -> int:
+        return self.llm_threads or self.effective_threads
+
+    @property
     def effective_threads(self) -> int:
         if self.threads:
             return self.threads
@@ -128,6 +222,13 @@ class Config:
 
 
 def _parse(name: str, raw: str, typ: str) -> Any:
+    if typ == "bool":
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"SNAPRAG_{name.upper()}={raw!r} is not a boolean (use 1/0, true/false)")
     try:
         if "int" in typ and "str" not in typ:
             return int(raw)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
-from .embed.models import PRESETS, canonical_name
+from .embed.models import MODEL_FORMAT, PRESETS, canonical_name
 from .embed.onnx_embedder import OnnxEmbedder
 from .errors import ConfigError, IndexError_
 from .generate.extractive import ExtractiveAnswerer
@@ -30,6 +30,9 @@ from .index.tokenize import TOKENIZER_VERSION
 from .ingest.chunking import Chunker
 from .search.retriever import Filters, Retriever
 from .types import Answer, Hit
+
+if TYPE_CHECKING:
+    from .cache.query_cache import QueryCache
 
 if TYPE_CHECKING:
     from .ingest.job import IngestReport, Progress
@@ -47,6 +50,8 @@ class Engine:
         self._embedder: OnnxEmbedder | None = None
         self._retriever: Retriever | None = None
         self._answerer: ExtractiveAnswerer | None = None
+        self._cache: QueryCache | None = None
+        self._cache_scope: tuple[str, str] | None = None  # (index_id, settings fingerprint)
 
     @classmethod
     def open(cls, path: str | Path | None = None, **settings: Any) -> Engine:
@@ -117,9 +122,49 @@ class Engine:
             store = self._open_store(create=False)
             dim = int(store.get_meta("dim") or self.embedder.dim)
             dtype = store.get_meta("vector_dtype") or self.config.vector_dtype
-            self._retriever = Retriever(store, self.embedder, self.config, dim, dtype)
+            embedder: Any = self.embedder
+            cache = self.cache
+            if cache is not None:
+                from .cache.embedder import CachedQueryEmbedder
+
+                embedder = CachedQueryEmbedder(embedder, cache, self._model_fingerprint())
+            self._retriever = Retriever(store, embedder, self.config, dim, dtype)
             self._retriever.reranker = self._second_stage()
         return self._retriever
+
+    @property
+    def cache(self) -> QueryCache | None:
+        """The query cache (None when ``cache`` is off or there is no index yet)."""
+        if self._cache is None and self.config.cache and self.db_path.exists():
+            from .cache.query_cache import QueryCache
+
+            self._cache = QueryCache(self.config)
+        return self._cache
+
+    def _model_fingerprint(self) -> str:
+        """The embedding model's identity: name, format, quantization (and files, if local)."""
+        name = self.model_name
+        parts = [name, str(MODEL_FORMAT), self.config.quantization]
+        path = Path(name)
+        if name not in PRESETS and path.exists():
+            for f in sorted(path.glob("*")):
+                with contextlib.suppress(OSError):
+                    st = f.stat()
+                    parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+        return "|".join(parts)
+
+    def _scope(self) -> str:
+        """The part of a result key that changes whenever the index or a setting does."""
+        if self._cache_scope is None:
+            from .cache.query_cache import settings_fingerprint
+
+            store = self._open_store(create=False)
+            self._cache_scope = (
+                store.get_meta("index_id") or "",
+                settings_fingerprint(self.config, self._model_fingerprint()),
+            )
+        index_id, settings = self._cache_scope
+        return f"{index_id}:{self._open_store(create=False).version}:{settings}"
 
     def _second_stage(self) -> Any:
         """The optional reranker: a cross-encoder, or a second bi-encoder rescoring."""
@@ -212,8 +257,64 @@ class Engine:
         filters: Filters | None = None,
         mode: str = "hybrid",
     ) -> list[list[Hit]]:
-        """Search many queries in one batched call; one hit list per query, in order."""
-        return self.retriever.search_many(list(queries), k, filters, mode).hits
+        """Search many queries in one batched call; one hit list per query, in order.
+
+        Results come from the query cache when an identical (normalized) query was
+        answered on the same index version with the same settings.
+        """
+        queries = list(queries)
+        cache = self.cache if queries else None
+        if cache is None:
+            return self.retriever.search_many(queries, k, filters, mode).hits
+        return self._cached_search(cache, queries, k, filters, mode)
+
+    def _cached_search(
+        self,
+        cache: QueryCache,
+        queries: list[str],
+        k: int,
+        filters: Filters | None,
+        mode: str,
+        log: bool = True,
+    ) -> list[list[Hit]]:
+        from .cache.normalize import normalize_query
+
+        retriever = self.retriever
+        scope = self._scope()
+        params = [k, mode, _filters_key(filters)]
+        norms = [normalize_query(q) for q in queries]
+        keys = [cache.key("retrieval", scope, n, params) for n in norms]
+        found: list[Any] = cache.tiered.get_many("retrieval", keys)
+        missing = [i for i, v in enumerate(found) if v is None]
+        semantic = cache.semantic if mode != "bm25" else None
+        vectors: dict[int, Any] = {}
+        if semantic is not None and missing:
+            qvec = retriever.embedder.embed_queries([queries[i] for i in missing])
+            alias: dict[int, str] = {}
+            for j, i in enumerate(missing):
+                vectors[i] = qvec[j]
+                match = semantic.lookup(scope + repr(params), norms[i], qvec[j])
+                if match is not None:
+                    alias[i] = match[0]
+            if alias:
+                got = cache.tiered.get_many("retrieval", list(alias.values()))
+                for i, value in zip(alias, got, strict=True):
+                    found[i] = value
+            hits_n = sum(1 for i in alias if found[i] is not None)
+            cache.stats.record("semantic", "retrieval", hits_n, len(missing) - hits_n)
+            missing = [i for i in missing if found[i] is None]
+        if missing:
+            fresh = retriever.search_many([queries[i] for i in missing], k, filters, mode).hits
+            items = []
+            for j, i in enumerate(missing):
+                found[i] = tuple(fresh[j])
+                items.append((keys[i], found[i]))
+                if semantic is not None:
+                    semantic.add(scope + repr(params), norms[i], vectors[i], keys[i])
+            cache.tiered.put_many("retrieval", items)
+        if log:
+            cache.log_queries("search", norms, params, queries)
+        return [list(v) for v in found]
 
     def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> Answer:
         """An extractive answer with citations, built from the top ``k`` chunks."""
@@ -253,10 +354,41 @@ class Engine:
         }
 
     def warm_up(self) -> None:
-        """Load the model and the search indexes now, so the first query is fast."""
+        """Load the model and the search indexes now, so the first query is fast.
+
+        With ``cache_warm_top`` > 0, also precompute the most frequent logged queries.
+        """
         self.retriever.warm_up()
+        if self.config.cache_warm_top and self.cache is not None:
+            self.warm_cache(self.config.cache_warm_top)
+
+    def warm_cache(self, top: int = 100) -> list[dict[str, Any]]:
+        """Run the ``top`` most frequent logged queries so that their results are cached.
+
+        Returns the warmed queries (``kind``, ``text``, ``count``, ``params``), most frequent
+        first. Warming is not counted in the query log.
+        """
+        cache = self.cache
+        if cache is None:
+            raise ConfigError("the query cache is off (cache=False / SNAPRAG_CACHE=0)")
+        entries = cache.top_queries(top)
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        for entry in entries:
+            if entry["kind"] == "search":
+                k, mode, fkey = entry["params"]
+                groups.setdefault((k, mode, tuple(fkey) if fkey else None), []).append(
+                    entry["text"]
+                )
+        for (k, mode, fkey), texts in groups.items():
+            filters = Filters(source=fkey[0], type=fkey[1]) if fkey else None
+            for start in range(0, len(texts), 64):
+                self._cached_search(cache, texts[start : start + 64], k, filters, mode, log=False)
+        return [e for e in entries if e["kind"] == "search"]
 
     def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
         if self._retriever is not None:
             self._retriever.close()
         if self._store is not None:
@@ -267,3 +399,7 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _filters_key(filters: Filters | None) -> list[str | None] | None:
+    return None if not filters else [filters.source, filters.type]

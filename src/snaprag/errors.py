@@ -9,7 +9,9 @@ can catch one class. Messages say what was wrong and what to do next::
     │   └── UnsupportedFormatError
     ├── ModelError           an embedding model could not be found, fetched or converted
     ├── IndexError_          the index directory is missing, locked or from another version
-    └── QueryError           a query or query file is malformed
+    ├── QueryError           a query or query file is malformed
+    └── GenerationError      an LLM could not be loaded or reached, or failed mid-answer
+                             (``code`` says which: model_missing, connection_refused, ...)
 """
 
 from __future__ import annotations
@@ -41,3 +43,31 @@ class IndexError_(SnapragError):  # trailing underscore: do not shadow the built
 
 class QueryError(SnapragError, ValueError):
     """A query (or a file of queries) is malformed."""
+
+
+class GenerationError(SnapragError):
+    """An answer could not be generated: the model, the server or the prompt is at fault.
+
+    ``code`` is a stable, machine-readable reason (see :data:`GENERATION_ERROR_CODES`); the
+    message says what happened and what to do next.
+    """
+
+    def __init__(self, message: str, code: str = "generation_failed") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+#: the ``code`` values of :class:`GenerationError`
+GENERATION_ERROR_CODES = (
+    "backend_missing",  # the optional package for a backend is not installed
+    "model_missing",  # the model file does not exist
+    "model_unreadable",  # the file exists but cannot be read or is not a GGUF model
+    "model_load_failed",  # llama.cpp refused the model (format, memory)
+    "connection_refused",  # nothing listens at the server URL
+    "timeout",  # the server did not answer (or stalled mid-stream) within the timeout
+    "stream_dropped",  # the connection closed before the answer was finished
+    "server_error",  # the server answered with an error status or an error event
+    "context_overflow",  # the prompt does not fit the model's context
+    "bad_response",  # the server's answer could not be understood
+    "generation_failed",  # anything else
+)

@@ -72,3 +72,37 @@ def print_stats(data: dict[str, Any]) -> None:
             value = f"{value:,} ({value / 2**20:.1f} MiB)"
         table.add_row(key.replace("_", " "), str(value))
     Console().print(table)
+
+
+def print_cache_report(report: dict[str, Any]) -> None:
+    console = Console()
+    tiers = Table(title="cache tiers")
+    for col in ("tier", "entries", "bytes", "state"):
+        tiers.add_column(col, justify="right" if col in ("entries", "bytes") else "left")
+    for name, info in report["tiers"].items():
+        state = info.get("breaker", "")
+        if name == "redis" and not info.get("available", True):
+            state = f"unavailable ({state})"
+        size = info.get("bytes")
+        tiers.add_row(
+            name,
+            str(info.get("entries", "-")),
+            f"{size:,}" if isinstance(size, int) else "-",
+            escape(str(state or info.get("path", ""))),
+        )
+    console.print(tiers)
+    stats = Table(title="hits and misses (all processes)")
+    for col in ("tier", "namespace", "hits", "misses", "hit rate"):
+        stats.add_column(col, justify="right" if col in ("hits", "misses", "hit rate") else "left")
+    for row in report["stats"]:
+        stats.add_row(
+            row["tier"],
+            row["namespace"],
+            f"{row['hits']:,}",
+            f"{row['misses']:,}",
+            f"{row['hit_rate']:.1%}",
+        )
+    console.print(stats)
+    if report["hit_rate"]:
+        rates = ", ".join(f"{ns} {rate:.1%}" for ns, rate in sorted(report["hit_rate"].items()))
+        console.print(f"overall hit rate: {rates}")

@@ -29,7 +29,17 @@ from snaprag.embed.models import resolve_model
 
 MODEL = "minilm"
 #: environment variables that would change which index, model or cache a test uses
-_SNAPRAG_ENV = ("SNAPRAG_INDEX", "SNAPRAG_INDEX_DIR", "SNAPRAG_MODEL", "SNAPRAG_MAX_FILE_BYTES")
+_SNAPRAG_ENV = (
+    "SNAPRAG_INDEX",
+    "SNAPRAG_INDEX_DIR",
+    "SNAPRAG_MODEL",
+    "SNAPRAG_MAX_FILE_BYTES",
+    "SNAPRAG_CACHE",
+    "SNAPRAG_REDIS_URL",
+    "SNAPRAG_SEMANTIC_CACHE",
+    "SNAPRAG_CACHE_MEMORY_MB",
+    "SNAPRAG_CACHE_DISK",
+)
 
 
 # --------------------------------------------------------------------------- model & env

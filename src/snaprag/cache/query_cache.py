@@ -1,0 +1,254 @@
+"""The engine's cache: tiers built from the config, keys, the query log and statistics.
+
+Keys are hashes of everything that decides a result:
+
+- ``embedding``: the embedding model's fingerprint and the exact query text;
+- ``retrieval``: index id and version, the settings fingerprint, the normalized query,
+  ``k``, mode and filters;
+- ``answer``: the same plus the generator's fingerprint (model, prompt, sampling).
+
+Any write to the index bumps its version, so ingesting, updating or deleting a document
+makes every retrieval and answer entry of the previous version unreachable at once, in
+every tier and every process; they age out by TTL and by the tiers' size bounds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import Config
+from .breaker import CircuitBreaker
+from .disk import CacheDB, DiskCache
+from .memory import MemoryCache
+from .semantic import SemanticCache
+from .tiered import CacheStats, Codec, TieredCache
+
+log = logging.getLogger(__name__)
+
+CACHE_DB = "cache.db"
+KEY_FORMAT = 1
+#: settings that never change a search result or an answer (everything else is part of
+#: the fingerprint, so a new setting is safe by default)
+NEUTRAL_SETTINGS = frozenset(
+    {
+        "index_dir",
+        "cache_dir",
+        "threads",
+        "embed_batch_size",
+        "max_file_bytes",
+        "chunk_tokens",  # ingest-time: the index version changes when chunks do
+        "chunk_overlap",
+        "hnsw_min_chunks",
+    }
+)
+FLUSH_EVERY_S = 5.0
+FLUSH_EVERY_QUERIES = 256
+
+
+def settings_fingerprint(config: Config, prefix: str = "") -> str:
+    """A short hash of the settings that change results (cache options excluded)."""
+    values = {
+        k: str(v)
+        for k, v in asdict(config).items()
+        if k not in NEUTRAL_SETTINGS
+        and not k.startswith(("cache", "redis", "semantic", "llm"))
+        and k != "context_tokens"
+    }
+    return _hash([KEY_FORMAT, prefix, sorted(values.items())])[:16]
+
+
+def _hash(parts: Any) -> str:
+    raw = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+
+class QueryCache:
+    """Tiered cache + semantic lookup + query log + counters for one index."""
+
+    def __init__(self, config: Config, index_dir: Path | None = None) -> None:
+        self.config = config
+        index_dir = Path(index_dir or config.index_dir)
+        self.stats = CacheStats()
+        memory = (
+            MemoryCache(int(config.cache_memory_mb * 2**20)) if config.cache_memory_mb > 0 else None
+        )
+        tiers: list[Any] = []
+        self.redis = None
+        if config.redis_url:
+            from .redis import RedisCache
+
+            self.redis = RedisCache(
+                config.redis_url,
+                timeout=config.redis_timeout,
+                breaker=CircuitBreaker(config.redis_failures, config.redis_cooldown),
+            )
+            tiers.append(self.redis)
+        self.db: CacheDB | None = None
+        self.disk: DiskCache | None = None
+        try:
+            self.db = CacheDB(index_dir / CACHE_DB)
+        except Exception as exc:  # read-only index directory, full disk...
+            log.warning("no persistent cache in %s (%s): memory/Redis only", index_dir, exc)
+        if self.db is not None and config.cache_disk and config.cache_disk_mb > 0:
+            self.disk = DiskCache(self.db, int(config.cache_disk_mb * 2**20))
+            tiers.append(self.disk)
+        ttls = {
+            "embedding": config.cache_ttl_embedding,
+            "retrieval": config.cache_ttl_retrieval,
+            "answer": config.cache_ttl_answer,
+        }
+        self.tiered = TieredCache(memory, tiers, ttls, dict(CODECS), self.stats)
+        self.semantic = SemanticCache(config.semantic_threshold) if config.semantic_cache else None
+        self._log: dict[tuple[str, str, str], list[Any]] = {}
+        self._log_lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self._pending = 0
+
+    # ------------------------------------------------------------------ keys
+    @staticmethod
+    def key(namespace: str, *parts: Any) -> str:
+        return f"{namespace[0]}:{_hash(parts)}"
+
+    # ------------------------------------------------------------------ query log
+    def log_queries(
+        self, kind: str, normalized: Sequence[str], params: Any, texts: Sequence[str]
+    ) -> None:
+        """Count queries (in memory; written to the cache file every few seconds)."""
+        if self.db is None:
+            return
+        p = json.dumps(params, sort_keys=True, separators=(",", ":"))
+        now = time.time()
+        with self._log_lock:
+            for norm, text in zip(normalized, texts, strict=True):
+                row = self._log.get((kind, norm, p))
+                if row is None:
+                    self._log[(kind, norm, p)] = [text, 1, now]
+                else:
+                    row[1] += 1
+                    row[2] = now
+            self._pending += len(normalized)
+            due = (
+                self._pending >= FLUSH_EVERY_QUERIES
+                or time.monotonic() - self._last_flush >= FLUSH_EVERY_S
+            )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the query log and the counters to the cache file."""
+        if self.db is None:
+            return
+        with self._log_lock:
+            rows = [(k, q, p, t, n, last) for (k, q, p), (t, n, last) in self._log.items()]
+            self._log = {}
+            self._pending = 0
+            self._last_flush = time.monotonic()
+        deltas = self.stats.take_unflushed()
+        try:
+            if rows:
+                self.db.log_queries(rows)
+            self.db.add_stats(deltas)
+        except Exception as exc:  # locked or read-only: keep serving, try again later
+            log.warning("cannot write the query log to %s: %s", self.db.path, exc)
+
+    def top_queries(self, n: int, kind: str | None = None) -> list[dict[str, Any]]:
+        self.flush()
+        return self.db.top_queries(n, kind) if self.db is not None else []
+
+    # ------------------------------------------------------------------ statistics
+    def report(self) -> dict[str, Any]:
+        """Counters of this process and earlier ones, and what each tier holds."""
+        self.flush()
+        counts = self.db.read_stats() if self.db is not None else self.stats.snapshot()
+        tiers: dict[str, Any] = {}
+        if self.tiered.memory is not None:
+            mem = self.tiered.memory
+            tiers["memory"] = {"entries": len(mem), "bytes": mem.bytes, "max_bytes": mem.max_bytes}
+        if self.redis is not None:
+            tiers["redis"] = {
+                "url": _redact(self.redis.url),
+                **self.redis.info(),
+                "errors": self.redis.errors,
+            }
+        if self.disk is not None:
+            tiers["disk"] = {**self.disk.info(), "max_bytes": self.disk.max_bytes}
+        rows = CacheStats.table(counts)
+        lookups: dict[str, list[int]] = {}
+        for (tier, ns), (hits, misses) in counts.items():
+            if tier == "semantic":
+                continue
+            row = lookups.setdefault(ns, [0, 0])
+            row[0] += hits
+            if tier == self._last_tier_name():
+                row[1] += misses
+        overall = {ns: round(h / (h + m), 4) if h + m else 0.0 for ns, (h, m) in lookups.items()}
+        return {"tiers": tiers, "stats": rows, "hit_rate": overall}
+
+    def _last_tier_name(self) -> str:
+        names = self.tiered.tier_names
+        return names[-1] if names else ""
+
+    def reset_stats(self) -> None:
+        self.stats.take_unflushed()
+        if self.db is not None:
+            self.db.reset_stats()
+
+    def clear(self) -> dict[str, int]:
+        out = {}
+        if self.tiered.memory is not None:
+            out["memory"] = len(self.tiered.memory)
+            self.tiered.memory.clear()
+        if self.redis is not None:
+            out["redis"] = self.redis.clear()
+        if self.disk is not None:
+            out["disk"] = self.disk.clear()
+        return out
+
+    def close(self) -> None:
+        self.flush()
+        if self.redis is not None:
+            self.redis.close()
+        if self.db is not None:
+            self.db.close()
+
+
+def _redact(url: str) -> str:
+    """``redis://user:secret@host`` -> ``redis://user:***@host``."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        user = cred.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def _dump_hits(hits: Sequence[Any]) -> list[list[Any]]:
+    return [[h.id, h.doc_id, h.source, h.page, h.score, h.text, h.title, h.type] for h in hits]
+
+
+def _load_hits(rows: list[list[Any]]) -> tuple[Any, ...]:
+    from ..types import Hit
+
+    return tuple(Hit(*row) for row in rows)
+
+
+def _load_vector(data: Any) -> np.ndarray:
+    if not isinstance(data, np.ndarray):
+        raise ValueError("expected a vector")
+    return data
+
+
+CODECS: dict[str, Codec] = {
+    "embedding": Codec(load=_load_vector),
+    "retrieval": Codec(dump=_dump_hits, load=_load_hits),
+}

@@ -1,0 +1,126 @@
+"""Semantic cache lookup: reuse the entry of the nearest cached query, but only when it
+asks the same thing.
+
+Embedding similarity alone gives false hits: "Is aspirin effective" and "Is aspirin not
+effective", or "in 2019" and "in 2020", embed almost identically. A candidate above the
+cosine threshold is therefore accepted only when, after stemming and stop-word removal,
+the two queries have the same content words (word order, inflection, question framing
+such as "is it true that" may differ), the same numbers and the same negations.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..index.tokenize import tokenize
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# English negations, and the Korean negative adverbs, auxiliaries and words of absence
+_NEGATION_EN = re.compile(
+    r"\b(?:not|no|never|none|nor|neither|nobody|nothing|without|cannot|except|"
+    r"unless|lack|lacks|lacking|absent|fails?|\w+n't)\b"
+)
+_NEGATION_KO = re.compile(r"(?:^|\s)(?:안|못)\s|않|없|아니|아닌|말고|제외|못하|불가|미포함")
+# words that frame a question without changing what is asked
+FILLER = frozenset(
+    {
+        "tell", "explain", "describ", "pleas", "kind", "know", "wonder", "want", "like",
+        "question", "true", "claim", "whether", "fact", "correct", "right",
+        "알려", "알려주", "알리", "설명", "질문", "궁금", "말해", "말하", "주",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class QueryFeatures:
+    """What must agree between two queries for one to reuse the other's entry."""
+
+    words: frozenset[str]
+    numbers: tuple[str, ...]
+    negations: tuple[str, ...]
+
+    @classmethod
+    def of(cls, normalized: str) -> QueryFeatures:
+        words = frozenset(t for t in tokenize(normalized) if t not in FILLER and not t.isdigit())
+        numbers = tuple(sorted(n.replace(",", "") for n in _NUMBER.findall(normalized)))
+        negations = tuple(
+            sorted(
+                [m.group(0).strip() for m in _NEGATION_EN.finditer(normalized)]
+                + [m.group(0).strip() for m in _NEGATION_KO.finditer(normalized)]
+            )
+        )
+        return cls(words, numbers, negations)
+
+    def agrees(self, other: QueryFeatures) -> bool:
+        return (
+            bool(self.words)
+            and self.words == other.words
+            and self.numbers == other.numbers
+            and self.negations == other.negations
+        )
+
+
+class _Scope:
+    def __init__(self, dim: int) -> None:
+        self.vectors = np.zeros((0, dim), dtype=np.float32)
+        self.keys: list[str] = []
+        self.features: list[QueryFeatures] = []
+        self.texts: list[str] = []
+
+
+class SemanticCache:
+    """Cached queries' vectors per scope (index version + settings); in process memory."""
+
+    def __init__(self, threshold: float = 0.85, max_entries: int = 20_000, scopes: int = 4):
+        self.threshold = threshold
+        self.max_entries = max_entries
+        self.max_scopes = scopes
+        self._scopes: OrderedDict[str, _Scope] = OrderedDict()
+        self._lock = threading.Lock()
+        self.rejected = 0  # candidates above the threshold that the guards turned down
+
+    def add(self, scope: str, normalized: str, vector: np.ndarray, key: str) -> None:
+        vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        with self._lock:
+            s = self._scopes.get(scope)
+            if s is None:
+                s = self._scopes[scope] = _Scope(vector.shape[1])
+                while len(self._scopes) > self.max_scopes:
+                    self._scopes.popitem(last=False)
+            self._scopes.move_to_end(scope)
+            if normalized in s.texts:
+                return
+            if len(s.keys) >= self.max_entries:  # drop the oldest half at once
+                half = len(s.keys) // 2
+                s.vectors = s.vectors[half:]
+                del s.keys[:half], s.features[:half], s.texts[:half]
+            s.vectors = np.vstack([s.vectors, vector])
+            s.keys.append(key)
+            s.features.append(QueryFeatures.of(normalized))
+            s.texts.append(normalized)
+
+    def lookup(self, scope: str, normalized: str, vector: np.ndarray) -> tuple[str, float] | None:
+        """``(key, cosine)`` of the cached query that may answer this one, or None."""
+        with self._lock:
+            s = self._scopes.get(scope)
+            if s is None or not s.keys:
+                return None
+            scores = s.vectors @ np.asarray(vector, dtype=np.float32).reshape(-1)
+            order = np.argsort(-scores)[:8]
+            features = None
+            for i in order:
+                if scores[i] < self.threshold:
+                    break
+                features = features or QueryFeatures.of(normalized)
+                if features.agrees(s.features[i]):
+                    return s.keys[i], float(scores[i])
+                self.rejected += 1
+        return None
+
+    def __len__(self) -> int:
+        return sum(len(s.keys) for s in self._scopes.values())
