@@ -354,6 +354,44 @@ def bench_retrieval(
         retrieval.print_report(result)
 
 
+@bench_app.command("cache")
+def bench_cache(
+    dataset: Annotated[Path, typer.Argument(help="BEIR-layout folder whose queries to replay")],
+    requests: Annotated[int, typer.Option("--requests", help="Length of the stream")] = 3000,
+    zipf: Annotated[float, typer.Option("--zipf", help="Zipf exponent of query popularity")] = 1.1,
+    redis_url: Annotated[
+        str | None,
+        typer.Option("--redis-url", help="Use this Redis (default: start a private one)"),
+    ] = None,
+    korean: Annotated[
+        Path | None,
+        typer.Option("--korean", help="SQuAD-format Korean file for Korean semantic variants"),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """No cache vs L1 vs L1+L2 vs L1+L2+L3 on a Zipf stream; tier hit latency; semantic hits."""
+    from .bench import cache as bench
+
+    try:
+        result = bench.run(
+            dataset,
+            requests=requests,
+            zipf_s=zipf,
+            redis_url=redis_url,
+            korean=korean,
+            progress=not as_json,
+        )
+    except Exception as exc:
+        _fail(_error_message(exc))
+    if out is not None:
+        bench.write_json(result, out)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+    else:
+        bench.print_report(result)
+
+
 @bench_app.command("quantization")
 def bench_quantization(
     dataset: Annotated[Path, typer.Argument(help="BEIR-layout folder (e.g. scifact)")],

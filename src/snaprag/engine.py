@@ -126,8 +126,10 @@ class Engine:
             cache = self.cache
             if cache is not None:
                 from .cache.embedder import CachedQueryEmbedder
+                from .cache.query_cache import code_fingerprint
 
-                embedder = CachedQueryEmbedder(embedder, cache, self._model_fingerprint())
+                fingerprint = f"{self._model_fingerprint()}|{code_fingerprint()}"
+                embedder = CachedQueryEmbedder(embedder, cache, fingerprint)
             self._retriever = Retriever(store, embedder, self.config, dim, dtype)
             self._retriever.reranker = self._second_stage()
         return self._retriever
@@ -281,27 +283,14 @@ class Engine:
 
         retriever = self.retriever
         scope = self._scope()
-        params = [k, mode, _filters_key(filters)]
+        params = (k, mode, _filters_key(filters))
         norms = [normalize_query(q) for q in queries]
         keys = [cache.key("retrieval", scope, n, params) for n in norms]
         found: list[Any] = cache.tiered.get_many("retrieval", keys)
         missing = [i for i, v in enumerate(found) if v is None]
-        semantic = cache.semantic if mode != "bm25" else None
         vectors: dict[int, Any] = {}
-        if semantic is not None and missing:
-            qvec = retriever.embedder.embed_queries([queries[i] for i in missing])
-            alias: dict[int, str] = {}
-            for j, i in enumerate(missing):
-                vectors[i] = qvec[j]
-                match = semantic.lookup(scope + repr(params), norms[i], qvec[j])
-                if match is not None:
-                    alias[i] = match[0]
-            if alias:
-                got = cache.tiered.get_many("retrieval", list(alias.values()))
-                for i, value in zip(alias, got, strict=True):
-                    found[i] = value
-            hits_n = sum(1 for i in alias if found[i] is not None)
-            cache.stats.record("semantic", "retrieval", hits_n, len(missing) - hits_n)
+        if cache.semantic is not None and mode != "bm25" and missing:
+            vectors = self._semantic_lookup(cache, queries, norms, missing, found, scope, params)
             missing = [i for i in missing if found[i] is None]
         if missing:
             fresh = retriever.search_many([queries[i] for i in missing], k, filters, mode).hits
@@ -309,12 +298,44 @@ class Engine:
             for j, i in enumerate(missing):
                 found[i] = tuple(fresh[j])
                 items.append((keys[i], found[i]))
-                if semantic is not None:
-                    semantic.add(scope + repr(params), norms[i], vectors[i], keys[i])
+                if i in vectors:
+                    cache.semantic.add(f"{scope}{params}", norms[i], vectors[i], keys[i])
             cache.tiered.put_many("retrieval", items)
         if log:
             cache.log_queries("search", norms, params, queries)
         return [list(v) for v in found]
+
+    def _semantic_lookup(
+        self,
+        cache: QueryCache,
+        queries: list[str],
+        norms: list[str],
+        missing: list[int],
+        found: list[Any],
+        scope: str,
+        params: tuple[Any, ...],
+    ) -> dict[int, Any]:
+        """Fill ``found`` from the nearest cached query that asks the same thing; returns
+        the query vectors computed on the way (reused by the search itself)."""
+        retriever = self.retriever
+        # an English-only model cannot compare Korean queries: exact keys only for those
+        comparable = [i for i in missing if not retriever._dense_blind_to(queries[i])]
+        if not comparable:
+            return {}
+        qvec = retriever.embedder.embed_queries([queries[i] for i in comparable])
+        vectors = dict(zip(comparable, qvec, strict=True))
+        alias: dict[int, str] = {}
+        for i in comparable:
+            match = cache.semantic.lookup(f"{scope}{params}", norms[i], vectors[i])
+            if match is not None:
+                alias[i] = match[0]
+        if alias:
+            got = cache.tiered.get_many("retrieval", list(alias.values()))
+            for i, value in zip(alias, got, strict=True):
+                found[i] = value
+        hits = sum(1 for i in alias if found[i] is not None)
+        cache.stats.record("semantic", "retrieval", hits, len(comparable) - hits)
+        return vectors
 
     def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> Answer:
         """An extractive answer with citations, built from the top ``k`` chunks."""
@@ -401,5 +422,5 @@ class Engine:
         self.close()
 
 
-def _filters_key(filters: Filters | None) -> list[str | None] | None:
-    return None if not filters else [filters.source, filters.type]
+def _filters_key(filters: Filters | None) -> tuple[str | None, str | None] | None:
+    return None if not filters else (filters.source, filters.type)

@@ -197,3 +197,25 @@ def test_warm_up_precomputes_top_queries(corpus) -> None:
         engine.warm_up()
         engine.search(Q, k=4)
         assert _counts(engine)[("memory", "retrieval")][0] == 1
+
+
+def test_semantic_cache_hits_rephrasings_but_not_other_questions(corpus) -> None:
+    _, index = corpus
+    with Engine.open(index, semantic_cache=True) as engine:
+        first = engine.search(Q, k=3)
+        assert engine.search("Tell me how long the warranty on the frame is", k=3) == first
+        counts = _counts(engine)
+        assert counts[("semantic", "retrieval")] == [1, 1]  # the first lookup found nothing
+        for other in (
+            "How long is the warranty on the wheels?",
+            "How long is the warranty not on the frame?",
+            "How long is the warranty on the frame after 2 years?",
+        ):
+            engine.search(other, k=3)
+        assert _counts(engine)[("semantic", "retrieval")] == [1, 4]
+        # Korean with the English-only model: exact keys only, no embedding comparison
+        engine.search("프레임 보증 기간은?", k=3)
+        assert _counts(engine)[("semantic", "retrieval")] == [1, 4]
+    with Engine.open(index) as engine:  # off by default
+        engine.search("Please tell me how long the warranty on the frame is", k=3)
+        assert ("semantic", "retrieval") not in _counts(engine)

@@ -62,6 +62,7 @@ def run_eval(
     **settings: Any,
 ) -> dict[str, Any]:
     dataset = dataset.resolve()
+    settings.setdefault("cache", False)  # measure the pipeline, not the query cache
     config = Config.from_env(model=preset, **settings)
     work = eval_workdir(dataset, config)
     corpus, queries, qrels = load_collection(dataset, split, work / "collection")

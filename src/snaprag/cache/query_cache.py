@@ -14,6 +14,7 @@ every tier and every process; they age out by TTL and by the tiers' size bounds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -55,8 +56,21 @@ FLUSH_EVERY_S = 5.0
 FLUSH_EVERY_QUERIES = 256
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A hash of the code that computes results, so that an upgrade (or a local change)
+    never serves entries computed by the previous code."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.blake2b(digest_size=8)
+    for part in ("embed", "index", "search", "generate", "ingest"):
+        for path in sorted((root / part).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def settings_fingerprint(config: Config, prefix: str = "") -> str:
-    """A short hash of the settings that change results (cache options excluded)."""
+    """A short hash of the settings (and code) that change results (cache options excluded)."""
     values = {
         k: str(v)
         for k, v in asdict(config).items()
@@ -64,7 +78,7 @@ def settings_fingerprint(config: Config, prefix: str = "") -> str:
         and not k.startswith(("cache", "redis", "semantic", "llm"))
         and k != "context_tokens"
     }
-    return _hash([KEY_FORMAT, prefix, sorted(values.items())])[:16]
+    return _hash([KEY_FORMAT, code_fingerprint(), prefix, sorted(values.items())])[:16]
 
 
 def _hash(parts: Any) -> str:
@@ -109,7 +123,7 @@ class QueryCache:
         }
         self.tiered = TieredCache(memory, tiers, ttls, dict(CODECS), self.stats)
         self.semantic = SemanticCache(config.semantic_threshold) if config.semantic_cache else None
-        self._log: dict[tuple[str, str, str], list[Any]] = {}
+        self._log: dict[tuple[str, str, Any], list[Any]] = {}
         self._log_lock = threading.Lock()
         self._last_flush = time.monotonic()
         self._pending = 0
@@ -117,16 +131,18 @@ class QueryCache:
     # ------------------------------------------------------------------ keys
     @staticmethod
     def key(namespace: str, *parts: Any) -> str:
-        return f"{namespace[0]}:{_hash(parts)}"
+        """``n:<128-bit hash>`` of the parts (str() of each, unambiguously separated)."""
+        raw = "\x1f".join(map(str, parts)).encode("utf-8", "surrogatepass")
+        return f"{namespace[0]}:{hashlib.blake2b(raw, digest_size=16).hexdigest()}"
 
     # ------------------------------------------------------------------ query log
     def log_queries(
-        self, kind: str, normalized: Sequence[str], params: Any, texts: Sequence[str]
+        self, kind: str, normalized: Sequence[str], params: tuple[Any, ...], texts: Sequence[str]
     ) -> None:
         """Count queries (in memory; written to the cache file every few seconds)."""
         if self.db is None:
             return
-        p = json.dumps(params, sort_keys=True, separators=(",", ":"))
+        p = params
         now = time.time()
         with self._log_lock:
             for norm, text in zip(normalized, texts, strict=True):
@@ -149,7 +165,10 @@ class QueryCache:
         if self.db is None:
             return
         with self._log_lock:
-            rows = [(k, q, p, t, n, last) for (k, q, p), (t, n, last) in self._log.items()]
+            rows = [
+                (k, q, json.dumps(p, separators=(",", ":")), t, n, last)
+                for (k, q, p), (t, n, last) in self._log.items()
+            ]
             self._log = {}
             self._pending = 0
             self._last_flush = time.monotonic()

@@ -25,6 +25,11 @@ _NEGATION_EN = re.compile(
     r"\b(?:not|no|never|none|nor|neither|nobody|nothing|without|cannot|except|"
     r"unless|lack|lacks|lacking|absent|fails?|\w+n't)\b"
 )
+# stop words that still change what is asked (search drops them, the cache must not)
+_POLARITY_EN = re.compile(
+    r"\b(?:more|most|less|least|few|fewer|before|after|above|below|over|under|up|down|"
+    r"against|only|same|off|out|between|during|than|first|last)\b"
+)
 _NEGATION_KO = re.compile(r"(?:^|\s)(?:안|못)\s|않|없|아니|아닌|말고|제외|못하|불가|미포함")
 # words that frame a question without changing what is asked
 FILLER = frozenset(
@@ -40,18 +45,21 @@ FILLER = frozenset(
 class QueryFeatures:
     """What must agree between two queries for one to reuse the other's entry."""
 
-    words: frozenset[str]
+    words: tuple[str, ...]  # content words with their counts (a multiset), sorted
     numbers: tuple[str, ...]
-    negations: tuple[str, ...]
+    negations: tuple[str, ...]  # negations and comparison words, sorted
 
     @classmethod
     def of(cls, normalized: str) -> QueryFeatures:
-        words = frozenset(t for t in tokenize(normalized) if t not in FILLER and not t.isdigit())
+        words = tuple(
+            sorted(t for t in tokenize(normalized) if t not in FILLER and not t.isdigit())
+        )
         numbers = tuple(sorted(n.replace(",", "") for n in _NUMBER.findall(normalized)))
         negations = tuple(
             sorted(
-                [m.group(0).strip() for m in _NEGATION_EN.finditer(normalized)]
-                + [m.group(0).strip() for m in _NEGATION_KO.finditer(normalized)]
+                m.group(0).strip()
+                for pattern in (_NEGATION_EN, _POLARITY_EN, _NEGATION_KO)
+                for m in pattern.finditer(normalized)
             )
         )
         return cls(words, numbers, negations)
@@ -76,8 +84,15 @@ class _Scope:
 class SemanticCache:
     """Cached queries' vectors per scope (index version + settings); in process memory."""
 
-    def __init__(self, threshold: float = 0.85, max_entries: int = 20_000, scopes: int = 4):
+    def __init__(
+        self,
+        threshold: float = 0.85,
+        max_entries: int = 20_000,
+        scopes: int = 4,
+        guards: bool = True,
+    ) -> None:
         self.threshold = threshold
+        self.guards = guards  # False only to measure what the guards prevent
         self.max_entries = max_entries
         self.max_scopes = scopes
         self._scopes: OrderedDict[str, _Scope] = OrderedDict()
@@ -116,6 +131,8 @@ class SemanticCache:
             for i in order:
                 if scores[i] < self.threshold:
                     break
+                if not self.guards:
+                    return s.keys[i], float(scores[i])
                 features = features or QueryFeatures.of(normalized)
                 if features.agrees(s.features[i]):
                     return s.keys[i], float(scores[i])
