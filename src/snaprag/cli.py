@@ -179,6 +179,37 @@ def _search_file(engine, path: Path, k: int, filters, mode: str, batch: int = 25
     out.flush()
 
 
+# answer generation (shared by ask and, later, serve); None keeps config / SNAPRAG_* values
+LlmOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm",
+        help="Who writes the answer: extractive, smollm2 (bundled demo model), gguf:PATH or "
+        "openai:BASE_URL [env SNAPRAG_LLM]",
+    ),
+]
+LlmModelOpt = Annotated[
+    str | None, typer.Option("--llm-model", help="Model name on an OpenAI-compatible server")
+]
+LlmKeyOpt = Annotated[
+    str | None,
+    typer.Option("--llm-key", help="API key [env SNAPRAG_LLM_API_KEY or OPENAI_API_KEY]"),
+]
+LlmThreadsOpt = Annotated[int | None, typer.Option("--llm-threads", help="Local model threads")]
+LlmCtxOpt = Annotated[int | None, typer.Option("--llm-ctx", help="Local model context (tokens)")]
+GpuLayersOpt = Annotated[
+    int | None, typer.Option("--gpu-layers", help="Local model layers on the GPU (-1: all)")
+]
+MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", help="Longest answer (tokens)")]
+ContextTokensOpt = Annotated[
+    int | None, typer.Option("--context-tokens", help="Tokens of retrieved text in the prompt")
+]
+TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="0 = greedy")]
+LlmTimeoutOpt = Annotated[
+    float | None, typer.Option("--llm-timeout", help="Seconds a server may stay silent")
+]
+
+
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="Your question")],
@@ -188,18 +219,64 @@ def ask(
     type_: TypeOpt = None,
     as_json: JsonOpt = False,
     model: ModelOpt = None,
+    llm: LlmOpt = None,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Print the answer as it is generated")
+    ] = False,
+    llm_model: LlmModelOpt = None,
+    llm_key: LlmKeyOpt = None,
+    llm_threads: LlmThreadsOpt = None,
+    llm_ctx: LlmCtxOpt = None,
+    gpu_layers: GpuLayersOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    context_tokens: ContextTokensOpt = None,
+    temperature: TemperatureOpt = None,
+    llm_timeout: LlmTimeoutOpt = None,
 ) -> None:
-    """Answer a question from the index, with a citation for every sentence."""
+    """Answer a question from the index, with citations (extractive, or by an LLM: --llm)."""
 
-    engine = _engine(index, model)
+    engine = _engine(
+        index,
+        model,
+        llm=llm,
+        llm_model=llm_model,
+        llm_api_key=llm_key,
+        llm_threads=llm_threads,
+        llm_ctx=llm_ctx,
+        llm_gpu_layers=gpu_layers,
+        llm_max_tokens=max_tokens,
+        context_tokens=context_tokens,
+        llm_temperature=temperature,
+        llm_timeout=llm_timeout,
+    )
+    filters = _filters(source, type_)
+    if stream:
+        from .generate.display import stream_answer
+
+        try:
+            ok = stream_answer(engine.ask_events(question, k=k, filters=filters), as_json)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            _fail(_error_message(exc))
+        finally:
+            engine.close()
+        raise typer.Exit(0 if ok else 2)
     try:
-        answer = engine.ask(question, k=k, filters=_filters(source, type_))
+        answer = engine.ask(question, k=k, filters=filters)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
     except Exception as exc:
         _fail(_error_message(exc))
     finally:
         engine.close()
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+        return
+    if answer.generator != "extractive":
+        from .generate.display import print_generated
+
+        print_generated(answer)
         return
     from .render import print_answer
 
@@ -381,6 +458,52 @@ def bench_cache(
             redis_url=redis_url,
             korean=korean,
             progress=not as_json,
+        )
+    except Exception as exc:
+        _fail(_error_message(exc))
+    if out is not None:
+        bench.write_json(result, out)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+    else:
+        bench.print_report(result)
+
+
+@bench_app.command("ask")
+def bench_ask(
+    index: Annotated[
+        Path | None, typer.Option("--index", help="Ingest into this index (default: temp dir)")
+    ] = None,
+    samples: Annotated[
+        Path | None, typer.Option("--samples", help="Documents to ask about (default: samples/)")
+    ] = None,
+    llm: Annotated[str, typer.Option("--llm", help="Generator to measure")] = "smollm2",
+    k: Annotated[int, typer.Option("-k", help="Chunks retrieved per question")] = 5,
+    llm_model: LlmModelOpt = None,
+    llm_threads: LlmThreadsOpt = None,
+    llm_ctx: LlmCtxOpt = None,
+    gpu_layers: GpuLayersOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    context_tokens: ContextTokensOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Time to first token, tokens/s and per-stage latency of generated answers."""
+    from .bench import ask as bench
+
+    try:
+        result = bench.run(
+            index=index,
+            samples=samples,
+            llm=llm,
+            k=k,
+            progress=not as_json,
+            llm_model=llm_model,
+            llm_threads=llm_threads,
+            llm_ctx=llm_ctx,
+            llm_gpu_layers=gpu_layers,
+            llm_max_tokens=max_tokens,
+            context_tokens=context_tokens,
         )
     except Exception as exc:
         _fail(_error_message(exc))

@@ -74,7 +74,7 @@ class Config:
     llm_model: str | None = None
     #: API key for the server; None falls back to $OPENAI_API_KEY when the request is made
     llm_api_key: str | None = field(default=None, repr=False)
-    llm_threads: int = 0  # local model: 0 = threads as for embedding
+    llm_threads: int = 0  # local model: 0 = all CPUs but one (at least 1)
     llm_ctx: int = 4096  # local model: context window in tokens (prompt + answer)
     llm_gpu_layers: int = 0  # local model: layers offloaded to a GPU (-1: all)
     llm_parallel: int = 1  # local model: concurrent sequences (slots); more wait in a queue
@@ -209,7 +209,14 @@ class Config:
 
     @property
     def effective_llm_threads(self) -> int:
-        return self.llm_threads or self.effective_threads
+        """Threads of a local LLM: one core is left to retrieval and everything else.
+
+        llama.cpp's threads wait for each other after every operation; when one of them
+        loses its core to another thread or process, the whole step waits. Measured on 2
+        cores next to a busy process: 2 threads fell to 2-6 tokens/s on some answers,
+        1 thread held 55-60.
+        """
+        return self.llm_threads or max(1, self.effective_threads - 1)
 
     @property
     def effective_threads(self) -> int:

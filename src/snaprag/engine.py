@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING, Any
 from .config import Config
 from .embed.models import MODEL_FORMAT, PRESETS, canonical_name
 from .embed.onnx_embedder import OnnxEmbedder
-from .errors import ConfigError, IndexError_
-from .generate.extractive import ExtractiveAnswerer
+from .errors import ConfigError, GenerationError, IndexError_, SnapragError
 from .index.store import Store
 from .index.tokenize import TOKENIZER_VERSION
 from .ingest.chunking import Chunker
 from .search.retriever import Filters, Retriever
-from .types import Answer, Hit
+from .types import Answer, AnswerEvent, Hit
 
 if TYPE_CHECKING:
     from .cache.query_cache import QueryCache
@@ -49,7 +48,7 @@ class Engine:
         self._store: Store | None = None
         self._embedder: OnnxEmbedder | None = None
         self._retriever: Retriever | None = None
-        self._answerer: ExtractiveAnswerer | None = None
+        self._generator: Any = None  # see the generator property
         self._cache: QueryCache | None = None
         self._cache_scope: tuple[str, str] | None = None  # (index_id, settings fingerprint)
 
@@ -337,18 +336,52 @@ class Engine:
         cache.stats.record("semantic", "retrieval", hits, len(comparable) - hits)
         return vectors
 
+    @property
+    def generator(self) -> Any:
+        """What writes answers (``config.llm``): built on first use, its model loaded lazily.
+
+        Its ``fingerprint`` names the model, prompt version, sampling and context budget.
+        """
+        if self._generator is None:
+            from .generate.factory import create_generator
+
+            self._generator = create_generator(
+                self.config, lambda: self.embedder, lambda: self.model_name
+            )
+        return self._generator
+
+    def ask_events(
+        self, question: str, k: int = 5, filters: Filters | None = None
+    ) -> Iterator[AnswerEvent]:
+        """Answer ``question`` from the top ``k`` chunks, as a stream of events.
+
+        ``hits`` (retrieval done), ``token`` (pieces of text as they are generated), then
+        ``done`` with the final :class:`Answer` (citations, timings, metrics), or ``error``
+        with the error that stopped it; errors are events here, never raised.
+        """
+        from .generate.rag import answer_events
+
+        started = time.perf_counter()
+        try:
+            result = self.retriever.search_many([question], k, filters)
+            generator = self.generator
+        except SnapragError as exc:
+            yield AnswerEvent("error", error=exc)
+            return
+        retrieve_ms = (time.perf_counter() - started) * 1000
+        yield from answer_events(
+            generator, question, result.hits[0], result.timings, started, retrieve_ms
+        )
+
     def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> Answer:
-        """An extractive answer with citations, built from the top ``k`` chunks."""
-        t = time.perf_counter()
-        result = self.retriever.search_many([question], k, filters)
-        if self._answerer is None:
-            self._answerer = ExtractiveAnswerer(self.embedder)
-        t2 = time.perf_counter()
-        answer = self._answerer.answer(question, result.hits[0])
-        answer.timings = result.timings
-        answer.timings.add("answer", (time.perf_counter() - t2) * 1000)
-        answer.timings.stages["total"] = (time.perf_counter() - t) * 1000
-        return answer
+        """An answer with citations built from the top ``k`` chunks (extractive by default,
+        or written by the LLM of ``config.llm``); raises the error of an ``error`` event."""
+        for event in self.ask_events(question, k, filters):
+            if event.kind == "error" and event.error is not None:
+                raise event.error
+            if event.kind == "done" and event.answer is not None:
+                return event.answer
+        raise GenerationError("the answer ended without a result", "generation_failed")
 
     def stats(self) -> dict[str, Any]:
         store = self._open_store(create=False)
@@ -378,8 +411,11 @@ class Engine:
         """Load the model and the search indexes now, so the first query is fast.
 
         With ``cache_warm_top`` > 0, also precompute the most frequent logged queries.
+        With an LLM configured (``llm``), its model is loaded and warmed too.
         """
         self.retriever.warm_up()
+        if self.config.llm != "extractive":
+            self.generator.load()
         if self.config.cache_warm_top and self.cache is not None:
             self.warm_cache(self.config.cache_warm_top)
 

@@ -64,6 +64,7 @@ GENERATION_ERROR_CODES = (
     "model_unreadable",  # the file exists but cannot be read or is not a GGUF model
     "model_load_failed",  # llama.cpp refused the model (format, memory)
     "connection_refused",  # nothing listens at the server URL
+    "connection_failed",  # the server cannot be reached (name lookup, TLS, network)
     "timeout",  # the server did not answer (or stalled mid-stream) within the timeout
     "stream_dropped",  # the connection closed before the answer was finished
     "server_error",  # the server answered with an error status or an error event

@@ -112,11 +112,45 @@ class StageTimings:
 
 @dataclass(frozen=True, slots=True)
 class AnswerEvent:
-    """One event of a (possibly streamed) answer: ``hits``, ``token`` or ``done``."""
+    """One event of a (possibly streamed) answer.
+
+    ``kind`` is one of:
+
+    * ``hits``: retrieval is done; ``hits`` holds the chunks the answer is built from;
+    * ``token``: ``text`` is the next piece of the answer (one or more tokens);
+    * ``done``: ``answer`` is the final :class:`Answer` (text, citations, timings, metrics);
+      ``text`` repeats its text;
+    * ``error``: the answer failed; ``error`` is the exception (a ``SnapragError``),
+      ``message`` its one-line text and ``code`` a stable reason such as ``timeout``.
+
+    A stream ends with exactly one ``done`` or ``error`` event.
+    """
 
     kind: str
     text: str = ""
     hits: tuple[Hit, ...] = ()
+    answer: Answer | None = None
+    error: Exception | None = None
+
+    @property
+    def message(self) -> str:
+        return str(self.error) if self.error is not None else ""
+
+    @property
+    def code(self) -> str:
+        if self.error is None:
+            return ""
+        return str(getattr(self.error, "code", type(self.error).__name__))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (one line per event in ``snaprag ask --stream --json``)."""
+        if self.kind == "hits":
+            return {"event": "hits", "hits": [h.to_dict() for h in self.hits]}
+        if self.kind == "done" and self.answer is not None:
+            return {"event": "done", "answer": self.answer.to_dict()}
+        if self.kind == "error":
+            return {"event": "error", "code": self.code, "message": self.message}
+        return {"event": self.kind, "text": self.text}
 
 
 @dataclass(slots=True)
@@ -125,6 +159,12 @@ class Answer:
 
     ``events()`` yields the same content as a stream, so that generators that produce
     text token by token can share one shape with the extractive answerer.
+
+    ``generator`` names what wrote the text (``extractive``, or an LLM such as
+    ``gguf:SmolLM2-135M-Instruct.Q4_1.gguf``). ``metrics`` holds measurements of an LLM
+    answer: ``ttft_ms`` (question in to first token out), ``tokens_per_s`` (decode speed),
+    ``prompt_tokens``, ``completion_tokens``, ``context_tokens`` and ``context_chunks``.
+    ``finish_reason`` is the model's (``stop``: done, ``length``: cut at max tokens).
     """
 
     question: str
@@ -132,11 +172,14 @@ class Answer:
     citations: list[Citation]
     hits: list[Hit]
     timings: StageTimings = field(default_factory=StageTimings)
+    generator: str = "extractive"
+    metrics: dict[str, float] = field(default_factory=dict)
+    finish_reason: str | None = None
 
     def events(self) -> Iterator[AnswerEvent]:
         yield AnswerEvent("hits", hits=tuple(self.hits))
         yield AnswerEvent("token", text=self.text)
-        yield AnswerEvent("done", text=self.text)
+        yield AnswerEvent("done", text=self.text, answer=self)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,4 +197,7 @@ class Answer:
             ],
             "hits": [h.to_dict() for h in self.hits],
             "timings_ms": {k: round(v, 3) for k, v in self.timings.stages.items()},
+            "generator": self.generator,
+            "metrics": {k: round(float(v), 3) for k, v in self.metrics.items()},
+            "finish_reason": self.finish_reason,
         }

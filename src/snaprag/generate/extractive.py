@@ -8,7 +8,7 @@ followed by a citation such as ``[manual.pdf p.3]``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -112,3 +112,50 @@ def _is_statement(sentence: str) -> bool:
         return False
     ends = sentence.rstrip("\"')]”’").endswith((".", "!", "?", "。", "다", "요", ":"))
     return ends or len(sentence) >= 60
+
+
+EXTRACTIVE_VERSION = "1"
+
+
+class ExtractiveGenerator:
+    """The extractive answerer behind the generator interface (no LLM, no prompt).
+
+    The embedder is fetched when the first answer is made, so that building the engine's
+    generator loads nothing.
+    """
+
+    name = "extractive"
+
+    def __init__(
+        self,
+        embedder: Callable[[], Embedder],
+        model_name: Callable[[], str],
+        max_sentences: int = 3,
+        max_chunks: int = 5,
+        min_score: float = 0.25,
+    ) -> None:
+        self._embedder = embedder
+        self._model_name = model_name
+        self._settings = (max_sentences, max_chunks, min_score)
+        self._answerer: ExtractiveAnswerer | None = None
+        self.requests = 0
+
+    @property
+    def fingerprint(self) -> str:
+        sentences, chunks, floor = self._settings
+        return (
+            f"extractive:{self._model_name()}|v{EXTRACTIVE_VERSION},sentences={sentences},"
+            f"chunks={chunks},min_score={floor}"
+        )
+
+    def load(self) -> None:
+        """Nothing beyond the embedder, which the retriever loads anyway."""
+
+    def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
+        if self._answerer is None:
+            self._answerer = ExtractiveAnswerer(self._embedder(), *self._settings)
+        self.requests += 1
+        return self._answerer.answer(question, hits)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,63 @@
+"""Build the generator named by ``Config.llm``.
+
+==========================  ====================================================
+``extractive``              sentences from the top chunks, no LLM (the default)
+``smollm2``                 the bundled SmolLM2-135M-Instruct GGUF (a demo model)
+``gguf:PATH``               any local GGUF file, run by llama.cpp (``xllamacpp``)
+``openai:BASE_URL``         an OpenAI-compatible server, e.g. ``http://host:8000/v1``
+==========================  ====================================================
+
+Construction is cheap and loads nothing; models load on first use or ``load()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..config import LLM_FORMS, Config
+from ..embed.base import Embedder
+from ..errors import ConfigError
+from .extractive import ExtractiveGenerator
+
+
+def create_generator(
+    config: Config,
+    embedder: Callable[[], Embedder],
+    model_name: Callable[[], str],
+) -> Any:
+    """An :class:`ExtractiveGenerator` or an :class:`~.base.LLMGenerator` for ``config``."""
+    spec = config.llm
+    kind, _, arg = spec.partition(":")
+    if spec == "extractive":
+        return ExtractiveGenerator(embedder, model_name)
+    if spec == "smollm2" or kind == "gguf":
+        from .local import LocalGGUFGenerator
+
+        return LocalGGUFGenerator(
+            Path(arg) if kind == "gguf" else None,
+            cache_dir=config.cache_dir,
+            n_ctx=config.llm_ctx,
+            threads=config.effective_llm_threads,
+            gpu_layers=config.llm_gpu_layers,
+            parallel=config.llm_parallel,
+            max_tokens=config.llm_max_tokens,
+            temperature=config.llm_temperature,
+            context_tokens=config.context_tokens,
+            label="smollm2" if spec == "smollm2" else None,
+        )
+    if kind == "openai":
+        from .openai import OpenAIGenerator
+
+        return OpenAIGenerator(
+            arg,
+            model=config.llm_model,
+            api_key=config.llm_api_key,
+            timeout=config.llm_timeout,
+            retries=config.llm_retries,
+            max_tokens=config.llm_max_tokens,
+            temperature=config.llm_temperature,
+            context_tokens=config.context_tokens,
+        )
+    raise ConfigError(f"llm must be one of {', '.join(LLM_FORMS)}; got {spec!r}")
