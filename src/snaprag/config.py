@@ -56,6 +56,10 @@ class Config:
     rrf_k: int = 60
     dense_weight: float = 0.4
     bm25_weight: float = 0.6
+    # the same for queries containing Hangul (with a multilingual model): dense 0.5 / BM25
+    # 0.5, tuned on half of KorQuAD 1.0 dev (docs/benchmarks.md, "Korean tuning")
+    hangul_dense_weight: float = 0.5
+    hangul_bm25_weight: float = 0.5
     #: cross-encoder for a second stage (local directory or hf:ORG/NAME); None = off
     rerank_model: str | None = None
     rerank_top_n: int = 30
@@ -149,11 +153,13 @@ class Config:
             )
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0 (0 = automatic), got {self.threads}")
-        for name in ("dense_weight", "bm25_weight"):
+        for name in ("dense_weight", "bm25_weight", "hangul_dense_weight", "hangul_bm25_weight"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.dense_weight == 0 and self.bm25_weight == 0:
             raise ConfigError("dense_weight and bm25_weight cannot both be 0")
+        if self.hangul_dense_weight == 0 and self.hangul_bm25_weight == 0:
+            raise ConfigError("hangul_dense_weight and hangul_bm25_weight cannot both be 0")
         self._check_llm()
 
     def _check_llm(self) -> None:

@@ -190,6 +190,71 @@ def test_bad_parameters_are_rejected():
         Bm25Index.build(CORPUS, k1=-1)
     with pytest.raises(ConfigError, match="b must"):
         Bm25Index.build(CORPUS, b=1.5)
+    with pytest.raises(ConfigError, match="hangul_k1"):
+        Bm25Index.build(CORPUS, hangul_k1=float("nan"))
+    with pytest.raises(ConfigError, match="hangul_b"):
+        Bm25Index.build(CORPUS, hangul_b=-0.1)
+
+
+# ---------------------------------------------------------------- per-script parameters
+
+MIXED = [
+    ["학교", "학교", "공부", "cat", "cat", "sat"],
+    ["학교", "서울", "dog"],
+    ["서울", "서울", "서울", "서울", "cat", "mat", "mat", "long", "longer", "longest"],
+    ["공부", "2월", "dog", "dog"],
+    [],
+    ["cat"],
+]
+MIXED_QUERIES = [["학교"], ["서울", "cat"], ["2월", "dog", "공부"], ["mat", "학교", "학교"]]
+
+
+def reference_per_script(corpus, query, k1, b, hangul_k1, hangul_b):
+    """The formula with (hangul_k1, hangul_b) for terms containing Hangul, else (k1, b)."""
+    total = np.zeros(len(corpus))
+    for term in query:
+        hangul = any("\uac00" <= ch <= "\ud7a3" for ch in term)
+        params = (hangul_k1, hangul_b) if hangul else (k1, b)
+        total += reference_scores(corpus, [term], *params)
+    return total
+
+
+@pytest.mark.parametrize(
+    ("k1", "b", "hangul_k1", "hangul_b"),
+    [(1.2, 0.75, 0.2, 0.5), (0.9, 0.4, 2.0, 1.0), (1.5, 0.0, 0.0, 0.3)],
+)
+def test_hangul_terms_use_their_own_parameters(k1, b, hangul_k1, hangul_b):
+    index = Bm25Index.build(MIXED, k1, b, hangul_k1=hangul_k1, hangul_b=hangul_b)
+    for query in MIXED_QUERIES:
+        expected = reference_per_script(MIXED, query, k1, b, hangul_k1, hangul_b)
+        assert np.allclose(index.scores(query), expected, rtol=1e-6, atol=1e-6), query
+
+
+def test_default_parameters_per_script():
+    index = Bm25Index.build(MIXED)
+    assert (index.k1, index.b) == (bm25_module.K1, bm25_module.B) == (1.2, 0.75)
+    assert (index.hangul_k1, index.hangul_b) == (bm25_module.HANGUL_K1, bm25_module.HANGUL_B)
+    assert (index.hangul_k1, index.hangul_b) == (0.2, 0.5)
+    for query in MIXED_QUERIES:
+        expected = reference_per_script(MIXED, query, 1.2, 0.75, 0.2, 0.5)
+        assert np.allclose(index.scores(query), expected, rtol=1e-6, atol=1e-6), query
+    # a repeated Hangul term barely adds with k1 = 0.2: the 4x "서울" row is not far ahead
+    seoul = index.scores(["서울"])
+    assert seoul[2] / seoul[1] < 1.15
+    assert "hangul_k1=0.2" in repr(index)
+
+
+def test_hangul_parameters_leave_other_scripts_bit_identical():
+    corpus = random_corpus(200, seed=9)
+    plain = Bm25Index.build(corpus, hangul_k1=1.2, hangul_b=0.75)
+    per_script = Bm25Index.build(corpus)
+    assert np.array_equal(plain._data, per_script._data)
+    # the same holds for the non-Hangul terms of a mixed corpus
+    mixed_plain = Bm25Index.build(MIXED, hangul_k1=1.2, hangul_b=0.75)
+    mixed = Bm25Index.build(MIXED)
+    for term in ("cat", "dog", "mat", "sat"):
+        assert np.array_equal(mixed_plain.scores([term]), mixed.scores([term])), term
+    assert not np.array_equal(mixed_plain.scores(["서울"]), mixed.scores(["서울"]))
 
 
 def test_k_zero_and_k_beyond_corpus():
@@ -274,6 +339,7 @@ def test_save_load_round_trip(tmp_path, mmap):
     assert len(loaded) == len(index)
     assert loaded.vocab_size == index.vocab_size
     assert (loaded.k1, loaded.b, loaded.avgdl) == (index.k1, index.b, index.avgdl)
+    assert (loaded.hangul_k1, loaded.hangul_b) == (index.hangul_k1, index.hangul_b) == (0.2, 0.5)
     queries = [["w1", "w20"], ["한국어"], ["naïve", "w3"], [], ["unknown"]]
     for a, b in zip(index.search_many(queries, 10), loaded.search_many(queries, 10), strict=True):
         assert_same_results(a, b)
@@ -294,7 +360,9 @@ def test_load_missing_or_foreign_directory(tmp_path):
         Bm25Index.load(tmp_path / "nowhere")
     Bm25Index.build(CORPUS).save(tmp_path)
     meta = tmp_path / "bm25_meta.json"
-    meta.write_text(meta.read_text().replace('"version": 1', '"version": 99'))
+    version = f'"version": {bm25_module._FORMAT_VERSION}'
+    assert version in meta.read_text()
+    meta.write_text(meta.read_text().replace(version, '"version": 99'))
     with pytest.raises(IndexError_, match="rebuild"):
         Bm25Index.load(tmp_path)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from snaprag.errors import ConfigError
 from snaprag.index.tokenize import (
+    DEFAULT_KOREAN_MODE,
     ENGLISH_STOP_WORDS,
     KOREAN_MODES,
     TOKENIZER_VERSION,
@@ -70,19 +72,57 @@ def test_other_scripts_are_kept_as_words():
 # ---------------------------------------------------------------- Korean
 
 
+def morph(text: str) -> list[str]:
+    return tokenize(text, korean="morph")
+
+
 def test_korean_particles_and_endings_are_dropped():
-    tokens = tokenize("학교에서")
+    tokens = morph("학교에서")
     assert "학교" in tokens
     assert "에서" not in tokens
-    assert tokenize("학교를") == tokenize("학교에서") == tokenize("학교는") == ["학교"]
-    tokens = tokenize("공부를 했습니다")
+    assert morph("학교를") == morph("학교에서") == morph("학교는") == ["학교"]
+    tokens = morph("공부를 했습니다")
     assert "공부" in tokens
     assert not {"를", "습니다", "었"} & set(tokens)
 
 
 def test_korean_verb_stems_are_kept():
-    assert "먹" in tokenize("밥을 먹었다")
-    assert "먹" in tokenize("먹고 싶다")
+    assert "먹" in morph("밥을 먹었다")
+    assert "먹" in morph("먹고 싶다")
+
+
+def test_number_and_unit_are_joined():
+    tokens = morph("1989년 2월 15일")
+    assert {"1989년", "2월", "15일"} <= set(tokens)
+    assert "1989" in tokens and "15" in tokens  # the plain numbers of 2+ digits stay
+    assert "2" not in tokens  # single digits alone are still dropped
+    assert "2월" not in morph("2개") and "2개" in morph("2개")
+    assert "3.1운동" in morph("3.1운동은")
+    assert "2월" not in morph("2 월")  # only when written together
+    assert "2월" not in tokenize("1989년 2월", korean="bigram")  # bigram mode is unchanged
+    assert "2월" in tokenize("1989년 2월")  # the default mode has it
+
+
+def test_morph_bigram_mode_is_morphemes_plus_bigrams():
+    assert DEFAULT_KOREAN_MODE == "morph"
+    for text in [
+        "학교에서 공부를 했습니다.",
+        "대한민국의 수도는 서울이다.",
+        "서울지방검찰청 공안부",
+    ]:
+        assert tokenize(text) == morph(text)
+        assert Counter(tokenize(text, korean="morph+bigram")) == Counter(morph(text)) + Counter(
+            tokenize(text, korean="bigram")
+        )
+    # in text order; at one position the morpheme comes before the bigram
+    assert tokenize("학교에서", korean="morph+bigram") == ["학교", "학교", "교에", "에서"]
+    # a name the analyser may split ("임종 석") still matches its unsplit form by bigrams
+    assert {"임종", "종석"} <= set(tokenize("임종석이 발표했다", korean="morph+bigram"))
+
+
+def test_text_without_hangul_is_the_same_in_every_mode():
+    for text in ["The runners were running quickly", "covid-19 in 2020", "東京 Ελληνικά"]:
+        assert len({tuple(tokenize(text, korean=m)) for m in KOREAN_MODES}) == 1
 
 
 def test_korean_bigram_mode():
@@ -92,7 +132,7 @@ def test_korean_bigram_mode():
 
 
 def test_mixed_text_in_text_order():
-    tokens = tokenize("BM25를 사용한 검색 engines")
+    tokens = morph("BM25를 사용한 검색 engines")
     assert tokens[0] == "bm25"
     assert tokens[-1] == "engin"  # English part stemmed
     assert "검색" in tokens and "사용" in tokens
@@ -100,11 +140,14 @@ def test_mixed_text_in_text_order():
     assert tokens.index("사용") < tokens.index("검색")
     bigrams = tokenize("BM25를 사용한 검색 engines", korean="bigram")
     assert bigrams == ["bm25", "를", "사용", "용한", "검색", "engin"]
+    both = tokenize("BM25를 사용한 검색 engines", korean="morph+bigram")
+    assert both == ["bm25", "를", "사용", "사용", "용한", "검색", "검색", "engin"]
 
 
 def test_decomposed_hangul_is_composed():
     decomposed = "\u1112\u1161\u11a8\u1100\u116d"  # 학교 as conjoining jamo (NFD)
-    assert tokenize(decomposed) == tokenize("학교") == ["학교"]
+    assert morph(decomposed) == morph("학교") == ["학교"]
+    assert tokenize(decomposed, korean="morph+bigram") == ["학교", "학교"]
 
 
 @pytest.mark.parametrize("korean", KOREAN_MODES)

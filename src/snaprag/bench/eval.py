@@ -1,7 +1,10 @@
 """``snaprag eval``: retrieval quality and speed of the default pipeline on a collection.
 
 The collection is ingested into a cached index (under the cache directory, keyed by the
-collection, preset and chunking), so a second run only searches. Documents are ranked by
+collection, preset and chunking), so a second run only searches. A cached index whose BM25
+terms were made by an older tokenizer (``TOKENIZER_VERSION``) gets them rebuilt from the
+stored chunk texts, keeping its vectors, so tokenizer changes cost seconds, not a
+re-embedding. Documents are ranked by
 their best chunk. Latency: every query alone (p50/p95), then all queries in one batch.
 """
 
@@ -18,6 +21,9 @@ import numpy as np
 from ..config import Config
 from ..engine import Engine
 from ..errors import QueryError
+from ..index.store import Store
+from ..index.tokenize import TOKENIZER_VERSION, tokenize_many
+from ..ingest.job import indexed_text
 from .datasets import load_queries
 from .metrics import evaluate
 from .squad import read_squad
@@ -53,6 +59,38 @@ def eval_workdir(dataset: Path, config: Config) -> Path:
     return config.cache_dir / "eval" / f"{dataset.stem}-{key}"
 
 
+def refresh_bm25_terms(db_path: Path) -> int:
+    """Re-tokenize the chunks of an index built with another tokenizer version.
+
+    BM25 terms are stored per chunk, computed from the title line + chunk text
+    (:func:`~snaprag.ingest.job.indexed_text`); vectors do not depend on them and are kept.
+    Returns the number of chunks re-tokenized (0 when the index is current). The index
+    version moves on, so the next search rebuilds its snapshot.
+    """
+    store = Store(db_path)
+    try:
+        if store.get_meta("tokenizer_version") == str(TOKENIZER_VERSION):
+            return 0
+        with store.transaction(bump=True) as conn:
+            rows = conn.execute(
+                "SELECT c.id, d.title, c.text FROM chunks c "
+                "JOIN documents d ON d.id = c.document_id ORDER BY c.id"
+            ).fetchall()
+            tokens = tokenize_many([indexed_text(title, text) for _, title, text in rows])
+            conn.executemany(
+                "UPDATE chunks SET tokens = ? WHERE id = ?",
+                [(" ".join(t), r[0]) for r, t in zip(rows, tokens, strict=True)],
+            )
+            conn.execute(
+                "INSERT INTO meta VALUES ('tokenizer_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (str(TOKENIZER_VERSION),),
+            )
+        return len(rows)
+    finally:
+        store.close()
+
+
 def run_eval(
     dataset: Path,
     split: str = "test",
@@ -72,6 +110,7 @@ def run_eval(
     report = engine.ingest([corpus])
     if not report.ok:
         raise QueryError(f"ingesting {corpus} failed: {report.failed[0].reason}")
+    refresh_bm25_terms(engine.db_path)
     rate_file = work / "ingest.json"
     if report.chunks_embedded:
         rate = report.chunks_embedded / report.embed_seconds
@@ -100,6 +139,7 @@ def run_eval(
         "mode": mode,
         "preset": stats["model"],
         "queries": len(texts),
+        "tokenizer_version": TOKENIZER_VERSION,
         **{k: round(v, 4) for k, v in quality.items()},
         "latency_ms": {
             "p50": round(float(np.percentile(single, 50)), 3),

@@ -2,18 +2,29 @@
 
 Every text is NFKC-normalised and case-folded, then split by script:
 
-* Hangul runs go to Korean analysis. ``korean="morph"`` (default) runs the kiwipiepy
-  morphological analyser and keeps content morphemes (nouns, numerals, pronouns, verb and
-  adjective stems, roots, adverbs, determiners) while dropping particles (J*), endings
-  (E*), affixes other than roots (X*) and symbols, so "학교에서" and "학교를" both give
-  "학교". ``korean="bigram"`` emits overlapping character bigrams of each Hangul run
-  instead: no model to load (Kiwi takes ~1 s and ~300 MB), 15-20x faster, and nearly the
-  same quality on KorQuAD (nDCG@10 .946 vs .949).
+* Hangul runs go to Korean analysis, in one of three modes:
+
+  - ``korean="morph"`` (default) runs the kiwipiepy morphological analyser and keeps content
+    morphemes (nouns, numerals, pronouns, verb and adjective stems, roots, adverbs,
+    determiners) while dropping particles (J*), endings (E*), affixes other than roots
+    (X*) and symbols, so "학교에서" and "학교를" both give "학교". A number written next to
+    its noun or unit also gives one joined token ("2월", "1989년", "3개"): a single digit
+    alone is dropped (below), and "2월" must not match "2개".
+  - ``korean="bigram"`` emits overlapping character bigrams of each Hangul run instead:
+    no model to load (Kiwi takes ~1 s and ~300 MB) and 15-20x faster.
+  - ``korean="morph+bigram"`` emits both. Bigrams catch what the analyser splits or joins
+    inconsistently (names, compounds: "임종석" vs "임종 석"), and on KorQuAD this mode
+    ranks best (docs/benchmarks.md, "Korean tuning"), at 2.4x the postings. It is not the
+    default because callers that compare the default tokens of two questions (the
+    semantic cache) would see rephrasings differ by bigrams across particles
+    ("기간은" / "기간이").
+
 * Everything else is matched as word tokens of two or more word characters, English stop
   words are removed and the rest is stemmed with the Snowball English stemmer (PyStemmer).
 
 In mixed text ("BM25를 사용한 검색") both happen to their own parts of the text, and the
-tokens come back in text order.
+tokens come back in text order (at one position: English words, then morphemes, then
+bigrams). Text without Hangul gives the same tokens in every mode.
 
 Output depends only on the input text and the mode (and the pinned analyser versions), so
 documents tokenized at ingest match queries tokenized later. Change anything here that
@@ -39,20 +50,25 @@ from typing import Any, Literal
 from snaprag.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_KOREAN_MODE",
     "ENGLISH_STOP_WORDS",
     "KOREAN_MODES",
     "TOKENIZER_VERSION",
     "KoreanMode",
+    "has_hangul",
     "tokenize",
     "tokenize_many",
     "warm_up",
 ]
 
-KoreanMode = Literal["morph", "bigram"]
-KOREAN_MODES: tuple[str, ...] = ("morph", "bigram")
+KoreanMode = Literal["morph", "bigram", "morph+bigram"]
+KOREAN_MODES: tuple[str, ...] = ("morph", "bigram", "morph+bigram")
+#: The mode that documents are indexed and queries searched with.
+DEFAULT_KOREAN_MODE: KoreanMode = "morph"
 
 #: Bumped whenever a change alters the tokens produced for some text.
-TOKENIZER_VERSION = 1
+#: 2: number + unit tokens ("2월") in the morph modes.
+TOKENIZER_VERSION = 2
 
 # The Glasgow IR group list that scikit-learn ships, less the content words in it
 # ("system", "fire", "bill", "interest", "show", "find", "part", "name", ...) that are
@@ -93,9 +109,14 @@ _hangul_runs = re.compile(f"[{_HANGUL}]+").finditer
 # dropped: keeping digits measured no better on SciFact, NFCorpus, Cranfield or KorQuAD.
 _word_tokens = re.compile(rf"[^\W{_HANGUL}]{{2,}}").finditer
 
-# Kiwi tags kept in "morph" mode: nouns (general, proper, bound), numerals, pronouns,
+# Kiwi tags kept in the morph modes: nouns (general, proper, bound), numerals, pronouns,
 # verb/adjective/auxiliary stems (with their irregular-conjugation variants), roots,
-# adverbs and determiners. Latin, hanja and digits (SL/SH/SN) come from the word pattern.
+# adverbs and determiners. Latin, hanja and digits (SL/SH/SN) come from the word pattern,
+# except that a number directly followed by a noun or unit (SN + NNB/NNG: "2월", "15일",
+# "3.1운동") is also kept joined, so that dates and counts can match. Measured on the
+# KorQuAD dev tuning half (docs/benchmarks.md, "Korean tuning"): dropping adverbs and
+# determiners, bound nouns, or everything but nouns scored lower.
+_KIWI_UNITS = frozenset({"NNB", "NNG"})
 _KIWI_KEEP = frozenset(
     {"NNG", "NNP", "NNB", "NR", "NP", "XR", "MAG", "MM"}
     | {f"{t}{v}" for t in ("VV", "VA", "VX") for v in ("", "-I", "-R")}
@@ -122,12 +143,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def tokenize(text: str, *, korean: KoreanMode = "morph") -> list[str]:
+def tokenize(text: str, *, korean: KoreanMode = DEFAULT_KOREAN_MODE) -> list[str]:
     """Tokens of one text (document or query), in text order; ``[]`` for empty text."""
     return tokenize_many([text], korean=korean)[0]
 
 
-def tokenize_many(texts: Sequence[str], *, korean: KoreanMode = "morph") -> list[list[str]]:
+def tokenize_many(
+    texts: Sequence[str], *, korean: KoreanMode = DEFAULT_KOREAN_MODE
+) -> list[list[str]]:
     """:func:`tokenize` for many texts; faster than a loop (shared stemming, batched Kiwi)."""
     if korean not in KOREAN_MODES:
         raise ConfigError(f"korean must be one of {', '.join(KOREAN_MODES)}; got {korean!r}")
@@ -137,10 +160,13 @@ def tokenize_many(texts: Sequence[str], *, korean: KoreanMode = "morph") -> list
     hangul = [i for i, t in enumerate(normed) if _has_hangul(t)]
     if not hangul:
         return [[w for _, w in ws] for ws in words]
-    if korean == "morph":
-        korean_tokens = _kiwi_tokens([normed[i] for i in hangul])
-    else:
+    if korean == "bigram":
         korean_tokens = [_bigram_tokens(normed[i]) for i in hangul]
+    else:
+        korean_tokens = _kiwi_tokens([normed[i] for i in hangul])
+        if korean == "morph+bigram":
+            for i, kt in zip(hangul, korean_tokens, strict=True):
+                kt.extend(_bigram_tokens(normed[i]))
     out = [[w for _, w in ws] for ws in words]
     for i, kt in zip(hangul, korean_tokens, strict=True):
         merged = words[i] + kt
@@ -149,7 +175,12 @@ def tokenize_many(texts: Sequence[str], *, korean: KoreanMode = "morph") -> list
     return out
 
 
-def warm_up(korean: KoreanMode = "morph") -> None:
+def has_hangul(text: str) -> bool:
+    """Whether ``text`` contains a Hangul syllable or jamo (NFKC-normalised text)."""
+    return _has_hangul(text) is not None
+
+
+def warm_up(korean: KoreanMode = DEFAULT_KOREAN_MODE) -> None:
     """Load what tokenizing Korean needs now (about 1 s for Kiwi) instead of on first use."""
     if korean not in KOREAN_MODES:
         raise ConfigError(f"korean must be one of {', '.join(KOREAN_MODES)}; got {korean!r}")
@@ -238,8 +269,23 @@ def _kiwi_tokens(texts: list[str]) -> list[list[tuple[int, str]]]:
         analysed = kiwi.tokenize(texts)
     else:
         analysed = [kiwi.tokenize(t) for t in texts]
-    keep = _KIWI_KEEP
-    return [
-        [(t.start, t.form) for t in toks if t.tag in keep and _has_hangul(t.form)]
-        for toks in analysed
-    ]
+    return [_content_morphemes(toks) for toks in analysed]
+
+
+def _content_morphemes(toks: Sequence[Any]) -> list[tuple[int, str]]:
+    """Kept morphemes of one analysed text, plus number + unit pairs joined into one token."""
+    keep, units = _KIWI_KEEP, _KIWI_UNITS
+    out: list[tuple[int, str]] = []
+    prev = None
+    for t in toks:
+        if t.tag in keep and _has_hangul(t.form):
+            out.append((t.start, t.form))
+        if (
+            prev is not None
+            and prev.tag == "SN"
+            and t.tag in units
+            and prev.start + prev.len == t.start
+        ):
+            out.append((prev.start, prev.form + t.form))
+        prev = t
+    return out

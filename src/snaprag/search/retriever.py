@@ -31,6 +31,19 @@ MODES = ("hybrid", "dense", "bm25")
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
 
 
+def fusion_weights(query: str, config: Config) -> list[float]:
+    """``[dense, BM25]`` weights for fusing this query's two rankings.
+
+    Queries containing Hangul use their own pair (``hangul_dense_weight``,
+    ``hangul_bm25_weight``: 0.5 / 0.5, tuned on half of the KorQuAD dev articles, where
+    0.4 / 0.6 scored .9726 and 0.5 / 0.5 .9753 nDCG@10), all others ``dense_weight`` /
+    ``bm25_weight`` (0.4 / 0.6, tuned on SciFact train).
+    """
+    if _HANGUL.search(query) is not None:
+        return [config.hangul_dense_weight, config.hangul_bm25_weight]
+    return [config.dense_weight, config.bm25_weight]
+
+
 class Reranker(Protocol):
     """A second stage that reorders the first ``top_n`` hits of a query."""
 
@@ -183,7 +196,7 @@ class Retriever:
                 fused.append((lexical_lists[i][0][:limit], lexical_lists[i][1][:limit]))
                 continue
             lists = [dense_lists[i], lexical_lists[i]]
-            weights = [cfg.dense_weight, cfg.bm25_weight]
+            weights = fusion_weights(query, cfg)
             if cfg.fusion == "rrf":
                 fused.append(fusion.rrf(lists, weights, cfg.rrf_k, limit))
             else:
