@@ -359,6 +359,46 @@ class Engine:
         ``done`` with the final :class:`Answer` (citations, timings, metrics), or ``error``
         with the error that stopped it; errors are events here, never raised.
         """
+        cache = self.cache
+        if cache is None:
+            yield from self._generate_events(question, k, filters)
+            return
+        from .cache.answers import answer_from_cache, dump_answer
+        from .cache.normalize import normalize_query
+
+        started = time.perf_counter()
+        try:
+            key = self._answer_key(cache, question, k, filters)
+        except SnapragError as exc:
+            yield AnswerEvent("error", error=exc)
+            return
+        params = (k, _filters_key(filters))
+        cache.log_queries("ask", [normalize_query(question)], params, [question])
+        data = cache.tiered.get("answer", key)
+        if data is not None:
+            elapsed = (time.perf_counter() - started) * 1000
+            yield from answer_from_cache(data, question, elapsed).events()
+            return
+        for event in self._generate_events(question, k, filters):
+            if event.kind == "done" and event.answer is not None:
+                cache.tiered.put("answer", key, dump_answer(event.answer))
+            yield event
+
+    def _answer_key(self, cache: QueryCache, question: str, k: int, filters: Filters | None) -> str:
+        """Index version and settings, the generator's fingerprint, the normalized question."""
+        from .cache.normalize import normalize_query
+
+        return cache.key(
+            "answer",
+            self._scope(),
+            self.generator.fingerprint,
+            normalize_query(question),
+            (k, _filters_key(filters)),
+        )
+
+    def _generate_events(
+        self, question: str, k: int, filters: Filters | None
+    ) -> Iterator[AnswerEvent]:
         from .generate.rag import answer_events
 
         started = time.perf_counter()
@@ -440,7 +480,24 @@ class Engine:
             filters = Filters(source=fkey[0], type=fkey[1]) if fkey else None
             for start in range(0, len(texts), 64):
                 self._cached_search(cache, texts[start : start + 64], k, filters, mode, log=False)
-        return [e for e in entries if e["kind"] == "search"]
+        warmed = [e for e in entries if e["kind"] == "search"]
+        for entry in entries:
+            if entry["kind"] != "ask":
+                continue
+            k, fkey = entry["params"]
+            filters = Filters(source=fkey[0], type=fkey[1]) if fkey else None
+            key = self._answer_key(cache, entry["text"], k, filters)
+            if cache.tiered.get("answer", key) is None:
+                events = list(self._generate_events(entry["text"], k, filters))
+                done = events[-1] if events else None
+                if done is None or done.kind != "done" or done.answer is None:
+                    continue  # an answer that failed is not cached
+                from .cache.answers import dump_answer
+
+                cache.tiered.put("answer", key, dump_answer(done.answer))
+            warmed.append(entry)
+        order = {id(e): i for i, e in enumerate(entries)}
+        return sorted(warmed, key=lambda e: order[id(e)])
 
     def close(self) -> None:
         if self._cache is not None:

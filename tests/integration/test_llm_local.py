@@ -204,7 +204,15 @@ def test_cli_streams_json_events(index: Path, run_cli) -> None:
         timeout=180,
     )  # fmt: skip
     assert human.returncode == 0, human.stderr
-    assert "tokens/s" in human.stdout and "first token" in human.stdout
+    # the same question and settings again: the answer cache replays it
+    assert "from cache" in human.stdout and tokens[0].strip() in human.stdout
+    fresh = run_cli(
+        "ask", QUESTION, "--index", index, "--llm", "smollm2", "--stream",
+        "--max-tokens", "6", "--context-tokens", "200", "--llm-ctx", "1024",
+        timeout=180, env={"SNAPRAG_CACHE": "0"},
+    )  # fmt: skip
+    assert fresh.returncode == 0, fresh.stderr
+    assert "tokens/s" in fresh.stdout and "first token" in fresh.stdout
 
 
 def test_cli_missing_model(index: Path, run_cli, tmp_path: Path) -> None:

@@ -267,7 +267,20 @@ def _load_vector(data: Any) -> np.ndarray:
     return data
 
 
+def _dump_answer(answer: Any) -> dict[str, Any]:
+    from .answers import dump_answer
+
+    return dump_answer(answer) if not isinstance(answer, dict) else answer
+
+
+def _load_answer(data: Any) -> dict[str, Any]:
+    from .answers import load_answer
+
+    return load_answer(data)
+
+
 CODECS: dict[str, Codec] = {
     "embedding": Codec(load=_load_vector),
     "retrieval": Codec(dump=_dump_hits, load=_load_hits),
+    "answer": Codec(dump=_dump_answer, load=_load_answer),
 }

@@ -22,6 +22,8 @@ def speed_line(answer: Answer) -> str:
     stages = answer.timings.stages
     m = answer.metrics
     parts = []
+    if m.get("cached"):
+        parts.append(f"from cache (generated in {m.get('generated_ms', 0):.0f} ms)")
     if "ttft_ms" in m:
         parts.append(f"first token {m['ttft_ms']:.0f} ms")
     if "tokens_per_s" in m:
