@@ -47,13 +47,14 @@ from typing import Any
 
 import numpy as np
 
-from snaprag.bench.eval import eval_workdir, load_collection, refresh_bm25_terms
+from snaprag.bench.eval import eval_workdir, load_collection
 from snaprag.bench.metrics import evaluate
 from snaprag.bench.squad import read_squad
 from snaprag.config import Config
 from snaprag.engine import Engine
 from snaprag.index import tokenize as tok
 from snaprag.index.bm25 import Bm25Index
+from snaprag.index.retokenize import refresh_bm25_terms
 from snaprag.index.store import Store
 from snaprag.ingest.job import indexed_text
 from snaprag.search import fusion

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 if TYPE_CHECKING:
     from .ingest.job import IngestReport, Progress
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "snaprag.db"
 DEFAULT_MODEL = "minilm"
@@ -80,8 +83,21 @@ class Engine:
             except ConfigError:
                 store.close()
                 raise
+            self._upgrade_terms(store)
             self._store = store
         return self._store
+
+    @staticmethod
+    def _upgrade_terms(store: Store) -> None:
+        """An index from an older tokenizer gets its BM25 terms rebuilt (once, vectors kept)."""
+        import sqlite3
+
+        from .index.retokenize import refresh_bm25_terms
+
+        try:
+            refresh_bm25_terms(store)
+        except sqlite3.OperationalError as exc:  # read-only or busy: search with the old terms
+            log.warning("could not update the BM25 terms of %s: %s", store.path, exc)
 
     def _check_settings(self, store: Store) -> None:
         """A non-empty index keeps the model and vector format it was built with."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from snaprag.bench.eval import refresh_bm25_terms
+from snaprag.index.retokenize import refresh_bm25_terms
 from snaprag.index.store import Store, StoredChunk
 from snaprag.index.tokenize import TOKENIZER_VERSION, tokenize, tokenize_many
 from snaprag.ingest.job import indexed_text

@@ -17,7 +17,10 @@ def _f(text: str) -> QueryFeatures:
 @pytest.mark.parametrize(
     ("a", "b"),
     [
-        ("Is aspirin effective for headaches?", "Is it true that aspirin is effective for headache"),
+        (
+            "Is aspirin effective for headaches?",
+            "Is it true that aspirin is effective for headache",
+        ),
         ("warranty of the frame", "the frame's warranty, please tell me"),
         ("보증 기간은 얼마나 되나요?", "질문: 보증 기간이 얼마나 되나요"),
         ("프레임 보증 기간", "프레임 보증 기간을 알려주세요"),

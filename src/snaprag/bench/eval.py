@@ -21,9 +21,8 @@ import numpy as np
 from ..config import Config
 from ..engine import Engine
 from ..errors import QueryError
-from ..index.store import Store
-from ..index.tokenize import TOKENIZER_VERSION, tokenize_many
-from ..ingest.job import indexed_text
+from ..index.retokenize import refresh_bm25_terms
+from ..index.tokenize import TOKENIZER_VERSION
 from .datasets import load_queries
 from .metrics import evaluate
 from .squad import read_squad
@@ -57,38 +56,6 @@ def eval_workdir(dataset: Path, config: Config) -> Path:
         f"{config.quantization}|{config.vector_dtype}".encode()
     ).hexdigest()[:12]
     return config.cache_dir / "eval" / f"{dataset.stem}-{key}"
-
-
-def refresh_bm25_terms(db_path: Path) -> int:
-    """Re-tokenize the chunks of an index built with another tokenizer version.
-
-    BM25 terms are stored per chunk, computed from the title line + chunk text
-    (:func:`~snaprag.ingest.job.indexed_text`); vectors do not depend on them and are kept.
-    Returns the number of chunks re-tokenized (0 when the index is current). The index
-    version moves on, so the next search rebuilds its snapshot.
-    """
-    store = Store(db_path)
-    try:
-        if store.get_meta("tokenizer_version") == str(TOKENIZER_VERSION):
-            return 0
-        with store.transaction(bump=True) as conn:
-            rows = conn.execute(
-                "SELECT c.id, d.title, c.text FROM chunks c "
-                "JOIN documents d ON d.id = c.document_id ORDER BY c.id"
-            ).fetchall()
-            tokens = tokenize_many([indexed_text(title, text) for _, title, text in rows])
-            conn.executemany(
-                "UPDATE chunks SET tokens = ? WHERE id = ?",
-                [(" ".join(t), r[0]) for r, t in zip(rows, tokens, strict=True)],
-            )
-            conn.execute(
-                "INSERT INTO meta VALUES ('tokenizer_version', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (str(TOKENIZER_VERSION),),
-            )
-        return len(rows)
-    finally:
-        store.close()
 
 
 def run_eval(

@@ -52,7 +52,11 @@ class QueryFeatures:
     @classmethod
     def of(cls, normalized: str) -> QueryFeatures:
         words = tuple(
-            sorted(t for t in tokenize(normalized) if t not in FILLER and not t.isdigit())
+            sorted(
+                t
+                for t in tokenize(normalized, korean="morph")
+                if t not in FILLER and not t.isdigit()
+            )
         )
         numbers = tuple(sorted(n.replace(",", "") for n in _NUMBER.findall(normalized)))
         negations = tuple(

@@ -1,0 +1,61 @@
+"""Bring an index's BM25 terms up to the current tokenizer, keeping its vectors.
+
+BM25 terms are stored per chunk, computed from the title line and chunk text
+(:func:`~snaprag.ingest.job.indexed_text`). When ``TOKENIZER_VERSION`` changes (an upgrade),
+queries are tokenized the new way, so stored terms are rebuilt once from the stored
+texts -- seconds, where re-embedding would take minutes. The index version moves on, so
+searchers rebuild their snapshots and cached results of the old terms become unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .store import Store
+from .tokenize import TOKENIZER_VERSION, tokenize_many
+
+log = logging.getLogger(__name__)
+
+
+def refresh_bm25_terms(index: Store | Path) -> int:
+    """Re-tokenize the chunks of an index built with another tokenizer version.
+
+    Returns the number of chunks re-tokenized (0 when the index is current).
+    """
+    from ..ingest.job import indexed_text
+
+    store = index if isinstance(index, Store) else Store(Path(index))
+    try:
+        if store.get_meta("tokenizer_version") == str(TOKENIZER_VERSION):
+            return 0
+        with store.transaction(bump=True) as conn:
+            found = conn.execute("SELECT value FROM meta WHERE key='tokenizer_version'").fetchone()
+            if found is not None and found[0] == str(TOKENIZER_VERSION):
+                return 0  # another process did it meanwhile
+            rows = conn.execute(
+                "SELECT c.id, d.title, c.text FROM chunks c "
+                "JOIN documents d ON d.id = c.document_id ORDER BY c.id"
+            ).fetchall()
+            if rows:
+                log.warning(
+                    "rebuilding the BM25 terms of %d chunks for tokenizer version %s (once)",
+                    len(rows),
+                    TOKENIZER_VERSION,
+                )
+            for start in range(0, len(rows), 2048):
+                part = rows[start : start + 2048]
+                tokens = tokenize_many([indexed_text(title, text) for _, title, text in part])
+                conn.executemany(
+                    "UPDATE chunks SET tokens = ? WHERE id = ?",
+                    [(" ".join(t), r[0]) for r, t in zip(part, tokens, strict=True)],
+                )
+            conn.execute(
+                "INSERT INTO meta VALUES ('tokenizer_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (str(TOKENIZER_VERSION),),
+            )
+        return len(rows)
+    finally:
+        if store is not index:
+            store.close()
