@@ -436,6 +436,9 @@ def bench_cache(
     dataset: Annotated[Path, typer.Argument(help="BEIR-layout folder whose queries to replay")],
     requests: Annotated[int, typer.Option("--requests", help="Length of the stream")] = 3000,
     zipf: Annotated[float, typer.Option("--zipf", help="Zipf exponent of query popularity")] = 1.1,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Engines sharing L2/L3, each with its own L1")
+    ] = 4,
     redis_url: Annotated[
         str | None,
         typer.Option("--redis-url", help="Use this Redis (default: start a private one)"),
@@ -458,6 +461,7 @@ def bench_cache(
             redis_url=redis_url,
             korean=korean,
             progress=not as_json,
+            workers=workers,
         )
     except Exception as exc:
         _fail(_error_message(exc))

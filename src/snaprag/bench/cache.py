@@ -1,8 +1,10 @@
 """``snaprag bench cache``: what the query cache saves, tier by tier, on real queries.
 
 1. A Zipf-distributed stream of a collection's real queries (popular questions repeat,
-   most are rare) against: no cache, L1 only, L1+L2 (Redis), L1+L2+L3 (disk): mean, p50
-   and p95 latency, hit rate per tier, queries/s, memory.
+   most are rare), dealt round-robin to several engines as a server's worker processes
+   would be (each its own L1; Redis and the disk cache shared), against: no cache, L1
+   only, L1+L2 (Redis), L1+L2+L3 (disk), L1+L3: mean, p50 and p95 latency, hit rate per
+   tier, queries/s, memory.
 2. Hit latency of each tier alone (the other tiers off), on the full ``Engine.search``
    path: normalization, index-version check, key, lookup, decode.
 3. The semantic cache on a labelled set of query variants built from real queries
@@ -60,36 +62,48 @@ def _fresh(index: Path, **settings: Any) -> Engine:
     return engine
 
 
-def _stream_run(name: str, index: Path, texts: list[str], stream: np.ndarray, **settings) -> dict:
-    engine = _fresh(index, **settings)
-    engine.warm_up()
-    engine.retriever.search_many(texts[:4], 10)  # first-call allocations, outside the cache
+def _stream_run(
+    name: str, index: Path, texts: list[str], stream: np.ndarray, workers: int, **settings
+) -> dict:
+    """Requests dealt round-robin to ``workers`` engines (like server worker processes:
+    each has its own L1, they share Redis and the disk cache)."""
+    engines = [_fresh(index, **settings) if w == 0 else Engine.open(index, **settings)
+               for w in range(workers)]  # fmt: skip
+    for engine in engines:
+        engine.warm_up()
+        engine.retriever.search_many(texts[:4], 10)  # first-call allocations, not cached
     rss0 = _rss_mb()
     lat = []
     t0 = time.perf_counter()
-    for i in stream:
+    for n, i in enumerate(stream):
         t = time.perf_counter()
-        engine.search(texts[i], k=10)
+        engines[n % workers].search(texts[i], k=10)
         lat.append((time.perf_counter() - t) * 1000)
     wall = time.perf_counter() - t0
     row: dict[str, Any] = {
         "config": name,
         "requests": len(stream),
+        "workers": workers,
         "mean_ms": round(float(np.mean(lat)), 4),
         "p50_ms": _pct(lat, 50),
         "p95_ms": _pct(lat, 95),
         "qps": round(len(stream) / wall, 1),
         "rss_mb_growth": round(_rss_mb() - rss0, 1),
     }
-    if engine.cache is not None:
-        counts = engine.cache.stats.snapshot()
-        lookups = len(stream)
-        for tier in engine.cache.tiered.tier_names:
-            hits = counts.get((tier, "retrieval"), [0, 0])[0]
-            row[f"hit_rate_{tier}"] = round(hits / lookups, 4)
-        if engine.cache.tiered.memory is not None:
-            row["memory_bytes"] = engine.cache.tiered.memory.bytes
-    engine.close()
+    if engines[0].cache is not None:
+        counts: dict[str, int] = {}
+        memory = 0
+        for engine in engines:
+            for (tier, ns), (hits, _) in engine.cache.stats.snapshot().items():
+                if ns == "retrieval":
+                    counts[tier] = counts.get(tier, 0) + hits
+            if engine.cache.tiered.memory is not None:
+                memory += engine.cache.tiered.memory.bytes
+        for tier in engines[0].cache.tiered.tier_names:
+            row[f"hit_rate_{tier}"] = round(counts.get(tier, 0) / len(stream), 4)
+        row["memory_bytes"] = memory
+    for engine in engines:
+        engine.close()
     return row
 
 
@@ -181,6 +195,7 @@ def run(
     redis_url: str | None = None,
     korean: Path | None = None,
     progress: bool = True,
+    workers: int = 4,
 ) -> dict[str, Any]:
     from rich.console import Console
 
@@ -223,7 +238,7 @@ def run(
         rows = []
         for name, settings in configs:
             with console.status(f"Zipf stream: {name}"):
-                rows.append(_stream_run(name, index, texts, stream, **settings))
+                rows.append(_stream_run(name, index, texts, stream, workers, **settings))
         hit_sample = texts[:200]
         tiers = [("L1 memory", {"cache_disk": False})]
         if redis_url:
@@ -262,6 +277,7 @@ def run(
         "queries": len(texts),
         "requests": requests,
         "zipf_s": zipf_s,
+        "workers": workers,
         "distinct_in_stream": len(set(stream.tolist())),
         "stream": rows,
         "tier_hit": tier_rows,
@@ -275,14 +291,14 @@ def print_report(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     t = Table(
         title=f"Zipf stream (s={result['zipf_s']}) of {result['requests']} requests over "
         f"{result['queries']} {result['dataset']} queries "
-        f"({result['distinct_in_stream']} distinct)"
+        f"({result['distinct_in_stream']} distinct), dealt to {result['workers']} workers"
     )
-    cols = ["config", "mean_ms", "p50_ms", "p95_ms", "qps", "hit memory", "hit redis",
-            "hit disk", "L1 MB", "RSS +MB"]  # fmt: skip
+    cols = ["config", "mean ms", "p50 ms", "p95 ms", "q/s", "L1 hits", "L2 hits",
+            "L3 hits", "L1 MB", "RSS +MB"]  # fmt: skip
     for c in cols:
         t.add_column(c, justify="left" if c == "config" else "right")
     for r in result["stream"]:
