@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,6 +40,24 @@ def _engine(index: Path | None, model: str | None = None, **settings: Any):
         return Engine.open(index, model=model, **settings)
     except Exception as exc:  # a bad SNAPRAG_* value, for instance
         _fail(_error_message(exc))
+
+
+def _with_engine(index: Path | None, action: Callable[[Any], Any], **settings: Any) -> Any:
+    """Run ``action(engine)``; any error becomes the one-line message and exit code 2."""
+    engine = _engine(index, **settings)
+    try:
+        return action(engine)
+    except Exception as exc:
+        _fail(_error_message(exc))
+    finally:
+        engine.close()
+
+
+def _emit(data: Any, as_json: bool, show: Callable[[Any], None]) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False))
+    else:
+        show(data)
 
 
 def _fail(message: str) -> None:
@@ -286,20 +305,9 @@ def ask(
 @app.command()
 def stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Documents, chunks, bytes, model and version of an index."""
-
-    engine = _engine(index)
-    try:
-        data = engine.stats()
-    except Exception as exc:
-        _fail(_error_message(exc))
-    finally:
-        engine.close()
-    if as_json:
-        typer.echo(json.dumps(data, ensure_ascii=False))
-        return
     from .render import print_stats
 
-    print_stats(data)
+    _emit(_with_engine(index, lambda engine: engine.stats()), as_json, print_stats)
 
 
 @app.command("eval")
@@ -334,20 +342,10 @@ app.add_typer(cache_app, name="cache")
 @cache_app.command("stats")
 def cache_stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Hits and misses per tier and namespace (all processes so far), entries and bytes."""
-    engine = _engine(index)
-    try:
-        cache = _require_cache(engine)
-        report = cache.report()
-    except Exception as exc:
-        _fail(_error_message(exc))
-    finally:
-        engine.close()
-    if as_json:
-        typer.echo(json.dumps(report, ensure_ascii=False))
-        return
     from .render import print_cache_report
 
-    print_cache_report(report)
+    report = _with_engine(index, lambda engine: _require_cache(engine).report())
+    _emit(report, as_json, print_cache_report)
 
 
 @cache_app.command("warm")
@@ -359,37 +357,28 @@ def cache_warm(
     """Precompute the most frequent logged queries, so that they are answered from cache."""
     import time
 
-    engine = _engine(index)
-    try:
+    def warm(engine: Any) -> dict[str, Any]:
         _require_cache(engine)
         t = time.perf_counter()
         warmed = engine.warm_cache(top)
         seconds = time.perf_counter() - t
-    except Exception as exc:
-        _fail(_error_message(exc))
-    finally:
-        engine.close()
-    data = {"warmed": len(warmed), "seconds": round(seconds, 3), "queries": warmed}
-    if as_json:
-        typer.echo(json.dumps(data, ensure_ascii=False))
-        return
-    typer.echo(f"warmed {len(warmed)} queries in {seconds:.2f} s")
+        return {"warmed": len(warmed), "seconds": round(seconds, 3), "queries": warmed}
+
+    data = _with_engine(index, warm)
+    _emit(
+        data, as_json, lambda d: typer.echo(f"warmed {d['warmed']} queries in {d['seconds']:.2f} s")
+    )
 
 
 @cache_app.command("clear")
 def cache_clear(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Drop every cached entry (memory, Redis, disk); the query log is kept."""
-    engine = _engine(index)
-    try:
-        removed = _require_cache(engine).clear()
-    except Exception as exc:
-        _fail(_error_message(exc))
-    finally:
-        engine.close()
-    if as_json:
-        typer.echo(json.dumps(removed))
-        return
-    typer.echo(", ".join(f"{tier}: {n} entries removed" for tier, n in removed.items()))
+    removed = _with_engine(index, lambda engine: _require_cache(engine).clear())
+    _emit(
+        removed,
+        as_json,
+        lambda r: typer.echo(", ".join(f"{tier}: {n} entries removed" for tier, n in r.items())),
+    )
 
 
 def _require_cache(engine: Any) -> Any:
