@@ -23,12 +23,13 @@ def refresh_bm25_terms(index: Store | Path) -> int:
 
     Returns the number of chunks re-tokenized (0 when the index is current).
     """
-    from ..ingest.job import indexed_text
-
     store = index if isinstance(index, Store) else Store(Path(index))
     try:
         if store.get_meta("tokenizer_version") == str(TOKENIZER_VERSION):
             return 0
+        # only now: the ingest package imports the PDF/DOCX parsers (~0.1 s at start-up)
+        from ..ingest.job import indexed_text
+
         with store.transaction(bump=True) as conn:
             found = conn.execute("SELECT value FROM meta WHERE key='tokenizer_version'").fetchone()
             if found is not None and found[0] == str(TOKENIZER_VERSION):
