@@ -219,3 +219,42 @@ def test_semantic_cache_hits_rephrasings_but_not_other_questions(corpus) -> None
     with Engine.open(index) as engine:  # off by default
         engine.search("Please tell me how long the warranty on the frame is", k=3)
         assert ("semantic", "retrieval") not in _counts(engine)
+
+
+def test_concurrent_searches_during_an_ingest_never_go_back_to_old_content(corpus) -> None:
+    """Threads share one engine (and its cache) while the document changes under them."""
+    import threading
+
+    docs, index = corpus
+    queries = [Q, "chain cleaning", "tyre pressure", "warranty against defects"]
+    errors: list[BaseException] = []
+    changed = threading.Event()
+    seen_after: list[str] = []
+    with Engine.open(index) as engine:
+
+        def worker(n: int) -> None:
+            try:
+                i = after_count = 0
+                while after_count < 12:  # until well after the change is committed
+                    q = queries[(n + i) % len(queries)]
+                    after = changed.is_set()
+                    top = engine.search(q, k=1)[0].text
+                    if after:
+                        after_count += 1
+                        if q == Q:
+                            seen_after.append(top)
+                    i += 1
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        _docs(docs, years=4)
+        engine.ingest([docs])
+        changed.set()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert seen_after and all("2-year" not in text for text in seen_after)
+        assert "4-year" in engine.search(Q, k=1)[0].text
