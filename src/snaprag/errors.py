@@ -70,5 +70,6 @@ GENERATION_ERROR_CODES = (
     "server_error",  # the server answered with an error status or an error event
     "context_overflow",  # the prompt does not fit the model's context
     "bad_response",  # the server's answer could not be understood
+    "internal",  # an unexpected error inside snaprag or a library (a bug: please report)
     "generation_failed",  # anything else
 )

@@ -177,3 +177,17 @@ def test_big_budget_takes_everything_with_a_real_tokenizer(bpe: Tokenizer) -> No
     ctx = build_context(hits, count, 10_000)
     assert len(ctx.sources) == 3 and not any(s.trimmed for s in ctx.sources)
     assert ctx.tokens == count([ctx.text])[0]
+
+
+def test_contained_chunk_is_kept_when_the_containing_one_was_trimmed() -> None:
+    filler = " ".join(
+        f"Filler sentence number {i} says nothing at all about any of the desk parts here."
+        for i in range(20)
+    )  # 15 words a sentence: trimming to whole sentences leaves room for a short chunk
+    big = hit(1, filler + " The warranty is seven years.", 0.9)
+    small = hit(2, "The warranty is seven years.", 0.8)
+    ctx = build_context([big, small], words, budget=40)
+    assert "seven years" in ctx.text  # the trimmed big chunk lost it, the small one adds it
+    assert ctx.duplicates == 0
+    whole = build_context([big, small], words, budget=1000)
+    assert whole.duplicates == 1 and len(whole.sources) == 1  # contained: dropped

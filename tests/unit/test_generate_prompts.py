@@ -31,6 +31,10 @@ def hit(n: int, page: int | None) -> Hit:
         ("What does 보증 mean in the Korean policy document?", "en"),  # one Korean word
         ("E05 오류가 나면 어떻게 하나요?", "ko"),
         ("12345 ???", "en"),  # no letters at all
+        ("What is 보증 기간?", "en"),  # an English question about a Korean term
+        ("Docker Compose 로 PostgreSQL 설정하는 법", "ko"),
+        ("iPhone 15 Pro Max 배터리 교체 비용", "ko"),
+        ("USB-C 충전기는 몇 W인가요?", "ko"),
     ],
 )
 def test_detect_language(question: str, language: str) -> None:
@@ -163,3 +167,23 @@ def test_event_shapes() -> None:
     }
     assert isinstance(err.error, SnapragError)
     json.dumps([e.to_dict() for e in [*events, err]])  # all JSON-ready
+
+
+def test_server_error_texts_about_deadlines_are_not_overflows() -> None:
+    from snaprag.generate.openai import _is_context_message
+
+    assert _is_context_message("the request exceeds the available context size")
+    assert _is_context_message(
+        "This model's maximum context length is 4096 tokens. However, you requested 5000"
+    )
+    assert not _is_context_message("context deadline exceeded")
+    assert not _is_context_message("upstream error: context deadline exceeded (timeout)")
+    assert not _is_context_message("context canceled")
+
+
+def test_token_estimate_is_an_upper_bound_for_korean() -> None:
+    from snaprag.generate.openai import approx_tokens
+
+    korean = "보증 기간은 얼마나 되나요? 프레임과 모터는 7년입니다."
+    assert approx_tokens(korean) >= len(korean.encode("utf-8")) - korean.count(" ") - 8
+    assert approx_tokens("a" * 30) == 10

@@ -178,7 +178,7 @@ def _measure(
         }
     cache_hit, cache_note = _cache_pass(index, llm, k, questions, settings)
     summary = {
-        "ttft_ms": _summary([r["ttft_ms"] for r in rows]),
+        "ttft_ms": _summary([r["ttft_ms"] for r in rows if r["ttft_ms"]]),  # 0: no token
         "tokens_per_s": _summary([r["tokens_per_s"] for r in rows if r["tokens_per_s"]]),
         "completion_tokens": _summary([r["completion_tokens"] for r in rows]),
         "prompt_tokens": _summary([r["prompt_tokens"] for r in rows]),

@@ -85,6 +85,22 @@ def dedupe(hits: Sequence[Hit]) -> tuple[list[Hit], int]:
     return kept, len(hits) - len(kept)
 
 
+def _key(text: str) -> str:
+    return _SPACE.sub(" ", text).strip().casefold()
+
+
+def _unique(hits: Sequence[Hit]) -> tuple[list[Hit], int]:
+    """Hits in score order without repeated ids or identical texts."""
+    kept: list[Hit] = []
+    seen: set[str] = set()
+    for hit in sorted(hits, key=lambda h: -h.score):  # stable: ties keep retrieval order
+        key = _key(hit.text)
+        if key and hit.id not in seen and key not in seen:
+            seen.update((hit.id, key))
+            kept.append(hit)
+    return kept, len(hits) - len(kept)
+
+
 def build_context(
     hits: Sequence[Hit],
     count_tokens: CountTokens,
@@ -92,7 +108,9 @@ def build_context(
     page_format: str = "p. {page}",
 ) -> BuiltContext:
     """Number and render the best ``hits`` within ``budget`` tokens (see module docs)."""
-    candidates, duplicates = dedupe(hits)
+    # exact repeats go first; a chunk contained in a better one is dropped only if the
+    # text of it that made it into the context (perhaps trimmed) really contains it
+    candidates, duplicates = _unique(hits)
     if budget <= 0 or not candidates:
         return BuiltContext((), "", 0, max(budget, 0), duplicates, len(candidates))
     sep = count_tokens([SEPARATOR])[0]
@@ -102,8 +120,14 @@ def build_context(
         [render_block(i + 1, h, h.text, page_format) for i, h in enumerate(candidates)]
     )
     chosen: list[ContextSource] = []
-    used = 0
+    included: list[str] = []
+    used = skipped = 0
     for hit, tokens in zip(candidates, whole, strict=True):
+        key = _key(hit.text)
+        if any(key in text for text in included):
+            duplicates += 1
+            skipped += 1
+            continue
         room = budget - used - (sep if chosen else 0)
         n = len(chosen) + 1
         if tokens <= room:
@@ -113,6 +137,7 @@ def build_context(
             if part is None:
                 continue
             chosen.append(part)
+        included.append(_key(chosen[-1].text))
         used += chosen[-1].tokens + (sep if n > 1 else 0)
     while True:
         text = SEPARATOR.join(render_block(s.n, s.hit, s.text, page_format) for s in chosen)
@@ -126,7 +151,7 @@ def build_context(
         if part is not None and part.tokens < last.tokens:
             chosen.append(part)
     return BuiltContext(
-        tuple(chosen), text, total, budget, duplicates, len(candidates) - len(chosen)
+        tuple(chosen), text, total, budget, duplicates, len(candidates) - len(chosen) - skipped
     )
 
 
@@ -161,6 +186,8 @@ def _trim(
         return None
     first_end = ends[0] if ends else len(body)
     words = [m.start() for m in re.finditer(r"\s+", body[:first_end])]
+    if not words:  # no spaces (Chinese, Japanese): cut between characters
+        words = list(range(1, first_end))
     lo, hi, best = 0, len(words) - 1, None
     while lo <= hi:  # binary search over word boundaries: counts grow with length
         mid = (lo + hi) // 2

@@ -142,9 +142,12 @@ class _Backend:
                 "Authorization": f"Bearer {self.api_key}",
             },
         )
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with _DIRECT.open(req, timeout=timeout) as resp:
             return json.loads(resp.read())
 
+
+#: loopback requests never go through an http_proxy from the environment
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 _LOADED: dict[_Key, _Backend] = {}
 _LOCKS: dict[_Key, threading.Lock] = {}
@@ -232,6 +235,7 @@ class LocalGGUFGenerator:
                 "seed": SEED,
                 "max_tokens": self.max_tokens,
                 "context_tokens": self._context_tokens,
+                "n_ctx": self.n_ctx,  # a small window shrinks the context budget
             },
         )
 

@@ -42,8 +42,12 @@ _UNREACHABLE = ("connection_refused", "connection_failed", "timeout", "stream_dr
 
 
 def approx_tokens(text: str) -> int:
-    """An upper-side estimate when the server has no tokenizer endpoint."""
-    return math.ceil(len(text.encode("utf-8")) / 3)
+    """An upper-side estimate when the server has no tokenizer endpoint: ASCII runs at
+    about 3 bytes per token, and every other byte counted as a token (the worst case of
+    byte-level BPE on scripts it has few merges for, such as Hangul)."""
+    raw = text.encode("utf-8")
+    ascii_bytes = sum(1 for b in raw if b < 128)
+    return math.ceil(ascii_bytes / 3) + (len(raw) - ascii_bytes)
 
 
 class _Retryable(Exception):
@@ -108,16 +112,17 @@ class OpenAIGenerator:
 
     @property
     def fingerprint(self) -> str:
-        self.load()
+        """Configured values only, so cached answers stay reachable while the server is
+        down; a server without a configured model is asked for its model name once."""
+        model = self._model if self._model is not None else self.model
         return fingerprint(
             "openai",
-            {"url": self.base_url, "model": self.model},
+            {"url": self.base_url, "model": model},
             {
                 "prompt": PROMPT_VERSION,
                 "temperature": self.temperature,
                 "max_tokens": self.max_tokens,
                 "context_tokens": self._context_tokens,
-                "tokenizer": self.tokenizer,
             },
         )
 
@@ -268,7 +273,8 @@ class OpenAIGenerator:
         except _Retryable as exc:
             raise exc.error from exc
         except (OSError, http.client.HTTPException) as exc:
-            raise self._network_error(exc) from exc
+            retryable = self._network_error(exc)  # headers came, the body did not
+            raise retryable.error from retryable
         try:
             return json.loads(raw)
         except ValueError as exc:
@@ -301,7 +307,10 @@ class OpenAIGenerator:
             usage: dict[str, Any] = {}
             timings: dict[str, Any] = {}
             got_any = False
+            last_data = time.monotonic()
             while True:
+                if time.monotonic() - last_data > self.timeout:  # only pings for too long
+                    raise _Retryable(self._timeout_error(got_any))
                 try:
                     raw = resp.readline()
                 except TimeoutError as exc:
@@ -315,6 +324,7 @@ class OpenAIGenerator:
                 line = raw.decode("utf-8", errors="replace").strip()
                 if not line.startswith("data:"):
                     continue  # blank separators, comments (": ping"), event: names
+                last_data = time.monotonic()
                 payload = line[5:].strip()
                 if payload == "[DONE]":
                     break
@@ -366,7 +376,7 @@ class OpenAIGenerator:
     def _http_error(self, exc: urllib.error.HTTPError) -> Exception:
         try:
             detail = exc.read().decode("utf-8", errors="replace")
-        except OSError:
+        except (OSError, http.client.HTTPException):  # an error body cut short
             detail = ""
         message = detail
         with contextlib.suppress(ValueError, TypeError, AttributeError):
@@ -381,7 +391,7 @@ class OpenAIGenerator:
                 "key with --llm-key, SNAPRAG_LLM_API_KEY or OPENAI_API_KEY",
                 "server_error",
             )
-        if _is_context_message(message):
+        if status in (400, 413, 422) and _is_context_message(message):
             return GenerationError(
                 f"the prompt does not fit the model's context ({message}); lower "
                 "--context-tokens or --max-tokens",
@@ -483,5 +493,12 @@ def _server_error(err: Any, where: str) -> GenerationError:
 
 
 def _is_context_message(message: str) -> bool:
+    """An error text about the prompt's length (not Go's "context deadline exceeded" or a
+    cancelled request context)."""
     m = message.lower()
-    return "context" in m and any(w in m for w in ("exceed", "too long", "maximum", "length"))
+    if "deadline" in m or "cancel" in m:
+        return False
+    about_size = "token" in m or any(
+        f"context {w}" in m for w in ("length", "window", "size", "limit")
+    )
+    return about_size and any(w in m for w in ("exceed", "too long", "maximum", "length"))

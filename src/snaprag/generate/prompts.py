@@ -18,6 +18,7 @@ PROMPT_VERSION = "1"
 
 _HANGUL = re.compile("[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _LETTER = re.compile(r"[^\W\d_]")
+_WORD = re.compile(r"\S+")
 
 
 @dataclass(frozen=True)
@@ -61,15 +62,31 @@ TEMPLATES: dict[str, PromptTemplate] = {
 
 
 def detect_language(text: str) -> str:
-    """``ko`` when at least a third of the letters are Hangul, otherwise ``en``.
+    """``ko`` when the question has more Korean words than English ones, else ``en``.
 
-    A Korean question often carries Latin product names or codes ("SD2 모델의 보증 기간");
-    a third is enough to call it Korean, while an English question quoting one Korean
-    word stays English.
+    Words, not letters, are counted (one Hangul syllable carries as much as two or three
+    Latin letters), and Latin words that are names or codes rather than English do not
+    count: ALLCAPS, CamelCase, words with digits, and capitalized words after the first
+    ("iPhone 15 Pro Max 배터리", "SD2 모델의 보증 기간", "Docker Compose 로 설정하는 법" are
+    Korean; "What does 보증 mean in the Korean policy?" and "What is 보증 기간?" are
+    English).
     """
-    letters = len(_LETTER.findall(text))
-    hangul = len(_HANGUL.findall(text))
-    return "ko" if letters and hangul * 3 >= letters else "en"
+    korean = english = 0
+    for i, word in enumerate(_WORD.findall(text)):
+        if _HANGUL.search(word):
+            korean += 1
+        elif _LETTER.search(word) and not _is_name(word, first=i == 0):
+            english += 1
+    return "ko" if korean > english else "en"
+
+
+def _is_name(word: str, first: bool) -> bool:
+    letters = "".join(_LETTER.findall(word))
+    if any(c.isdigit() for c in word) or (len(letters) > 1 and letters.isupper()):
+        return True  # SD2, E05, USB
+    if any(c.isupper() for c in letters[1:]):
+        return True  # iPhone, PostgreSQL
+    return letters[:1].isupper() and not first  # Pro, Max, Korean (mid-sentence)
 
 
 def template_for(question: str) -> PromptTemplate:

@@ -59,6 +59,10 @@ def answer_events(
             yield from _generated(generator, question, hits, started, retrieve_ms)
     except SnapragError as exc:
         yield AnswerEvent("error", error=exc)
+    except Exception as exc:  # a bug or an unforeseen library error: still an event
+        error = GenerationError(f"the answer failed: {type(exc).__name__}: {exc}", "internal")
+        error.__cause__ = exc
+        yield AnswerEvent("error", error=error)
 
 
 def _extractive(
@@ -107,6 +111,12 @@ def _generated(
             )
         budget = min(budget, limit - overhead - PROMPT_SLACK)
     context = build_context(hits, generator.count_tokens, budget, template.page)
+    if not context.sources:
+        raise GenerationError(
+            f"none of the {len(hits)} retrieved passages fits the context budget of {budget} "
+            "tokens; raise --context-tokens or --llm-ctx",
+            "context_overflow",
+        )
     prompt = messages(template, question, context.text)
     timings.add("context", _ms(t))
 
