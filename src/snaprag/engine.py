@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -53,6 +54,7 @@ class Engine:
         self._retriever: Retriever | None = None
         self._generator: Any = None  # see the generator property
         self._cache: QueryCache | None = None
+        self._lazy_lock = threading.RLock()
         self._cache_scope: tuple[str, str] | None = None  # (index_id, settings fingerprint)
 
     @classmethod
@@ -155,19 +157,16 @@ class Engine:
         if self._cache is None and self.config.cache and self.db_path.exists():
             from .cache.query_cache import QueryCache
 
-            self._cache = QueryCache(self.config)
+            with self._lazy_lock:
+                if self._cache is None:
+                    index_id = self._open_store(create=False).get_meta("index_id") or ""
+                    self._cache = QueryCache(self.config, index_id=index_id)
         return self._cache
 
     def _model_fingerprint(self) -> str:
         """The embedding model's identity: name, format, quantization (and files, if local)."""
         name = self.model_name
-        parts = [name, str(MODEL_FORMAT), self.config.quantization]
-        path = Path(name)
-        if name not in PRESETS and path.exists():
-            for f in sorted(path.glob("*")):
-                with contextlib.suppress(OSError):
-                    st = f.stat()
-                    parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+        parts = [name, str(MODEL_FORMAT), self.config.quantization, *_files_identity(name)]
         return "|".join(parts)
 
     def _scope(self) -> str:
@@ -176,12 +175,16 @@ class Engine:
             from .cache.query_cache import settings_fingerprint
 
             store = self._open_store(create=False)
+            second = [
+                *_files_identity(self.config.rerank_model or ""),
+                *_files_identity(self.config.rescore_model or ""),
+            ]  # local second-stage model directories: their files, not only their path
             self._cache_scope = (
                 store.get_meta("index_id") or "",
-                settings_fingerprint(self.config, self._model_fingerprint()),
+                settings_fingerprint(self.config, "|".join([self._model_fingerprint(), *second])),
             )
         index_id, settings = self._cache_scope
-        return f"{index_id}:{self._open_store(create=False).version}:{settings}"
+        return f"{index_id}:{self._open_store(create=False).generation}:{settings}"
 
     def _second_stage(self) -> Any:
         """The optional reranker: a cross-encoder, or a second bi-encoder rescoring."""
@@ -345,7 +348,7 @@ class Engine:
             if match is not None:
                 alias[i] = match[0]
         if alias:
-            got = cache.tiered.get_many("retrieval", list(alias.values()))
+            got = cache.tiered.get_many("retrieval", list(alias.values()), record=False)
             for i, value in zip(alias, got, strict=True):
                 found[i] = value
         hits = sum(1 for i in alias if found[i] is not None)
@@ -533,3 +536,16 @@ class Engine:
 
 def _filters_key(filters: Filters | None) -> tuple[str | None, str | None] | None:
     return None if not filters else (filters.source, filters.type)
+
+
+def _files_identity(spec: str) -> list[str]:
+    """Name, size and mtime of the files of a local model directory (nothing for presets)."""
+    path = Path(spec)
+    if not spec or spec in PRESETS or not path.is_dir():
+        return []
+    out = []
+    for f in sorted(path.glob("*")):
+        with contextlib.suppress(OSError):
+            st = f.stat()
+            out.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return out

@@ -176,3 +176,29 @@ def test_bad_redis_url_is_a_clear_error(index, run_cli) -> None:
     out = run_cli("search", Q, "--index", idx, env={"SNAPRAG_REDIS_URL": "http://nope"})
     assert out.returncode == 2
     assert "redis_url" in out.err_flat
+
+
+def test_copies_of_one_index_never_share_entries(index, redis_url: str, tmp_path: Path) -> None:
+    """Two copies that change differently reach the same version number; their cache keys
+    must still differ (a restored backup sharing a Redis with the original)."""
+    import shutil
+
+    docs, idx = index
+    copies = []
+    for name, years in (("a", 3), ("b", 8)):
+        copy = tmp_path / f"copy-{name}"
+        shutil.copytree(idx, copy)
+        _docs(docs, years)
+        with Engine.open(copy, cache=False) as engine:
+            engine.ingest([docs])
+        copies.append(copy)
+    versions = []
+    for copy in copies:
+        with Engine.open(copy, cache=False) as engine:
+            versions.append(engine.stats()["version"])
+    assert versions[0] == versions[1]
+    with _l2_only(copies[0], redis_url) as a:
+        assert "3-year" in a.search(Q, k=1)[0].text
+    with _l2_only(copies[1], redis_url) as b:
+        assert "8-year" in b.search(Q, k=1)[0].text
+        assert b.cache.stats.snapshot()[("redis", "retrieval")] == [0, 1]

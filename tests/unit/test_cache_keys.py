@@ -22,6 +22,8 @@ from snaprag.config import Config
         {"rerank_top_n": 10},
         {"rescore_model": "e5-small"},
         {"dense_backend": "hnsw"},
+        {"hnsw_min_chunks": 10},  # decides exact vs HNSW under dense_backend=auto
+        {"hangul_dense_weight": 0.3},
     ],
 )
 def test_result_settings_change_the_fingerprint(change: dict) -> None:

@@ -220,3 +220,25 @@ def test_zero_ttl_namespace_is_not_cached() -> None:
     cache = TieredCache(MemoryCache(), [l3], {"answer": 0.0})
     cache.put("answer", "k", "v")
     assert cache.get("answer", "k") is None and not l3.data
+
+
+def test_query_log_keeps_the_most_frequent(tmp_path) -> None:
+    db = CacheDB(tmp_path / "cache.db")
+    db.log_queries(
+        [("search", f"q{i}", "[]", f"Q{i}", i, float(i)) for i in range(1, 301)], keep=100
+    )
+    top = db.top_queries(1000)
+    assert len(top) == 100 and top[0]["query"] == "q300" and top[-1]["query"] == "q201"
+
+
+def test_hit_rate_counts_requests_not_the_last_tier() -> None:
+    counts = {
+        ("requests", "retrieval"): [6, 0],
+        ("memory", "retrieval"): [4, 2],  # a process without L3: its misses were computed
+        ("disk", "retrieval"): [0, 0],
+        ("requests", "answer"): [2, 0],
+        ("memory", "answer"): [0, 2],
+        ("semantic", "answer"): [1, 1],
+    }
+    assert CacheStats.hit_rates(counts) == {"retrieval": 0.6667, "answer": 0.5}
+    assert [r["tier"] for r in CacheStats.table(counts)].count("requests") == 0

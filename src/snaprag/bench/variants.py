@@ -3,8 +3,8 @@
 For every real query, variants that ask the same thing (``same=True``: other casing and
 punctuation, question framing such as "Is it true that ...") and variants that ask
 something else (``same=False``: a negation, a changed number, a content word swapped for
-one of another query, a content word dropped). A semantic cache should hit on the first
-kind and never on the second.
+one of another query, a content word dropped, two content words trading places). A
+semantic cache should hit on the first kind and never on the second.
 """
 
 from __future__ import annotations
@@ -64,6 +64,10 @@ def english_variants(query: str, others: list[str], rng: random.Random) -> list[
         dropped = " ".join(q.replace(target, "", 1).split())
         if dropped != q and _content_words(dropped):
             out.append(Variant(query, dropped, False, "word dropped"))
+        first, last = words[0], words[-1]
+        if first.lower() != last.lower() and q.count(first) == q.count(last) == 1:
+            swapped = q.replace(first, "\0").replace(last, first).replace("\0", last)
+            out.append(Variant(query, swapped, False, "word order"))
     return out
 
 
@@ -89,6 +93,9 @@ def korean_variants(query: str, others: list[str], rng: random.Random) -> list[V
             out.append(Variant(query, " ".join(swapped) + "?", False, "word swapped"))
         dropped = words[:target] + words[target + 1 :]
         out.append(Variant(query, " ".join(dropped) + "?", False, "word dropped"))
+        if words[0] != words[1]:
+            order = [words[1], words[0], *words[2:]]
+            out.append(Variant(query, " ".join(order) + "?", False, "word order"))
     return out
 
 

@@ -22,6 +22,24 @@ def dump_answer(answer: Answer) -> dict[str, Any]:
     }
 
 
+_HIT_TYPES = (str, str, str, (int, type(None)), (int, float), str, str, str)
+_CITATION_TYPES = (int, str, (int, type(None)), str, str)
+
+
+def _check_row(row: Any, types: tuple[Any, ...], what: str) -> list[Any]:
+    if not isinstance(row, list) or len(row) != len(types):
+        raise ValueError(f"cached {what} has the wrong shape")
+    for value, typ in zip(row, types, strict=True):
+        if not isinstance(value, typ) or isinstance(value, bool):
+            raise ValueError(f"cached {what} has a field of the wrong type")
+    return row
+
+
+def hit_from_row(row: Any) -> Hit:
+    """A :class:`Hit` from its cached row, or ValueError (the entry counts as damaged)."""
+    return Hit(*_check_row(row, _HIT_TYPES, "hit"))
+
+
 def load_answer(data: Any) -> dict[str, Any]:
     """Validate a cached answer (L1 keeps this dict; every hit builds a new Answer)."""
     if not isinstance(data, dict) or not isinstance(data.get("text"), str):
@@ -29,6 +47,10 @@ def load_answer(data: Any) -> dict[str, Any]:
     for key in ("citations", "hits"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"cached answer without {key}")
+    for row in data["citations"]:
+        _check_row(row, _CITATION_TYPES, "citation")
+    for row in data["hits"]:
+        _check_row(row, _HIT_TYPES, "hit")
     return data
 
 

@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +55,8 @@ class CacheDB:
     def __init__(self, path: Path, busy_timeout_ms: int = 200) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
         try:
             self._init()
         except sqlite3.DatabaseError as exc:
@@ -67,9 +66,9 @@ class CacheDB:
             self._init()
 
     def _init(self) -> None:
-        conn = self.conn()
-        conn.executescript(_SCHEMA)
-        conn.execute("SELECT count(*) FROM entries").fetchone()
+        with self.conn() as conn:
+            conn.executescript(_SCHEMA)
+            conn.execute("SELECT count(*) FROM entries").fetchone()
 
     def _move_aside(self, exc: BaseException) -> None:
         self.close()
@@ -80,26 +79,27 @@ class CacheDB:
             if p.exists():
                 p.replace(Path(str(broken) + suffix))
 
-    def conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout_ms / 1000, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+    @contextlib.contextmanager
+    def conn(self) -> Iterator[sqlite3.Connection]:
+        """The one connection of this process, held by one thread at a time; a block of
+        statements in ``with db.conn() as conn:`` commits together (or rolls back)."""
+        with self._lock:
+            if self._conn is None:
+                conn = sqlite3.connect(
+                    self.path, timeout=self.busy_timeout_ms / 1000, check_same_thread=False
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn = conn
+            with self._conn:
+                yield self._conn
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._all:
+            if self._conn is not None:
                 with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            self._all.clear()
-        self._local = threading.local()
+                    self._conn.close()
+                self._conn = None
 
     # ------------------------------------------------------------------ counters
     def add_stats(self, deltas: dict[tuple[str, str], list[int]]) -> None:
@@ -114,7 +114,8 @@ class CacheDB:
             )
 
     def read_stats(self) -> dict[tuple[str, str], list[int]]:
-        rows = self.conn().execute("SELECT tier, namespace, hits, misses FROM stats")
+        with self.conn() as conn:
+            rows = conn.execute("SELECT tier, namespace, hits, misses FROM stats").fetchall()
         return {(t, ns): [int(h), int(m)] for t, ns, h, m in rows}
 
     def reset_stats(self) -> None:
@@ -122,7 +123,10 @@ class CacheDB:
             conn.execute("DELETE FROM stats")
 
     # ------------------------------------------------------------------ query log
-    def log_queries(self, rows: Iterable[tuple[str, str, str, str, int, float]]) -> None:
+    def log_queries(
+        self, rows: Iterable[tuple[str, str, str, str, int, float]], keep: int = 50_000
+    ) -> None:
+        """Add counts; beyond ``keep`` distinct queries the rarest (then oldest) go."""
         with self.conn() as conn:
             conn.executemany(
                 "INSERT INTO querylog VALUES (?, ?, ?, ?, ?, ?) "
@@ -130,6 +134,13 @@ class CacheDB:
                 "SET count = count + excluded.count, last = max(last, excluded.last)",
                 list(rows),
             )
+            n = conn.execute("SELECT count(*) FROM querylog").fetchone()[0]
+            if n > keep * 1.1:  # trim in steps, not on every flush
+                conn.execute(
+                    "DELETE FROM querylog WHERE (kind, query, params) IN (SELECT kind, query, "
+                    "params FROM querylog ORDER BY count ASC, last ASC LIMIT ?)",
+                    (n - keep,),
+                )
 
     def top_queries(self, n: int, kind: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT kind, query, params, text, count FROM querylog"
@@ -138,7 +149,8 @@ class CacheDB:
             sql += " WHERE kind = ?"
             args = (kind,)
         sql += " ORDER BY count DESC, last DESC LIMIT ?"
-        rows = self.conn().execute(sql, (*args, n)).fetchall()
+        with self.conn() as conn:
+            rows = conn.execute(sql, (*args, n)).fetchall()
         return [
             {"kind": k, "query": q, "params": json.loads(p), "text": t, "count": int(c)}
             for k, q, p, t, c in rows
@@ -164,14 +176,14 @@ class DiskCache:
         now = time.time()
         found: dict[str, bytes] = {}
         try:
-            conn = self.db.conn()
-            for start in range(0, len(keys), 500):
-                part = list(keys[start : start + 500])
-                marks = ",".join("?" * len(part))
-                rows = conn.execute(
-                    f"SELECT key, value, expires FROM entries WHERE key IN ({marks})", part
-                )
-                found.update({k: bytes(v) for k, v, exp in rows if exp > now})
+            with self.db.conn() as conn:
+                for start in range(0, len(keys), 500):
+                    part = list(keys[start : start + 500])
+                    marks = ",".join("?" * len(part))
+                    rows = conn.execute(
+                        f"SELECT key, value, expires FROM entries WHERE key IN ({marks})", part
+                    )
+                    found.update({k: bytes(v) for k, v, exp in rows if exp > now})
         except sqlite3.Error as exc:
             self._failed(exc)
             return [None] * len(keys)
@@ -242,12 +254,9 @@ class DiskCache:
         return int(n)
 
     def info(self) -> dict[str, Any]:
-        row = (
-            self.db.conn()
-            .execute(
+        with self.db.conn() as conn:
+            row = conn.execute(
                 "SELECT count(*), coalesce(sum(size), 0) FROM entries WHERE expires > ?",
                 (time.time(),),
-            )
-            .fetchone()
-        )
+            ).fetchone()
         return {"entries": int(row[0]), "bytes": int(row[1]), "path": str(self.db.path)}

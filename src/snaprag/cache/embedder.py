@@ -25,7 +25,8 @@ class CachedQueryEmbedder:
         texts = list(texts)
         keys = [f"e:{_hash([self.fingerprint, t])}" for t in texts]
         found = self.cache.tiered.get_many("embedding", keys)
-        missing = [i for i, v in enumerate(found) if v is None]
+        dim = self.inner.dim
+        missing = [i for i, v in enumerate(found) if v is None or v.shape != (dim,)]
         if missing:
             fresh = self.inner.embed_queries([texts[i] for i in missing])
             items = []

@@ -49,7 +49,6 @@ NEUTRAL_SETTINGS = frozenset(
         "max_file_bytes",
         "chunk_tokens",  # ingest-time: the index version changes when chunks do
         "chunk_overlap",
-        "hnsw_min_chunks",
     }
 )
 FLUSH_EVERY_S = 5.0
@@ -89,7 +88,7 @@ def _hash(parts: Any) -> str:
 class QueryCache:
     """Tiered cache + semantic lookup + query log + counters for one index."""
 
-    def __init__(self, config: Config, index_dir: Path | None = None) -> None:
+    def __init__(self, config: Config, index_dir: Path | None = None, index_id: str = "") -> None:
         self.config = config
         index_dir = Path(index_dir or config.index_dir)
         self.stats = CacheStats()
@@ -103,6 +102,8 @@ class QueryCache:
 
             self.redis = RedisCache(
                 config.redis_url,
+                # one prefix per index: `cache clear` and `cache stats` see only this index
+                prefix=f"snaprag:{index_id[:16]}:" if index_id else "snaprag:",
                 timeout=config.redis_timeout,
                 breaker=CircuitBreaker(config.redis_failures, config.redis_cooldown),
             )
@@ -179,6 +180,13 @@ class QueryCache:
             self.db.add_stats(deltas)
         except Exception as exc:  # locked or read-only: keep serving, try again later
             log.warning("cannot write the query log to %s: %s", self.db.path, exc)
+            self.stats.restore_unflushed(deltas)
+            with self._log_lock:
+                for kind, query, params, text, n, last in rows:
+                    key = (kind, query, _tuples(json.loads(params)))
+                    row = self._log.setdefault(key, [text, 0, last])
+                    row[1] += n
+                    row[2] = max(row[2], last)
 
     def top_queries(self, n: int, kind: str | None = None) -> list[dict[str, Any]]:
         self.flush()
@@ -201,21 +209,11 @@ class QueryCache:
             }
         if self.disk is not None:
             tiers["disk"] = {**self.disk.info(), "max_bytes": self.disk.max_bytes}
-        rows = CacheStats.table(counts)
-        lookups: dict[str, list[int]] = {}
-        for (tier, ns), (hits, misses) in counts.items():
-            if tier == "semantic":
-                continue
-            row = lookups.setdefault(ns, [0, 0])
-            row[0] += hits
-            if tier == self._last_tier_name():
-                row[1] += misses
-        overall = {ns: round(h / (h + m), 4) if h + m else 0.0 for ns, (h, m) in lookups.items()}
-        return {"tiers": tiers, "stats": rows, "hit_rate": overall}
-
-    def _last_tier_name(self) -> str:
-        names = self.tiered.tier_names
-        return names[-1] if names else ""
+        return {
+            "tiers": tiers,
+            "stats": CacheStats.table(counts),
+            "hit_rate": CacheStats.hit_rates(counts),
+        }
 
     def reset_stats(self) -> None:
         self.stats.take_unflushed()
@@ -255,15 +253,19 @@ def _dump_hits(hits: Sequence[Any]) -> list[list[Any]]:
     return [[h.id, h.doc_id, h.source, h.page, h.score, h.text, h.title, h.type] for h in hits]
 
 
-def _load_hits(rows: list[list[Any]]) -> tuple[Any, ...]:
-    from ..types import Hit
+def _load_hits(rows: Any) -> tuple[Any, ...]:
+    from ..cache.answers import hit_from_row
 
-    return tuple(Hit(*row) for row in rows)
+    if not isinstance(rows, list):
+        raise ValueError("cached hits are not a list")
+    return tuple(hit_from_row(row) for row in rows)
 
 
 def _load_vector(data: Any) -> np.ndarray:
-    if not isinstance(data, np.ndarray):
+    if not isinstance(data, np.ndarray) or data.ndim != 1 or not data.size:
         raise ValueError("expected a vector")
+    if not np.isfinite(data).all():
+        raise ValueError("cached vector has non-finite values")
     return data
 
 
@@ -284,3 +286,8 @@ CODECS: dict[str, Codec] = {
     "retrieval": Codec(dump=_dump_hits, load=_load_hits),
     "answer": Codec(dump=_dump_answer, load=_load_answer),
 }
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists back to the tuples the log is keyed by."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

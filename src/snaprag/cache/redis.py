@@ -42,12 +42,15 @@ class RedisCache:
             ) from exc
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         try:
-            self._pool = redis.ConnectionPool.from_url(
+            # more threads than connections wait (up to the timeout) for a free one,
+            # instead of failing as if Redis were down
+            self._pool = redis.BlockingConnectionPool.from_url(
                 url,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 retry=Retry(NoBackoff(), 0),
                 max_connections=max_connections,
+                timeout=max(timeout, 1.0),
             )
         except ValueError as exc:
             raise ConfigError(
@@ -134,9 +137,15 @@ class RedisCache:
         try:
             keys = 0
             size = 0
+            batch: list[bytes] = []
             for key in self._client.scan_iter(match=self.prefix + "*", count=1000):
-                keys += 1
-                size += int(self._client.strlen(key))
+                batch.append(key)
+                if len(batch) == 1000:
+                    size += self._sizes(batch)
+                    keys += len(batch)
+                    batch = []
+            size += self._sizes(batch)
+            keys += len(batch)
             memory = self._client.info("memory").get("used_memory", 0)
         except self._errors as exc:
             self._failed(exc)
@@ -148,6 +157,14 @@ class RedisCache:
             "server_memory": int(memory),
             "breaker": self.breaker.state,
         }
+
+    def _sizes(self, keys: list[bytes]) -> int:
+        if not keys:
+            return 0
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.strlen(key)
+        return sum(int(n) for n in pipe.execute())
 
     def close(self) -> None:
         self._pool.disconnect()

@@ -2,10 +2,12 @@
 asks the same thing.
 
 Embedding similarity alone gives false hits: "Is aspirin effective" and "Is aspirin not
-effective", or "in 2019" and "in 2020", embed almost identically. A candidate above the
-cosine threshold is therefore accepted only when, after stemming and stop-word removal,
-the two queries have the same content words (word order, inflection, question framing
-such as "is it true that" may differ), the same numbers and the same negations.
+effective", "in 2019" and "in 2020", "flights from Seoul to Busan" and "... from Busan to
+Seoul" embed almost identically. A candidate above the cosine threshold is therefore
+accepted only when, after stemming and stop-word removal, the two queries have the same
+content words in the same order (inflection and question framing such as "is it true
+that" may differ), the same numbers (digits or words), and the same negations, comparison
+words, question words, quantifiers, modals, pronouns and single letters.
 """
 
 from __future__ import annotations
@@ -30,6 +32,20 @@ _POLARITY_EN = re.compile(
     r"\b(?:more|most|less|least|few|fewer|before|after|above|below|over|under|up|down|"
     r"against|only|same|off|out|between|during|than|first|last)\b"
 )
+# stop words that decide what is asked: question words, quantifiers, modals, pronouns
+# ("me" and "it" are left out: "tell me ...", "is it true that ..." only frame a question)
+_FUNCTION_EN = re.compile(
+    r"\b(?:what|when|where|who|whom|whose|why|how|which|all|any|some|each|every|both|"
+    r"either|many|much|can|could|should|would|must|may|might|will|shall|i|you|your|he|him|"
+    r"his|she|her|its|we|us|our|they|them|their|[b-hj-z])\b"
+)
+_NUMBER_WORD = re.compile(
+    r"\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
+    r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|"
+    r"sixty|seventy|eighty|ninety|hundred|thousand|million|billion|once|twice|half|"
+    r"first|second|third|fourth|fifth|tenth|dozen|single|double|triple)\b"
+)
+_QUESTION_KO = re.compile(r"언제|어디|누가|누구|무엇|뭐|왜|어떻게|어느|몇|얼마|모든|일부")
 _NEGATION_KO = re.compile(r"(?:^|\s)(?:안|못)\s|않|없|아니|아닌|말고|제외|못하|불가|미포함")
 # words that frame a question without changing what is asked
 FILLER = frozenset(
@@ -45,27 +61,26 @@ FILLER = frozenset(
 class QueryFeatures:
     """What must agree between two queries for one to reuse the other's entry."""
 
-    words: tuple[str, ...]  # content words with their counts (a multiset), sorted
-    numbers: tuple[str, ...]
-    negations: tuple[str, ...]  # negations and comparison words, sorted
+    words: tuple[str, ...]  # content words in text order
+    numbers: tuple[str, ...]  # digits and number words, sorted
+    negations: tuple[str, ...]  # negations, comparison and function words, in order
 
     @classmethod
     def of(cls, normalized: str) -> QueryFeatures:
         words = tuple(
+            t for t in tokenize(normalized, korean="morph") if t not in FILLER and not t.isdigit()
+        )
+        numbers = tuple(
             sorted(
-                t
-                for t in tokenize(normalized, korean="morph")
-                if t not in FILLER and not t.isdigit()
+                [n.replace(",", "") for n in _NUMBER.findall(normalized)]
+                + _NUMBER_WORD.findall(normalized)
             )
         )
-        numbers = tuple(sorted(n.replace(",", "") for n in _NUMBER.findall(normalized)))
-        negations = tuple(
-            sorted(
-                m.group(0).strip()
-                for pattern in (_NEGATION_EN, _POLARITY_EN, _NEGATION_KO)
-                for m in pattern.finditer(normalized)
-            )
+        patterns = (_NEGATION_EN, _POLARITY_EN, _FUNCTION_EN, _NEGATION_KO, _QUESTION_KO)
+        markers = sorted(
+            (m.start(), m.group(0).strip()) for pat in patterns for m in pat.finditer(normalized)
         )
+        negations = tuple(word for _, word in markers)  # in text order
         return cls(words, numbers, negations)
 
     def agrees(self, other: QueryFeatures) -> bool:

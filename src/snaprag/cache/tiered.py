@@ -14,10 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .codec import CodecError, decode, encode
+from .codec import CodecError, decode_sized, encode_sized
 from .memory import MemoryCache
 
 NAMESPACES = ("embedding", "retrieval", "answer")
+#: the pseudo-tier that counts look-ups (requests) per namespace, for the overall hit rate
+REQUESTS = "requests"
 _EXPIRES = struct.Struct("<d")
 
 
@@ -57,6 +59,14 @@ class CacheStats:
                 row[0] += hits
                 row[1] += misses
 
+    def restore_unflushed(self, deltas: dict[tuple[str, str], list[int]]) -> None:
+        """Give back counts that could not be written, to be written next time."""
+        with self._lock:
+            for key, (hits, misses) in deltas.items():
+                row = self._unflushed.setdefault(key, [0, 0])
+                row[0] += hits
+                row[1] += misses
+
     def take_unflushed(self) -> dict[tuple[str, str], list[int]]:
         with self._lock:
             out, self._unflushed = self._unflushed, {}
@@ -67,6 +77,18 @@ class CacheStats:
             return {k: list(v) for k, v in self._counts.items()}
 
     @staticmethod
+    def hit_rates(counts: dict[tuple[str, str], list[int]]) -> dict[str, float]:
+        """Per namespace: requests served by any tier (or the semantic cache) / requests."""
+        requests: dict[str, int] = {}
+        served: dict[str, int] = {}
+        for (tier, ns), (hits, _) in counts.items():
+            if tier == REQUESTS:
+                requests[ns] = requests.get(ns, 0) + hits
+            else:
+                served[ns] = served.get(ns, 0) + hits
+        return {ns: round(min(served.get(ns, 0) / n, 1.0), 4) for ns, n in requests.items() if n}
+
+    @staticmethod
     def table(counts: dict[tuple[str, str], list[int]]) -> list[dict[str, Any]]:
         """Rows ``tier, namespace, hits, misses, hit_rate`` in tier order."""
         order = {"memory": 0, "redis": 1, "disk": 2, "semantic": 3}
@@ -74,6 +96,8 @@ class CacheStats:
         for (tier, ns), (hits, misses) in sorted(
             counts.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1])
         ):
+            if tier == REQUESTS:
+                continue
             total = hits + misses
             rows.append(
                 {
@@ -111,7 +135,15 @@ class TieredCache:
     def get(self, namespace: str, key: str) -> Any | None:
         return self.get_many(namespace, [key])[0]
 
-    def get_many(self, namespace: str, keys: Sequence[str]) -> list[Any | None]:
+    def get_many(
+        self, namespace: str, keys: Sequence[str], record: bool = True
+    ) -> list[Any | None]:
+        """Values (or None) for ``keys``. Every call counts as ``len(keys)`` requests of
+        the namespace (tier ``requests``), and per tier its hits and misses; ``record``
+        False counts nothing (a second look-up on behalf of the same request)."""
+        stats = self.stats if record else CacheStats()
+        if record and keys:
+            stats.record(REQUESTS, namespace, len(keys), 0)
         out: list[Any | None] = [None] * len(keys)
         missing = list(range(len(keys)))
         codec = self.codecs.get(namespace, Codec())
@@ -123,7 +155,7 @@ class TieredCache:
                     still.append(i)
                 else:
                     out[i] = value
-            self.stats.record("memory", namespace, len(missing) - len(still), len(still))
+            stats.record("memory", namespace, len(missing) - len(still), len(still))
             missing = still
         now = time.time()
         for level, tier in enumerate(self.tiers):
@@ -138,7 +170,8 @@ class TieredCache:
                     continue
                 try:
                     expires = _EXPIRES.unpack_from(raw)[0]
-                    value = codec.load(decode(raw[_EXPIRES.size :]))
+                    decoded, memory = decode_sized(raw[_EXPIRES.size :])
+                    value = codec.load(decoded)
                 except (CodecError, struct.error, TypeError, KeyError, ValueError):
                     damaged.append(keys[i])
                     still.append(i)
@@ -148,16 +181,18 @@ class TieredCache:
                     still.append(i)
                     continue
                 out[i] = value
-                self._promote(level, keys[i], value, raw, ttl)
+                self._promote(level, keys[i], value, raw, ttl, memory)
             if damaged:
                 tier.delete(damaged)
-            self.stats.record(tier.name, namespace, len(missing) - len(still), len(still))
+            stats.record(tier.name, namespace, len(missing) - len(still), len(still))
             missing = still
         return out
 
-    def _promote(self, level: int, key: str, value: Any, raw: bytes, ttl: float) -> None:
+    def _promote(
+        self, level: int, key: str, value: Any, raw: bytes, ttl: float, memory: int
+    ) -> None:
         if self.memory is not None:
-            self.memory.put(key, value, len(raw) - _EXPIRES.size, ttl)
+            self.memory.put(key, value, memory, ttl)
         for faster in self.tiers[:level]:
             faster.put_many([(key, raw, ttl)])
 
@@ -172,9 +207,9 @@ class TieredCache:
         header = _EXPIRES.pack(time.time() + ttl)
         encoded = []
         for key, value in items:
-            data = encode(codec.dump(value))
+            data, memory = encode_sized(codec.dump(value))
             if self.memory is not None:
-                self.memory.put(key, value, len(data), ttl)
+                self.memory.put(key, value, memory, ttl)
             encoded.append((key, header + data, ttl))
         for tier in self.tiers:
             tier.put_many(encoded)

@@ -171,6 +171,12 @@ class Store:
     def version(self) -> int:
         return int(self.get_meta("version") or 0)
 
+    @property
+    def generation(self) -> str:
+        """Changes with every write, unique across copies of the index (cache keys)."""
+        found = self.get_meta("generation")
+        return found if found is not None else f"v{self.version}"  # never written since
+
     @contextmanager
     def transaction(self, bump: bool = False) -> Iterator[sqlite3.Connection]:
         """A write transaction; with ``bump`` the index version increases with it."""
@@ -182,6 +188,13 @@ class Store:
                 if bump:
                     conn.execute(
                         "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='version'"
+                    )
+                    # a random id per version: two copies of one index that each change
+                    # reach the same version number, never the same generation
+                    conn.execute(
+                        "INSERT INTO meta VALUES ('generation', ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        (uuid.uuid4().hex,),
                     )
                 conn.execute("COMMIT")
             except BaseException:
