@@ -258,3 +258,33 @@ def test_concurrent_searches_during_an_ingest_never_go_back_to_old_content(corpu
         assert not errors
         assert seen_after and all("2-year" not in text for text in seen_after)
         assert "4-year" in engine.search(Q, k=1)[0].text
+
+
+def test_damaged_values_that_still_decode_are_misses(corpus) -> None:
+    """A cut vector and an answer with a malformed citation: recomputed, never a crash."""
+    import json
+    import sqlite3
+    import struct
+    import time as clock
+
+    _, index = corpus
+    with Engine.open(index) as engine:
+        expected = engine.search(Q, k=3)
+        first = engine.ask(Q)
+    db = sqlite3.connect(index / "cache.db")
+    header = struct.pack("<d", clock.time() + 3600)
+    for key, value in db.execute("SELECT key, value FROM entries").fetchall():
+        if key.startswith("e:"):  # a float32 vector one value short
+            db.execute("UPDATE entries SET value = ? WHERE key = ?", (bytes(value)[:-4], key))
+        elif key.startswith("a:"):
+            bad = {"text": "stale", "citations": [[1, "x"]], "hits": []}
+            data = header + b"j" + json.dumps(bad).encode()
+            db.execute("UPDATE entries SET value = ? WHERE key = ?", (data, key))
+        elif key.startswith("r:"):
+            db.execute("DELETE FROM entries WHERE key = ?", (key,))  # force an embedding
+    db.commit()
+    db.close()
+    with Engine.open(index) as engine:
+        assert engine.search(Q, k=3) == expected
+        answer = engine.ask(Q)
+        assert answer.text == first.text and answer.text != "stale"

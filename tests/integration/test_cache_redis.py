@@ -110,7 +110,7 @@ def test_change_is_never_served_stale_through_redis(index, redis_url: str) -> No
 
 def test_redis_down_then_back(index, redis_server: RedisServer, redis_url: str) -> None:
     _, idx = index
-    with Engine.open(idx, redis_url=redis_url, redis_cooldown=0.5) as engine:
+    with Engine.open(idx, redis_url=redis_url, redis_cooldown=3.0) as engine:
         expected = engine.search(Q, k=3)
         redis_cache = engine.cache.redis
         redis_server.stop()
@@ -122,16 +122,15 @@ def test_redis_down_then_back(index, redis_server: RedisServer, redis_url: str) 
             engine.search(f"question number {i}", k=3)
             assert time.perf_counter() - t < 5
         assert redis_cache.errors >= 3
-        assert redis_cache.breaker.state in ("open", "half-open")
+        assert redis_cache.breaker.state == "open"
         errors_when_open = redis_cache.errors
         engine.cache.tiered.memory.clear()
         assert engine.search(Q, k=3) == expected
-        if redis_cache.breaker.state == "open":
-            assert redis_cache.errors == errors_when_open  # no timeout paid while open
-            assert redis_cache.skipped > 0
+        assert redis_cache.errors == errors_when_open  # no timeout paid while open
+        assert redis_cache.skipped > 0
         # Redis returns on the same port: after the cooldown L2 is used again by itself
         redis_server.start()
-        time.sleep(0.6)
+        time.sleep(3.1)
         engine.search("a new question about tyres", k=3)
         assert redis_cache.breaker.state == "closed"
         engine.search("a new question about tyres", k=3)
@@ -157,6 +156,9 @@ def test_hung_redis_costs_one_timeout_then_is_skipped(
             assert redis_cache.breaker.state == "open"
             assert redis_cache.errors == 3  # the breaker stopped paying the timeout
             assert redis_cache.skipped >= 5
+            # the timeouts were paid by the first two searches only (a get and a put each)
+            assert all(s < 0.15 for s in slow[2:]), slow
+            assert sum(s >= 0.15 for s in slow) <= 2
         finally:
             redis_server.resume()
 

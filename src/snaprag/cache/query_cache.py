@@ -209,6 +209,8 @@ class QueryCache:
             }
         if self.disk is not None:
             tiers["disk"] = {**self.disk.info(), "max_bytes": self.disk.max_bytes}
+        if self.semantic is not None:
+            tiers["semantic"] = {"entries": len(self.semantic), "bytes": self.semantic.bytes}
         return {
             "tiers": tiers,
             "stats": CacheStats.table(counts),

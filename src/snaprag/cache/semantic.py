@@ -93,11 +93,35 @@ class QueryFeatures:
 
 
 class _Scope:
+    """Entries of one scope: a matrix grown by doubling (amortized O(d) per add)."""
+
     def __init__(self, dim: int) -> None:
-        self.vectors = np.zeros((0, dim), dtype=np.float32)
+        self.matrix = np.zeros((64, dim), dtype=np.float32)
+        self.n = 0
         self.keys: list[str] = []
         self.features: list[QueryFeatures] = []
-        self.texts: list[str] = []
+        self.texts: dict[str, int] = {}
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self.matrix[: self.n]
+
+    def append(self, vector: np.ndarray, key: str, text: str, features: QueryFeatures) -> None:
+        if self.n == len(self.matrix):
+            grown = np.zeros((2 * len(self.matrix), self.matrix.shape[1]), dtype=np.float32)
+            grown[: self.n] = self.matrix[: self.n]
+            self.matrix = grown
+        self.matrix[self.n] = vector
+        self.n += 1
+        self.keys.append(key)
+        self.features.append(features)
+        self.texts[text] = self.n - 1
+
+    def drop_oldest(self, count: int) -> None:
+        self.matrix[: self.n - count] = self.matrix[count : self.n]
+        self.n -= count
+        del self.keys[:count], self.features[:count]
+        self.texts = {t: i - count for t, i in self.texts.items() if i >= count}
 
 
 class SemanticCache:
@@ -129,23 +153,20 @@ class SemanticCache:
             self._scopes.move_to_end(scope)
             if normalized in s.texts:
                 return
-            if len(s.keys) >= self.max_entries:  # drop the oldest half at once
-                half = len(s.keys) // 2
-                s.vectors = s.vectors[half:]
-                del s.keys[:half], s.features[:half], s.texts[:half]
-            s.vectors = np.vstack([s.vectors, vector])
-            s.keys.append(key)
-            s.features.append(QueryFeatures.of(normalized))
-            s.texts.append(normalized)
+            if s.n >= self.max_entries:  # drop the oldest half at once
+                s.drop_oldest(s.n // 2)
+            s.append(vector[0], key, normalized, QueryFeatures.of(normalized))
 
     def lookup(self, scope: str, normalized: str, vector: np.ndarray) -> tuple[str, float] | None:
         """``(key, cosine)`` of the cached query that may answer this one, or None."""
         with self._lock:
             s = self._scopes.get(scope)
-            if s is None or not s.keys:
+            if s is None or not s.n:
                 return None
             scores = s.vectors @ np.asarray(vector, dtype=np.float32).reshape(-1)
-            order = np.argsort(-scores)[:8]
+            top = min(8, len(scores))
+            order = np.argpartition(-scores, top - 1)[:top]
+            order = order[np.argsort(-scores[order])]
             features = None
             for i in order:
                 if scores[i] < self.threshold:
@@ -159,4 +180,8 @@ class SemanticCache:
         return None
 
     def __len__(self) -> int:
-        return sum(len(s.keys) for s in self._scopes.values())
+        return sum(s.n for s in self._scopes.values())
+
+    @property
+    def bytes(self) -> int:
+        return sum(s.matrix.nbytes for s in self._scopes.values())
