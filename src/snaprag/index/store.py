@@ -174,8 +174,15 @@ class Store:
     @property
     def generation(self) -> str:
         """Changes with every write, unique across copies of the index (cache keys)."""
-        found = self.get_meta("generation")
-        return found if found is not None else f"v{self.version}"  # never written since
+        generation, version = (
+            self._conn()
+            .execute(
+                "SELECT (SELECT value FROM meta WHERE key='generation'), "
+                "(SELECT value FROM meta WHERE key='version')"
+            )
+            .fetchone()
+        )
+        return f"{version}:{generation}"  # generation is None until the first write
 
     @contextmanager
     def transaction(self, bump: bool = False) -> Iterator[sqlite3.Connection]:
