@@ -11,9 +11,10 @@ from rich.table import Table
 from .types import Answer, Hit
 
 
-def _where(hit: Hit) -> str:
-    name = hit.source.rsplit("/", 1)[-1]
-    return f"{name} p.{hit.page}" if hit.page is not None else name
+def where(source: str, page: int | None) -> str:
+    """``manual.pdf p.2`` (file name and page) or ``guide.md``."""
+    name = source.rsplit("/", 1)[-1]
+    return f"{name} p.{page}" if page is not None else name
 
 
 def print_hits(query: str, hits: list[Hit]) -> None:
@@ -32,7 +33,7 @@ def print_hits(query: str, hits: list[Hit]) -> None:
     for i, h in enumerate(hits, 1):
         text = " ".join(h.text.split())
         short = text[:300] + ("…" if len(text) > 300 else "")
-        table.add_row(str(i), f"{h.score:.4f}", escape(_where(h)), escape(short))
+        table.add_row(str(i), f"{h.score:.4f}", escape(where(h.source, h.page)), escape(short))
     console.print(table)
 
 

@@ -15,8 +15,6 @@ left out and the report says why.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import Engine
+from .retrieval import machine as bench_machine
 
 QUESTIONS = (
     "How long is the warranty on the frame?",
@@ -55,34 +54,6 @@ def _summary(values: list[float]) -> dict[str, float]:
         "p95": round(float(np.percentile(arr, 95)), 2),
         "mean": round(float(arr.mean()), 2),
         "n": len(values),
-    }
-
-
-def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        cpus = os.cpu_count() or 0
-    try:
-        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):  # pragma: no cover
-        mem = 0.0
-    return {
-        "cpu": cpu,
-        "cpus": cpus,
-        "memory_gib": round(mem, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -124,7 +95,7 @@ def _measure(
     progress: bool,
     settings: dict[str, Any],
 ) -> dict[str, Any]:
-    machine = _machine()
+    machine = bench_machine()
     rows: list[dict[str, Any]] = []
     with Engine.open(index, llm=llm, cache=False, **settings) as engine:
         t = time.perf_counter()

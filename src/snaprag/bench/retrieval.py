@@ -43,10 +43,17 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        memory = 0.0
     return {
         "cpus": cpus,
-        "cpu": model,
+        "cpu": model or platform.processor() or platform.machine(),
+        "memory_gib": round(memory, 1),
         "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "date": time.strftime("%Y-%m-%d"),
     }
 

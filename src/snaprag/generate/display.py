@@ -9,12 +9,8 @@ from collections.abc import Iterable
 from rich.console import Console
 from rich.markup import escape
 
+from ..render import where
 from ..types import Answer, AnswerEvent
-
-
-def _where(source: str, page: int | None) -> str:
-    name = source.rsplit("/", 1)[-1]
-    return f"{name} p.{page}" if page is not None else name
 
 
 def speed_line(answer: Answer) -> str:
@@ -44,7 +40,7 @@ def print_sources(answer: Answer, console: Console) -> None:
         console.print()
         for c in answer.citations:
             console.print(
-                f"  [dim]\\[{c.n}] {escape(_where(c.source, c.page))}[/] {escape(c.source)}",
+                f"  [dim]\\[{c.n}] {escape(where(c.source, c.page))}[/] {escape(c.source)}",
                 highlight=False,
             )
     elif answer.hits:
