@@ -364,9 +364,11 @@ class Engine:
         if self._generator is None:
             from .generate.factory import create_generator
 
-            self._generator = create_generator(
-                self.config, lambda: self.embedder, lambda: self.model_name
-            )
+            with self._lazy_lock:
+                if self._generator is None:
+                    self._generator = create_generator(
+                        self.config, lambda: self.embedder, lambda: self.model_name
+                    )
         return self._generator
 
     def ask_events(
@@ -522,6 +524,8 @@ class Engine:
         if self._cache is not None:
             self._cache.close()
             self._cache = None
+        if self._generator is not None and hasattr(self._generator, "close"):
+            self._generator.close()  # a local model nobody uses any more can be unloaded
         if self._retriever is not None:
             self._retriever.close()
         if self._store is not None:

@@ -221,3 +221,22 @@ def test_cli_missing_model(index: Path, run_cli, tmp_path: Path) -> None:
         assert res.returncode == 2
         assert "Traceback" not in res.stderr
         assert "model file not found" in res.err_flat
+
+
+def test_models_nobody_uses_are_unloaded_when_another_loads(tmp_path: Path) -> None:
+    from snaprag.config import default_cache_dir
+    from snaprag.generate import local
+
+    first = local.LocalGGUFGenerator(None, cache_dir=default_cache_dir(), n_ctx=320)
+    first.load()
+    key = first._key
+    assert key in local._LOADED
+    first.close()
+    assert key in local._LOADED  # kept while nothing else needs the memory
+    second = local.LocalGGUFGenerator(None, cache_dir=default_cache_dir(), n_ctx=384)
+    second.load()
+    try:
+        assert key not in local._LOADED and second._key in local._LOADED
+        assert second.count_tokens(["hello world"])[0] >= 2
+    finally:
+        second.close()

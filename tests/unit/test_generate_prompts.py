@@ -64,6 +64,10 @@ def test_cited_numbers_forms() -> None:
     text = "Seven years [2]. Also [1][3], see [1, 4] and［5］; [2] again; not a year [2024x]."
     assert cited_numbers(text) == [2, 1, 3, 4, 5]
     assert cited_numbers("no citations here") == []
+    assert cited_numbers("ranges [2-4] and [6–7], lenticular 【1】, both [9, 1-2]") == [
+        2, 3, 4, 6, 7, 1, 9,
+    ]  # fmt: skip
+    assert cited_numbers("a date range [1990-2020] is not a citation list") == []
 
 
 def test_map_citations_to_sources_and_pages() -> None:

@@ -8,6 +8,7 @@ followed by a citation such as ``[manual.pdf p.3]``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -138,6 +139,7 @@ class ExtractiveGenerator:
         self._model_name = model_name
         self._settings = (max_sentences, max_chunks, min_score)
         self._answerer: ExtractiveAnswerer | None = None
+        self._lock = threading.Lock()
         self.requests = 0
 
     @property
@@ -152,9 +154,10 @@ class ExtractiveGenerator:
         """Nothing beyond the embedder, which the retriever loads anyway."""
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
-        if self._answerer is None:
-            self._answerer = ExtractiveAnswerer(self._embedder(), *self._settings)
-        self.requests += 1
+        with self._lock:
+            if self._answerer is None:
+                self._answerer = ExtractiveAnswerer(self._embedder(), *self._settings)
+            self.requests += 1
         return self._answerer.answer(question, hits)
 
     def close(self) -> None:

@@ -150,20 +150,43 @@ class _Backend:
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 _LOADED: dict[_Key, _Backend] = {}
+_USERS: dict[_Key, int] = {}
 _LOCKS: dict[_Key, threading.Lock] = {}
 _REGISTRY = threading.Lock()
 
 
-def _backend(key: _Key) -> _Backend:
-    """The process-wide backend for ``key``, loaded by the first caller only."""
+def _backend(key: _Key) -> tuple[_Backend, bool]:
+    """The process-wide backend for ``key`` (loaded by the first caller only) and whether
+    this call loaded it. Each call is a user until :func:`_release`; models nobody uses
+    are unloaded when another one is loaded, so settings that change over a process's
+    life do not pile up models in memory."""
     with _REGISTRY:
         lock = _LOCKS.setdefault(key, threading.Lock())
     with lock:
         backend = _LOADED.get(key)
+        created = backend is None
         if backend is None:
+            _unload_unused()
             backend = _Backend(key)
             _LOADED[key] = backend
-        return backend
+        with _REGISTRY:
+            _USERS[key] = _USERS.get(key, 0) + 1
+        return backend, created
+
+
+def _release(key: _Key) -> None:
+    with _REGISTRY:
+        _USERS[key] = max(0, _USERS.get(key, 0) - 1)
+
+
+def _unload_unused() -> None:
+    """Drop the backends no generator uses (the llama.cpp server and its memory go with
+    the last reference)."""
+    with _REGISTRY:
+        unused = [k for k in _LOADED if not _USERS.get(k)]
+        for key in unused:
+            backend = _LOADED.pop(key)
+            backend.closed.set()
 
 
 @atexit.register
@@ -203,6 +226,7 @@ class LocalGGUFGenerator:
         self._context_tokens = context_tokens
         self._label = label
         self._backend: _Backend | None = None
+        self._key: _Key | None = None
         self._lock = threading.Lock()
         self.requests = 0
         #: milliseconds spent loading the model and in the warm-up request (0: not yet)
@@ -267,18 +291,25 @@ class LocalGGUFGenerator:
                 self.gpu_layers,
                 self.parallel,
             )
-            fresh = key not in _LOADED
             t = time.perf_counter()
-            backend = _backend(key)
+            backend, fresh = _backend(key)
             if fresh:
                 self.load_ms = (time.perf_counter() - t) * 1000
                 # the first request of a process pays for thread pools and buffers
                 # (seconds on a busy 2-core box); pay it now rather than in an answer
                 t = time.perf_counter()
-                backend.server.handle_chat_completions(
-                    {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
-                )
+                try:
+                    backend.server.handle_chat_completions(
+                        {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+                    )
+                except Exception as exc:
+                    _release(key)
+                    raise GenerationError(
+                        f"llama.cpp loaded {path.name} but could not answer a first request: {exc}",
+                        "model_load_failed",
+                    ) from exc
                 self.warmup_ms = (time.perf_counter() - t) * 1000
+            self._key = key
             self._backend = backend
 
     @property
@@ -311,7 +342,8 @@ class LocalGGUFGenerator:
     def stream(self, messages: list[Message]) -> Iterator[Delta | Finish]:
         """Stream one chat completion; closing the iterator stops the generation."""
         backend = self.backend
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
         request = {
             "messages": messages,
             "max_tokens": self.max_tokens,
@@ -367,7 +399,13 @@ class LocalGGUFGenerator:
         yield finish if finish is not None else Finish(reason)
 
     def close(self) -> None:
-        """Nothing to release: the model stays loaded for the rest of the process."""
+        """Stop using the model; it is unloaded when another is loaded, or at exit, once
+        no generator uses it."""
+        with self._lock:
+            if self._key is not None:
+                _release(self._key)
+            self._backend = None
+            self._key = None
 
 
 def _raise_if_error(chunk: Any) -> None:

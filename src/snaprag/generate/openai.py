@@ -201,7 +201,8 @@ class OpenAIGenerator:
     # ------------------------------------------------------------------ generation
     def stream(self, messages: list[Message]) -> Iterator[Delta | Finish]:
         """Stream one chat completion (see the module notes on retries and errors)."""
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
         body = self._body(messages, stream=True)
         attempt = 0
         while True:
@@ -220,7 +221,8 @@ class OpenAIGenerator:
 
     def complete(self, messages: list[Message]) -> tuple[str, Finish]:
         """One chat completion without streaming: its text and how it finished."""
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
         body = self._body(messages, stream=False)
         reply = self._with_retries(lambda: self._json("POST", self._chat_url(), body))
         return _parse_completion(reply)
