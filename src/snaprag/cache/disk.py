@@ -57,13 +57,20 @@ class CacheDB:
         self.busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
-        try:
-            self._init()
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, _TRANSIENT) and "malformed" not in str(exc):
-                raise
-            self._move_aside(exc)
-            self._init()
+        for attempt in range(4):
+            try:
+                self._init()
+                return
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, _TRANSIENT) and "malformed" not in str(exc):
+                    if attempt == 3:
+                        raise  # still busy: the caller goes on without L3 for now
+                    self.close()
+                    time.sleep(0.1 * (attempt + 1))  # another process creating it
+                    continue
+                self._move_aside(exc)
+                self._init()
+                return
 
     def _init(self) -> None:
         with self.conn() as conn:
