@@ -39,6 +39,8 @@ class ExtractiveAnswerer:
         for i, hit in enumerate(hits[: self.max_chunks]):
             for s, e in split_sentences(hit.text):
                 sentence = hit.text[s:e].strip()
+                if _is_fragment(sentence):
+                    continue  # the tail of a sentence cut at a chunk or page boundary
                 if _is_statement(sentence) or is_list_item(sentence):
                     candidates.append((i, sentence))
         if not candidates:
@@ -64,9 +66,9 @@ class ExtractiveAnswerer:
         for j in np.argsort(-score, kind="stable"):
             if len(chosen) == self.max_sentences:
                 break
-            key = sentences[j].casefold()
-            if not _is_statement(sentences[j]) or key in seen:
-                continue
+            key = " ".join(sentences[j].casefold().split())
+            if not _is_statement(sentences[j]) or any(key in k or k in key for k in seen):
+                continue  # the same sentence again (or one contained in a chosen one)
             if score[j] < self.min_score:
                 continue
             seen.add(key)
@@ -107,6 +109,12 @@ class ExtractiveAnswerer:
         return sentence
 
 
+def _is_fragment(sentence: str) -> bool:
+    """Starts with a lower-case Latin letter: not the start of a sentence."""
+    first = sentence[:1]
+    return first.isascii() and first.isalpha() and first.islower()
+
+
 def _is_statement(sentence: str) -> bool:
     """A real sentence, not a heading, list number or table fragment."""
     if len(sentence) < 12 or not any(ch.isalnum() for ch in sentence):
@@ -115,7 +123,7 @@ def _is_statement(sentence: str) -> bool:
     return ends or len(sentence) >= 60
 
 
-EXTRACTIVE_VERSION = "1"
+EXTRACTIVE_VERSION = "2"
 
 
 class ExtractiveGenerator:
