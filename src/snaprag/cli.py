@@ -381,6 +381,17 @@ def cache_clear(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     )
 
 
+def _bench(run: Callable[[], Any], module: Any, out: Path | None, as_json: bool) -> None:
+    """Run a benchmark; write its JSON to ``out`` if given; print JSON or its report."""
+    try:
+        result = run()
+    except Exception as exc:
+        _fail(_error_message(exc))
+    if out is not None:
+        module.write_json(result, out)
+    _emit(result, as_json, module.print_report)
+
+
 def _require_cache(engine: Any) -> Any:
     from .errors import ConfigError
 
@@ -408,16 +419,12 @@ def bench_retrieval(
     """Ingest speed, single vs batched query latency, cold start, nDCG@10."""
     from .bench import retrieval
 
-    try:
-        result = retrieval.run(dataset, split=split, index=index, model=model)
-    except Exception as exc:
-        _fail(_error_message(exc))
-    if out is not None:
-        retrieval.write_json(result, out)
-    if as_json:
-        typer.echo(json.dumps(result))
-    else:
-        retrieval.print_report(result)
+    _bench(
+        lambda: retrieval.run(dataset, split=split, index=index, model=model),
+        retrieval,
+        out,
+        as_json,
+    )
 
 
 @bench_app.command("cache")
@@ -442,8 +449,8 @@ def bench_cache(
     """No cache vs L1 vs L1+L2 vs L1+L2+L3 on a Zipf stream; tier hit latency; semantic hits."""
     from .bench import cache as bench
 
-    try:
-        result = bench.run(
+    _bench(
+        lambda: bench.run(
             dataset,
             requests=requests,
             zipf_s=zipf,
@@ -451,15 +458,11 @@ def bench_cache(
             korean=korean,
             progress=not as_json,
             workers=workers,
-        )
-    except Exception as exc:
-        _fail(_error_message(exc))
-    if out is not None:
-        bench.write_json(result, out)
-    if as_json:
-        typer.echo(json.dumps(result, ensure_ascii=False))
-    else:
-        bench.print_report(result)
+        ),
+        bench,
+        out,
+        as_json,
+    )
 
 
 @bench_app.command("ask")
@@ -484,8 +487,8 @@ def bench_ask(
     """Time to first token, tokens/s and per-stage latency of generated answers."""
     from .bench import ask as bench
 
-    try:
-        result = bench.run(
+    _bench(
+        lambda: bench.run(
             index=index,
             samples=samples,
             llm=llm,
@@ -497,15 +500,11 @@ def bench_ask(
             llm_gpu_layers=gpu_layers,
             llm_max_tokens=max_tokens,
             context_tokens=context_tokens,
-        )
-    except Exception as exc:
-        _fail(_error_message(exc))
-    if out is not None:
-        bench.write_json(result, out)
-    if as_json:
-        typer.echo(json.dumps(result, ensure_ascii=False))
-    else:
-        bench.print_report(result)
+        ),
+        bench,
+        out,
+        as_json,
+    )
 
 
 @bench_app.command("quantization")
