@@ -64,7 +64,10 @@ def _fail(message: str) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    # one line, never folded at the terminal width (logs are grepped line by line)
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False
+    )
     raise typer.Exit(2)
 
 
@@ -352,6 +355,10 @@ def cache_stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
 def cache_warm(
     index: IndexOpt = None,
     top: Annotated[int, typer.Option("--top", help="How many of the most frequent queries")] = 100,
+    llm: Annotated[
+        str | None,
+        typer.Option("--llm", help="Generator whose answers to warm (as on ask; env SNAPRAG_LLM)"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Precompute the most frequent logged queries, so that they are answered from cache."""
@@ -364,7 +371,7 @@ def cache_warm(
         seconds = time.perf_counter() - t
         return {"warmed": len(warmed), "seconds": round(seconds, 3), "queries": warmed}
 
-    data = _with_engine(index, warm)
+    data = _with_engine(index, warm, llm=llm)
     _emit(
         data, as_json, lambda d: typer.echo(f"warmed {d['warmed']} queries in {d['seconds']:.2f} s")
     )
@@ -377,8 +384,15 @@ def cache_clear(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     _emit(
         removed,
         as_json,
-        lambda r: typer.echo(", ".join(f"{tier}: {n} entries removed" for tier, n in r.items())),
+        lambda r: typer.echo(
+            ", ".join(
+                f"{tier}: unreachable, not cleared" if n is None else f"{tier}: {n} entries removed"
+                for tier, n in r.items()
+            )
+        ),
     )
+    if None in removed.values():
+        raise typer.Exit(1)  # some tier kept its entries: say so to scripts too
 
 
 def _bench(run: Callable[[], Any], module: Any, out: Path | None, as_json: bool) -> None:

@@ -204,11 +204,22 @@ class Config:
                 raw = os.environ.get("SNAPRAG_INDEX")
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.name, raw, str(types[f.name]))
+        from_env = set(values)
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(values) - set(types)
         if unknown:
             raise ConfigError(f"unknown settings {sorted(unknown)}; valid: {sorted(types)}")
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ConfigError as exc:  # name the variable the user set, if it came from one
+            named = [
+                n
+                for n in sorted(from_env - {k for k, v in overrides.items() if v is not None})
+                if str(exc).startswith(n + " ")
+            ]
+            if named:
+                raise ConfigError(f"{exc} (set by SNAPRAG_{named[0].upper()})") from None
+            raise
 
     def with_(self, **changes: Any) -> Config:
         return replace(self, **changes)

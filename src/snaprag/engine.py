@@ -394,8 +394,16 @@ class Engine:
             yield AnswerEvent("error", error=exc)
             return
         params = (k, _filters_key(filters))
-        cache.log_queries("ask", [normalize_query(question)], params, [question])
+        norm = normalize_query(question)
+        cache.log_queries("ask", [norm], params, [question])
         data = cache.tiered.get("answer", key)
+        semantic: tuple[str, Any] | None = None  # (scope, question vector)
+        if data is None and cache.semantic is not None:
+            try:
+                data, semantic = self._semantic_answer(cache, question, norm, params)
+            except SnapragError as exc:
+                yield AnswerEvent("error", error=exc)
+                return
         if data is not None:
             elapsed = (time.perf_counter() - started) * 1000
             yield from answer_from_cache(data, question, elapsed).events()
@@ -403,7 +411,26 @@ class Engine:
         for event in self._generate_events(question, k, filters):
             if event.kind == "done" and event.answer is not None:
                 cache.tiered.put("answer", key, dump_answer(event.answer))
+                if semantic is not None:
+                    cache.semantic.add(semantic[0], norm, semantic[1], key)
             yield event
+
+    def _semantic_answer(
+        self, cache: QueryCache, question: str, norm: str, params: tuple[Any, ...]
+    ) -> tuple[Any, tuple[str, Any] | None]:
+        """The cached answer of the nearest question that asks the same thing (or None),
+        and the scope and vector under which this question's answer is to be added."""
+        retriever = self.retriever
+        if retriever._dense_blind_to(question):
+            return None, None  # an English-only model cannot compare Korean questions
+        vector = retriever.embedder.embed_queries([question])[0]  # reused by the search
+        scope = f"{self._scope()}|answer|{self.generator.fingerprint}|{params}"
+        match = cache.semantic.lookup(scope, norm, vector)
+        data = None
+        if match is not None:
+            data = cache.tiered.get_many("answer", [match[0]], record=False)[0]
+        cache.stats.record("semantic", "answer", int(data is not None), int(data is None))
+        return data, (scope, vector)
 
     def _answer_key(self, cache: QueryCache, question: str, k: int, filters: Filters | None) -> str:
         """Index version and settings, the generator's fingerprint, the normalized question."""

@@ -81,9 +81,9 @@ def print_cache_report(report: dict[str, Any]) -> None:
     for col in ("tier", "entries", "bytes", "state"):
         tiers.add_column(col, justify="right" if col in ("entries", "bytes") else "left")
     for name, info in report["tiers"].items():
-        state = info.get("breaker", "")
+        state = info.get("state", "")
         if name == "redis" and not info.get("available", True):
-            state = f"unavailable ({state})"
+            state = f"unreachable, {state}"
         size = info.get("bytes")
         tiers.add_row(
             name,

@@ -97,3 +97,33 @@ def test_logged_questions_are_warmed(corpus, run_cli) -> None:
     assert [q["kind"] for q in warm.json()["queries"]] == ["ask"]
     with Engine.open(index) as engine:
         assert engine.ask(Q).metrics.get("cached") == 1.0
+
+
+def test_semantic_cache_serves_rephrased_questions_across_processes(corpus, run_cli) -> None:
+    """A new CLI process finds the semantic entries an earlier one wrote to cache.db."""
+    _, index = corpus
+    env = {"SNAPRAG_SEMANTIC_CACHE": "1"}
+    first = run_cli("ask", Q, "--index", index, "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "cached" not in first.json()["metrics"]
+    rephrased = run_cli(
+        "ask", "Is it true that the warranty on the frame is how long?", "--index", index,
+        "--json", env=env,
+    )  # fmt: skip
+    negated = run_cli(
+        "search", "How long is the warranty not on the frame?", "--index", index, "--json",
+        env=env,
+    )  # fmt: skip
+    assert negated.returncode == 0
+    assert rephrased.returncode == 0, rephrased.stderr
+    # word order differs from Q ("warranty ... how long"): a guarded miss, generated anew
+    assert "cached" not in rephrased.json()["metrics"]
+    framed = run_cli("ask", "Please tell me how long is the warranty on the frame", "--index",
+                     index, "--json", env=env)  # fmt: skip
+    assert framed.returncode == 0, framed.stderr
+    assert framed.json()["metrics"].get("cached") == 1.0
+    assert framed.json()["answer"] == first.json()["answer"]
+    with Engine.open(index) as engine:
+        report = engine.cache.report()
+        rows = {(r["tier"], r["namespace"]): r for r in report["stats"]}
+        assert rows[("semantic", "answer")]["hits"] == 1

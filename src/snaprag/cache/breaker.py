@@ -27,6 +27,13 @@ class CircuitBreaker:
             return "half-open"
         return "open"
 
+    @property
+    def remaining(self) -> float:
+        """Seconds until the next trial call (0 when closed)."""
+        if self._opened_at is None:
+            return 0.0
+        return max(0.0, self.cooldown - (time.monotonic() - self._opened_at))
+
     def allow(self) -> bool:
         """Whether a call may be tried now (in half-open state, one caller at a time)."""
         if self._opened_at is None:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
@@ -33,6 +35,14 @@ CREATE TABLE IF NOT EXISTS stats (
     hits INTEGER NOT NULL DEFAULT 0,
     misses INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tier, namespace)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS semantic (
+    scope TEXT NOT NULL,
+    query TEXT NOT NULL,
+    key TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (scope, query)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS querylog (
     kind TEXT NOT NULL,
@@ -85,6 +95,12 @@ class CacheDB:
             p = Path(str(self.path) + suffix)
             if p.exists():
                 p.replace(Path(str(broken) + suffix))
+        # keep the newest damaged copy for a post-mortem, not one per incident
+        older = sorted(self.path.parent.glob(f"{self.path.name}.damaged-*"))
+        for old in older:
+            if not old.name.startswith(broken.name):
+                with contextlib.suppress(OSError):
+                    old.unlink()
 
     @contextlib.contextmanager
     def conn(self) -> Iterator[sqlite3.Connection]:
@@ -128,6 +144,36 @@ class CacheDB:
     def reset_stats(self) -> None:
         with self.conn() as conn:
             conn.execute("DELETE FROM stats")
+
+    # ------------------------------------------------------------------ semantic cache
+    def add_semantic(self, scope: str, query: str, key: str, vector: Any, keep_scopes: int) -> None:
+        """One cached query's vector; scopes beyond the ``keep_scopes`` newest are dropped
+        (a scope ends with every index write, so old ones can never match again)."""
+        blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+        with self.conn() as conn:
+            new_scope = (
+                conn.execute("SELECT 1 FROM semantic WHERE scope = ? LIMIT 1", (scope,)).fetchone()
+                is None
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO semantic VALUES (?, ?, ?, ?, ?)",
+                (scope, query, key, blob, time.time()),
+            )
+            if new_scope:
+                conn.execute(
+                    "DELETE FROM semantic WHERE scope NOT IN (SELECT scope FROM semantic "
+                    "GROUP BY scope ORDER BY max(created) DESC LIMIT ?)",
+                    (keep_scopes,),
+                )
+
+    def semantic_entries(self, scope: str, limit: int) -> list[tuple[str, str, bytes]]:
+        with self.conn() as conn:
+            rows = conn.execute(
+                "SELECT query, key, vector FROM semantic WHERE scope = ? "
+                "ORDER BY created DESC LIMIT ?",
+                (scope, limit),
+            ).fetchall()
+        return [(q, k, bytes(v)) for q, k, v in reversed(rows)]
 
     # ------------------------------------------------------------------ query log
     def log_queries(

@@ -123,7 +123,9 @@ class QueryCache:
             "answer": config.cache_ttl_answer,
         }
         self.tiered = TieredCache(memory, tiers, ttls, dict(CODECS), self.stats)
-        self.semantic = SemanticCache(config.semantic_threshold) if config.semantic_cache else None
+        self.semantic = (
+            SemanticCache(config.semantic_threshold, db=self.db) if config.semantic_cache else None
+        )
         self._log: dict[tuple[str, str, Any], list[Any]] = {}
         self._log_lock = threading.Lock()
         self._last_flush = time.monotonic()
@@ -222,7 +224,8 @@ class QueryCache:
         if self.db is not None:
             self.db.reset_stats()
 
-    def clear(self) -> dict[str, int]:
+    def clear(self) -> dict[str, int | None]:
+        """Entries removed per tier (None: Redis unreachable, nothing removed there)."""
         out = {}
         if self.tiered.memory is not None:
             out["memory"] = len(self.tiered.memory)

@@ -77,17 +77,18 @@ class RedisCache:
             self._warned = False
         self.breaker.success()
 
-    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None] | None:
+        """The values (None where missing), or None when Redis could not be asked."""
         if not keys:
             return []
         if not self.breaker.allow():
             self.skipped += 1
-            return [None] * len(keys)
+            return None
         try:
             values = self._client.mget([self.prefix + k for k in keys])
         except self._errors as exc:
             self._failed(exc)
-            return [None] * len(keys)
+            return None
         self._ok()
         return list(values)
 
@@ -116,8 +117,9 @@ class RedisCache:
             else:
                 self._ok()
 
-    def clear(self) -> int:
-        """Delete every key under the prefix (SCAN, not KEYS: never blocks the server)."""
+    def clear(self) -> int | None:
+        """Delete every key under the prefix (SCAN, not KEYS: never blocks the server);
+        the number removed, or None when Redis could not be reached."""
         removed = 0
         try:
             batch: list[bytes] = []
@@ -130,6 +132,7 @@ class RedisCache:
                 removed += int(self._client.delete(*batch))
         except self._errors as exc:
             self._failed(exc)
+            return None
         return removed
 
     def info(self) -> dict[str, Any]:
@@ -149,14 +152,22 @@ class RedisCache:
             memory = self._client.info("memory").get("used_memory", 0)
         except self._errors as exc:
             self._failed(exc)
-            return {"available": False, "breaker": self.breaker.state}
+            return {"available": False, "state": self.state}
         return {
             "available": True,
             "entries": keys,
             "bytes": size,
             "server_memory": int(memory),
-            "breaker": self.breaker.state,
+            "state": self.state,
         }
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``down (skipped for N s)`` or ``retrying`` (the circuit breaker's view)."""
+        state = self.breaker.state
+        if state == "open":
+            return f"down (skipped for {self.breaker.remaining:.0f} s)"
+        return "retrying" if state == "half-open" else "ok"
 
     def _sizes(self, keys: list[bytes]) -> int:
         if not keys:

@@ -12,14 +12,21 @@ words, question words, quantifiers, modals, pronouns and single letters.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..index.tokenize import tokenize
+
+if TYPE_CHECKING:
+    from .disk import CacheDB
+
+log = logging.getLogger(__name__)
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # English negations, and the Korean negative adverbs, auxiliaries and words of absence
@@ -125,7 +132,8 @@ class _Scope:
 
 
 class SemanticCache:
-    """Cached queries' vectors per scope (index version + settings); in process memory."""
+    """Cached queries' vectors per scope (index generation + settings), in memory and, with
+    ``db``, in the cache file too, so that a new process (a CLI call) finds them."""
 
     def __init__(
         self,
@@ -133,7 +141,10 @@ class SemanticCache:
         max_entries: int = 20_000,
         scopes: int = 4,
         guards: bool = True,
+        db: CacheDB | None = None,
     ) -> None:
+        self.db = db
+        self._loaded: set[str] = set()
         self.threshold = threshold
         self.guards = guards  # False only to measure what the guards prevent
         self.max_entries = max_entries
@@ -145,21 +156,49 @@ class SemanticCache:
     def add(self, scope: str, normalized: str, vector: np.ndarray, key: str) -> None:
         vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         with self._lock:
-            s = self._scopes.get(scope)
-            if s is None:
-                s = self._scopes[scope] = _Scope(vector.shape[1])
-                while len(self._scopes) > self.max_scopes:
-                    self._scopes.popitem(last=False)
-            self._scopes.move_to_end(scope)
-            if normalized in s.texts:
+            self._load(scope, vector.shape[1])
+            if not self._add(scope, normalized, vector[0], key):
                 return
-            if s.n >= self.max_entries:  # drop the oldest half at once
-                s.drop_oldest(s.n // 2)
-            s.append(vector[0], key, normalized, QueryFeatures.of(normalized))
+        if self.db is not None:
+            try:
+                self.db.add_semantic(scope, normalized, key, vector[0], self.max_scopes * 2)
+            except Exception as exc:  # locked or read-only: memory still has it
+                log.warning("semantic cache entry not persisted: %s", exc)
+
+    def _add(self, scope: str, normalized: str, vector: np.ndarray, key: str) -> bool:
+        s = self._scopes.get(scope)
+        if s is None:
+            s = self._scopes[scope] = _Scope(vector.shape[0])
+            while len(self._scopes) > self.max_scopes:
+                dropped, _ = self._scopes.popitem(last=False)
+                self._loaded.discard(dropped)
+        self._scopes.move_to_end(scope)
+        if normalized in s.texts:
+            return False
+        if s.n >= self.max_entries:  # drop the oldest half at once
+            s.drop_oldest(s.n // 2)
+        s.append(vector, key, normalized, QueryFeatures.of(normalized))
+        return True
+
+    def _load(self, scope: str, dim: int) -> None:
+        """Entries of ``scope`` written by earlier processes (once per scope)."""
+        if self.db is None or scope in self._loaded:
+            return
+        self._loaded.add(scope)
+        try:
+            rows = self.db.semantic_entries(scope, self.max_entries)
+        except Exception as exc:
+            log.warning("semantic cache entries not read: %s", exc)
+            return
+        for normalized, key, blob in rows:
+            vector = np.frombuffer(blob, dtype="<f4")
+            if vector.shape == (dim,) and np.isfinite(vector).all():
+                self._add(scope, normalized, vector, key)
 
     def lookup(self, scope: str, normalized: str, vector: np.ndarray) -> tuple[str, float] | None:
         """``(key, cosine)`` of the cached query that may answer this one, or None."""
         with self._lock:
+            self._load(scope, int(np.asarray(vector).size))
             s = self._scopes.get(scope)
             if s is None or not s.n:
                 return None

@@ -26,7 +26,7 @@ _EXPIRES = struct.Struct("<d")
 class BytesTier(Protocol):
     name: str
 
-    def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None] | None: ...
 
     def put_many(self, items: Sequence[tuple[str, bytes, float]]) -> None: ...
 
@@ -162,6 +162,8 @@ class TieredCache:
             if not missing:
                 break
             raws = tier.get_many([keys[i] for i in missing])
+            if raws is None:  # the tier could not be asked (Redis down): no hit, no miss
+                continue
             still = []
             damaged = []
             for i, raw in zip(missing, raws, strict=True):

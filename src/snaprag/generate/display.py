@@ -85,7 +85,7 @@ def stream_answer(events: Iterable[AnswerEvent], as_json: bool = False) -> bool:
             if printed:
                 out.write("\n")
                 out.flush()
-            Console(stderr=True).print(
+            Console(stderr=True, soft_wrap=True).print(
                 f"[bold red]error:[/] {escape(event.message)}", highlight=False
             )
             return False
