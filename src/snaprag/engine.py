@@ -307,8 +307,11 @@ class Engine:
         found: list[Any] = cache.tiered.get_many("retrieval", keys)
         missing = [i for i, v in enumerate(found) if v is None]
         vectors: dict[int, Any] = {}
+        semantic_scope = f"{scope}{params}"
         if cache.semantic is not None and mode != "bm25" and missing:
-            vectors = self._semantic_lookup(cache, queries, norms, missing, found, scope, params)
+            vectors = self._semantic_lookup(
+                cache, "retrieval", semantic_scope, queries, norms, missing, found
+            )
             missing = [i for i in missing if found[i] is None]
         if missing:
             fresh = retriever.search_many([queries[i] for i in missing], k, filters, mode).hits
@@ -317,7 +320,7 @@ class Engine:
                 found[i] = tuple(fresh[j])
                 items.append((keys[i], found[i]))
                 if i in vectors:
-                    cache.semantic.add(f"{scope}{params}", norms[i], vectors[i], keys[i])
+                    cache.semantic.add(semantic_scope, norms[i], vectors[i], keys[i])
             cache.tiered.put_many("retrieval", items)
         if log:
             cache.log_queries("search", norms, params, queries)
@@ -326,15 +329,16 @@ class Engine:
     def _semantic_lookup(
         self,
         cache: QueryCache,
+        namespace: str,
+        scope: str,
         queries: list[str],
         norms: list[str],
         missing: list[int],
         found: list[Any],
-        scope: str,
-        params: tuple[Any, ...],
     ) -> dict[int, Any]:
-        """Fill ``found`` from the nearest cached query that asks the same thing; returns
-        the query vectors computed on the way (reused by the search itself)."""
+        """Fill ``found[i]`` (for ``i`` in ``missing``) from the nearest cached query of
+        ``scope`` that asks the same thing; returns the query vectors computed on the way
+        (reused by the search itself, and to add the new entries)."""
         retriever = self.retriever
         # an English-only model cannot compare Korean queries: exact keys only for those
         comparable = [i for i in missing if not retriever._dense_blind_to(queries[i])]
@@ -344,15 +348,15 @@ class Engine:
         vectors = dict(zip(comparable, qvec, strict=True))
         alias: dict[int, str] = {}
         for i in comparable:
-            match = cache.semantic.lookup(f"{scope}{params}", norms[i], vectors[i])
+            match = cache.semantic.lookup(scope, norms[i], vectors[i])
             if match is not None:
                 alias[i] = match[0]
         if alias:
-            got = cache.tiered.get_many("retrieval", list(alias.values()), record=False)
+            got = cache.tiered.get_many(namespace, list(alias.values()), record=False)
             for i, value in zip(alias, got, strict=True):
                 found[i] = value
         hits = sum(1 for i in alias if found[i] is not None)
-        cache.stats.record("semantic", "retrieval", hits, len(comparable) - hits)
+        cache.stats.record("semantic", namespace, hits, len(comparable) - hits)
         return vectors
 
     @property
@@ -388,22 +392,26 @@ class Engine:
         from .cache.normalize import normalize_query
 
         started = time.perf_counter()
+        params = (k, _filters_key(filters))
+        norm = normalize_query(question)
         try:
-            key = self._answer_key(cache, question, k, filters)
+            scope = self._answer_scope(k, filters)
+            key = cache.key("answer", scope, norm)
         except SnapragError as exc:
             yield AnswerEvent("error", error=exc)
             return
-        params = (k, _filters_key(filters))
-        norm = normalize_query(question)
         cache.log_queries("ask", [norm], params, [question])
-        data = cache.tiered.get("answer", key)
-        semantic: tuple[str, Any] | None = None  # (scope, question vector)
-        if data is None and cache.semantic is not None:
+        found: list[Any] = [cache.tiered.get("answer", key)]
+        vectors: dict[int, Any] = {}
+        if found[0] is None and cache.semantic is not None:
             try:
-                data, semantic = self._semantic_answer(cache, question, norm, params)
+                vectors = self._semantic_lookup(
+                    cache, "answer", scope, [question], [norm], [0], found
+                )
             except SnapragError as exc:
                 yield AnswerEvent("error", error=exc)
                 return
+        data = found[0]
         if data is not None:
             elapsed = (time.perf_counter() - started) * 1000
             yield from answer_from_cache(data, question, elapsed).events()
@@ -411,38 +419,20 @@ class Engine:
         for event in self._generate_events(question, k, filters):
             if event.kind == "done" and event.answer is not None:
                 cache.tiered.put("answer", key, dump_answer(event.answer))
-                if semantic is not None:
-                    cache.semantic.add(semantic[0], norm, semantic[1], key)
+                if 0 in vectors:
+                    cache.semantic.add(scope, norm, vectors[0], key)
             yield event
 
-    def _semantic_answer(
-        self, cache: QueryCache, question: str, norm: str, params: tuple[Any, ...]
-    ) -> tuple[Any, tuple[str, Any] | None]:
-        """The cached answer of the nearest question that asks the same thing (or None),
-        and the scope and vector under which this question's answer is to be added."""
-        retriever = self.retriever
-        if retriever._dense_blind_to(question):
-            return None, None  # an English-only model cannot compare Korean questions
-        vector = retriever.embedder.embed_queries([question])[0]  # reused by the search
-        scope = f"{self._scope()}|answer|{self.generator.fingerprint}|{params}"
-        match = cache.semantic.lookup(scope, norm, vector)
-        data = None
-        if match is not None:
-            data = cache.tiered.get_many("answer", [match[0]], record=False)[0]
-        cache.stats.record("semantic", "answer", int(data is not None), int(data is None))
-        return data, (scope, vector)
+    def _answer_scope(self, k: int, filters: Filters | None) -> str:
+        """Index version and settings, the generator's fingerprint, k and filters."""
+        params = (k, _filters_key(filters))
+        return f"{self._scope()}|answer|{self.generator.fingerprint}|{params}"
 
     def _answer_key(self, cache: QueryCache, question: str, k: int, filters: Filters | None) -> str:
-        """Index version and settings, the generator's fingerprint, the normalized question."""
+        """The answer scope and the normalized question."""
         from .cache.normalize import normalize_query
 
-        return cache.key(
-            "answer",
-            self._scope(),
-            self.generator.fingerprint,
-            normalize_query(question),
-            (k, _filters_key(filters)),
-        )
+        return cache.key("answer", self._answer_scope(k, filters), normalize_query(question))
 
     def _generate_events(
         self, question: str, k: int, filters: Filters | None
