@@ -101,12 +101,29 @@ def write_beir(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     return path
 
 
+def warranty_docs(root: Path, years: int = 2) -> Path:
+    """Two small text files; the frame's warranty (``years``) is the fact tests change."""
+    root.mkdir(exist_ok=True)
+    (root / "warranty.txt").write_text(
+        f"Warranty terms. The frame is covered by a {years}-year warranty against defects. "
+        "Wheels and tyres are covered for one year.\n",
+        encoding="utf-8",
+    )
+    (root / "care.txt").write_text(
+        "Care guide. Clean the chain every two weeks and keep the tyres inflated to the "
+        "pressure printed on the sidewall.\n",
+        encoding="utf-8",
+    )
+    return root
+
+
 class Makers:
     """The file makers above, handed to tests as the ``make`` fixture."""
 
     pdf = staticmethod(make_pdf)
     docx = staticmethod(make_docx)
     beir = staticmethod(write_beir)
+    warranty_docs = staticmethod(warranty_docs)
 
 
 @pytest.fixture

@@ -11,19 +11,9 @@ from snaprag import Engine
 Q = "How long is the warranty on the frame?"
 
 
-def _docs(root: Path, years: int) -> Path:
-    root.mkdir(exist_ok=True)
-    (root / "warranty.txt").write_text(
-        f"Warranty terms. The frame is covered by a {years}-year warranty against defects. "
-        "Wheels are covered for one year.\n",
-        encoding="utf-8",
-    )
-    return root
-
-
 @pytest.fixture
-def corpus(tmp_path: Path) -> tuple[Path, Path]:
-    docs = _docs(tmp_path / "docs", 2)
+def corpus(make, tmp_path: Path) -> tuple[Path, Path]:
+    docs = make.warranty_docs(tmp_path / "docs", 2)
     index = tmp_path / "index"
     with Engine.open(index) as engine:
         engine.ingest([docs])
@@ -47,12 +37,12 @@ def test_second_ask_is_served_from_cache_as_the_same_events(corpus) -> None:
         assert counts[("memory", "answer")] == [1, 1]
 
 
-def test_changed_document_gives_the_new_answer_in_every_tier(corpus) -> None:
+def test_changed_document_gives_the_new_answer_in_every_tier(make, corpus) -> None:
     docs, index = corpus
     with Engine.open(index) as engine:
         assert "2-year" in engine.ask(Q).text
         assert "2-year" in engine.ask(Q).text
-        _docs(docs, 6)
+        make.warranty_docs(docs, 6)
         engine.ingest([docs])
         assert "6-year" in engine.ask(Q).text
     with Engine.open(index) as engine:  # restarted: L3 only, new answer

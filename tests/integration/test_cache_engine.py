@@ -15,21 +15,6 @@ from snaprag import Engine
 Q = "How long is the warranty on the frame?"
 
 
-def _docs(root: Path, years: int = 2) -> Path:
-    root.mkdir(exist_ok=True)
-    (root / "warranty.txt").write_text(
-        f"Warranty terms. The frame is covered by a {years}-year warranty against defects. "
-        "Wheels and tyres are covered for one year.\n",
-        encoding="utf-8",
-    )
-    (root / "care.txt").write_text(
-        "Care guide. Clean the chain every two weeks and keep the tyres inflated to the "
-        "pressure printed on the sidewall.\n",
-        encoding="utf-8",
-    )
-    return root
-
-
 def _counts(engine: Engine) -> dict[tuple[str, str], list[int]]:
     assert engine.cache is not None
     return engine.cache.stats.snapshot()
@@ -40,8 +25,8 @@ def _top_text(engine: Engine, query: str = Q) -> str:
 
 
 @pytest.fixture
-def corpus(tmp_path: Path) -> tuple[Path, Path]:
-    docs = _docs(tmp_path / "docs")
+def corpus(make, tmp_path: Path) -> tuple[Path, Path]:
+    docs = make.warranty_docs(tmp_path / "docs")
     index = tmp_path / "index"
     with Engine.open(index) as engine:
         engine.ingest([docs])
@@ -65,12 +50,12 @@ def test_repeated_and_normalized_queries_hit_memory(corpus) -> None:
 
 
 @pytest.mark.parametrize("tier", ["memory", "disk"])
-def test_changed_document_is_never_served_stale(corpus, tier: str) -> None:
+def test_changed_document_is_never_served_stale(make, corpus, tier: str) -> None:
     docs, index = corpus
     with Engine.open(index) as engine:
         assert "2-year" in _top_text(engine)
         assert "2-year" in _top_text(engine)  # now cached
-        _docs(docs, years=5)
+        make.warranty_docs(docs, years=5)
         report = engine.ingest([docs])
         assert [r.status for r in report.results if r.status == "updated"] == ["updated"]
         if tier == "disk":  # the new answer must come through L3 alone
@@ -82,11 +67,11 @@ def test_changed_document_is_never_served_stale(corpus, tier: str) -> None:
         assert _counts(engine)[("disk", "retrieval")] == [1, 0]
 
 
-def test_change_made_by_another_process_is_seen(corpus, run_cli) -> None:
+def test_change_made_by_another_process_is_seen(make, corpus, run_cli) -> None:
     docs, index = corpus
     with Engine.open(index) as reader:
         assert "2-year" in _top_text(reader)
-        _docs(docs, years=7)
+        make.warranty_docs(docs, years=7)
         done = run_cli("ingest", docs, "--index", index)
         assert done.returncode == 0, done.stderr
         assert "7-year" in _top_text(reader)  # the long-lived reader sees the new version
@@ -136,8 +121,8 @@ def test_batched_search_mixes_hits_and_misses(corpus) -> None:
         assert engine.search("chain cleaning", k=3) == many[1]
 
 
-def test_cache_off_writes_no_cache_file(tmp_path: Path) -> None:
-    docs = _docs(tmp_path / "docs")
+def test_cache_off_writes_no_cache_file(make, tmp_path: Path) -> None:
+    docs = make.warranty_docs(tmp_path / "docs")
     with Engine.open(tmp_path / "index", cache=False) as engine:
         engine.ingest([docs])
         engine.search(Q)
@@ -221,7 +206,7 @@ def test_semantic_cache_hits_rephrasings_but_not_other_questions(corpus) -> None
         assert ("semantic", "retrieval") not in _counts(engine)
 
 
-def test_concurrent_searches_during_an_ingest_never_go_back_to_old_content(corpus) -> None:
+def test_concurrent_searches_during_an_ingest_never_go_back_to_old_content(make, corpus) -> None:
     """Threads share one engine (and its cache) while the document changes under them."""
     import threading
 
@@ -250,7 +235,7 @@ def test_concurrent_searches_during_an_ingest_never_go_back_to_old_content(corpu
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
         for t in threads:
             t.start()
-        _docs(docs, years=4)
+        make.warranty_docs(docs, years=4)
         engine.ingest([docs])
         changed.set()
         for t in threads:

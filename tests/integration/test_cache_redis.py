@@ -39,24 +39,14 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
-def _docs(root: Path, years: int) -> Path:
-    root.mkdir(exist_ok=True)
-    (root / "warranty.txt").write_text(
-        f"Warranty terms. The frame is covered by a {years}-year warranty against defects.\n",
-        encoding="utf-8",
-    )
-    (root / "care.txt").write_text("Care guide. Clean the chain every two weeks.\n")
-    return root
-
-
 def _l2_only(index: Path, url: str, **settings) -> Engine:
     """An engine whose only cache tier is Redis (no memory, no disk)."""
     return Engine.open(index, redis_url=url, cache_memory_mb=0, cache_disk=False, **settings)
 
 
 @pytest.fixture
-def index(tmp_path: Path) -> tuple[Path, Path]:
-    docs = _docs(tmp_path / "docs", 2)
+def index(make, tmp_path: Path) -> tuple[Path, Path]:
+    docs = make.warranty_docs(tmp_path / "docs", 2)
     index = tmp_path / "index"
     with Engine.open(index, cache=False) as engine:
         engine.ingest([docs])
@@ -97,11 +87,11 @@ def test_all_tiers_promote_from_redis(index, redis_url: str) -> None:
         assert counts[("redis", "retrieval")] == [1, 0]
 
 
-def test_change_is_never_served_stale_through_redis(index, redis_url: str) -> None:
+def test_change_is_never_served_stale_through_redis(make, index, redis_url: str) -> None:
     docs, idx = index
     with _l2_only(idx, redis_url) as a:
         assert "2-year" in a.search(Q, k=1)[0].text
-        _docs(docs, 9)
+        make.warranty_docs(docs, 9)
         a.ingest([docs])
     with _l2_only(idx, redis_url) as b:  # another process, same Redis
         assert "9-year" in b.search(Q, k=1)[0].text
@@ -180,7 +170,9 @@ def test_bad_redis_url_is_a_clear_error(index, run_cli) -> None:
     assert "redis_url" in out.err_flat
 
 
-def test_copies_of_one_index_never_share_entries(index, redis_url: str, tmp_path: Path) -> None:
+def test_copies_of_one_index_never_share_entries(
+    make, index, redis_url: str, tmp_path: Path
+) -> None:
     """Two copies that change differently reach the same version number; their cache keys
     must still differ (a restored backup sharing a Redis with the original)."""
     import shutil
@@ -190,7 +182,7 @@ def test_copies_of_one_index_never_share_entries(index, redis_url: str, tmp_path
     for name, years in (("a", 3), ("b", 8)):
         copy = tmp_path / f"copy-{name}"
         shutil.copytree(idx, copy)
-        _docs(docs, years)
+        make.warranty_docs(docs, years)
         with Engine.open(copy, cache=False) as engine:
             engine.ingest([docs])
         copies.append(copy)
