@@ -12,10 +12,7 @@ def dump_answer(answer: Answer) -> dict[str, Any]:
     return {
         "text": answer.text,
         "citations": [[c.n, c.source, c.page, c.doc_id, c.chunk_id] for c in answer.citations],
-        "hits": [
-            [h.id, h.doc_id, h.source, h.page, h.score, h.text, h.title, h.type]
-            for h in answer.hits
-        ],
+        "hits": [hit_to_row(h) for h in answer.hits],
         "generator": answer.generator,
         "finish_reason": answer.finish_reason,
         "generated_ms": round(answer.timings.stages.get("total", 0.0), 3),
@@ -33,6 +30,11 @@ def _check_row(row: Any, types: tuple[Any, ...], what: str) -> list[Any]:
         if not isinstance(value, typ) or isinstance(value, bool):
             raise ValueError(f"cached {what} has a field of the wrong type")
     return row
+
+
+def hit_to_row(hit: Hit) -> list[Any]:
+    """A hit as its cached row (the inverse of :func:`hit_from_row`)."""
+    return [hit.id, hit.doc_id, hit.source, hit.page, hit.score, hit.text, hit.title, hit.type]
 
 
 def hit_from_row(row: Any) -> Hit:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Config
+from .answers import dump_answer, hit_from_row, hit_to_row, load_answer
 from .breaker import CircuitBreaker
 from .disk import CacheDB, DiskCache
 from .memory import MemoryCache
@@ -255,12 +256,10 @@ def _redact(url: str) -> str:
 
 
 def _dump_hits(hits: Sequence[Any]) -> list[list[Any]]:
-    return [[h.id, h.doc_id, h.source, h.page, h.score, h.text, h.title, h.type] for h in hits]
+    return [hit_to_row(h) for h in hits]
 
 
 def _load_hits(rows: Any) -> tuple[Any, ...]:
-    from ..cache.answers import hit_from_row
-
     if not isinstance(rows, list):
         raise ValueError("cached hits are not a list")
     return tuple(hit_from_row(row) for row in rows)
@@ -275,21 +274,13 @@ def _load_vector(data: Any) -> np.ndarray:
 
 
 def _dump_answer(answer: Any) -> dict[str, Any]:
-    from .answers import dump_answer
-
     return dump_answer(answer) if not isinstance(answer, dict) else answer
-
-
-def _load_answer(data: Any) -> dict[str, Any]:
-    from .answers import load_answer
-
-    return load_answer(data)
 
 
 CODECS: dict[str, Codec] = {
     "embedding": Codec(load=_load_vector),
     "retrieval": Codec(dump=_dump_hits, load=_load_hits),
-    "answer": Codec(dump=_dump_answer, load=_load_answer),
+    "answer": Codec(dump=_dump_answer, load=load_answer),
 }
 
 
