@@ -388,6 +388,17 @@ class Engine:
         if cache is None:
             yield from self._generate_events(question, k, filters)
             return
+        yield from self._ask_events(cache, question, k, filters)
+
+    def _ask_events(
+        self,
+        cache: QueryCache,
+        question: str,
+        k: int,
+        filters: Filters | None,
+        log: bool = True,
+    ) -> Iterator[AnswerEvent]:
+        """``ask_events`` through the answer cache (``log`` False: warming, not counted)."""
         from .cache.answers import answer_from_cache, dump_answer
         from .cache.normalize import normalize_query
 
@@ -400,7 +411,8 @@ class Engine:
         except SnapragError as exc:
             yield AnswerEvent("error", error=exc)
             return
-        cache.log_queries("ask", [norm], params, [question])
+        if log:
+            cache.log_queries("ask", [norm], params, [question])
         found: list[Any] = [cache.tiered.get("answer", key)]
         vectors: dict[int, Any] = {}
         if found[0] is None and cache.semantic is not None:
@@ -524,16 +536,9 @@ class Engine:
                 continue
             k, fkey = entry["params"]
             filters = Filters(source=fkey[0], type=fkey[1]) if fkey else None
-            key = self._answer_key(cache, entry["text"], k, filters)
-            if cache.tiered.get("answer", key) is None:
-                events = list(self._generate_events(entry["text"], k, filters))
-                done = events[-1] if events else None
-                if done is None or done.kind != "done" or done.answer is None:
-                    continue  # an answer that failed is not cached
-                from .cache.answers import dump_answer
-
-                cache.tiered.put("answer", key, dump_answer(done.answer))
-            warmed.append(entry)
+            events = list(self._ask_events(cache, entry["text"], k, filters, log=False))
+            if events and events[-1].kind == "done":  # a failed answer is not cached
+                warmed.append(entry)
         order = {id(e): i for i, e in enumerate(entries)}
         return sorted(warmed, key=lambda e: order[id(e)])
 
