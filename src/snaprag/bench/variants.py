@@ -13,7 +13,8 @@ import random
 import re
 from dataclasses import dataclass
 
-_HANGUL = re.compile("[\uac00-\ud7a3]")
+from ..index.tokenize import has_hangul
+
 _AUX = re.compile(r"\b(is|are|was|were|does|do|did|can|could|has|have|had|will|may|might)\b")
 _NUMBER = re.compile(r"\d+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9-]{3,}")
@@ -105,6 +106,6 @@ def build_variants(queries: list[str], seed: int = 13) -> list[Variant]:
     out: list[Variant] = []
     for i, q in enumerate(queries):
         others = queries[max(0, i - 20) : i] + queries[i + 1 : i + 21]
-        make = korean_variants if _HANGUL.search(q) else english_variants
+        make = korean_variants if has_hangul(q) else english_variants
         out.extend(make(q, others, rng))
     return out

@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..index.tokenize import has_hangul
+
 PROMPT_VERSION = "1"
 
-_HANGUL = re.compile("[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _LETTER = re.compile(r"[^\W\d_]")
 _WORD = re.compile(r"\S+")
 
@@ -73,7 +74,7 @@ def detect_language(text: str) -> str:
     """
     korean = english = 0
     for i, word in enumerate(_WORD.findall(text)):
-        if _HANGUL.search(word):
+        if has_hangul(word):
             korean += 1
         elif _LETTER.search(word) and not _is_name(word, first=i == 0):
             english += 1

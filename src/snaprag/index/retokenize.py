@@ -1,7 +1,7 @@
 """Bring an index's BM25 terms up to the current tokenizer, keeping its vectors.
 
 BM25 terms are stored per chunk, computed from the title line and chunk text
-(:func:`~snaprag.ingest.job.indexed_text`). When ``TOKENIZER_VERSION`` changes (an upgrade),
+(:func:`~snaprag.index.tokenize.indexed_text`). When ``TOKENIZER_VERSION`` changes (an upgrade),
 queries are tokenized the new way, so stored terms are rebuilt once from the stored
 texts -- seconds, where re-embedding would take minutes. The index version moves on, so
 searchers rebuild their snapshots and cached results of the old terms become unreachable.
@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from .store import Store
-from .tokenize import TOKENIZER_VERSION, tokenize_many
+from .tokenize import TOKENIZER_VERSION, indexed_text, tokenize_many
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,6 @@ def refresh_bm25_terms(index: Store | Path) -> int:
         if store.get_meta("tokenizer_version") == str(TOKENIZER_VERSION):
             return 0
         # only now: the ingest package imports the PDF/DOCX parsers (~0.1 s at start-up)
-        from ..ingest.job import indexed_text
-
         with store.transaction(bump=True) as conn:
             found = conn.execute("SELECT value FROM meta WHERE key='tokenizer_version'").fetchone()
             if found is not None and found[0] == str(TOKENIZER_VERSION):

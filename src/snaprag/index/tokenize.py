@@ -56,6 +56,7 @@ __all__ = [
     "TOKENIZER_VERSION",
     "KoreanMode",
     "has_hangul",
+    "indexed_text",
     "tokenize",
     "tokenize_many",
     "warm_up",
@@ -173,6 +174,11 @@ def tokenize_many(
         merged.sort(key=_position)  # stable, so morphemes sharing a start keep Kiwi's order
         out[i] = [w for _, w in merged]
     return out
+
+
+def indexed_text(title: str, text: str) -> str:
+    """The text that is embedded and BM25-indexed: title line + chunk text."""
+    return f"{title}\n{text}" if title and not text.startswith(title) else text
 
 
 def has_hangul(text: str) -> bool:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import LoaderError, SnapragError
 from ..index.store import Store, StoredChunk
-from ..index.tokenize import tokenize_many
+from ..index.tokenize import indexed_text, tokenize_many
 from ..types import Chunk, Document
 from .chunking import Chunker
 from .loaders import SUPPORTED_SUFFIXES, load_source
@@ -308,11 +308,6 @@ class IngestJob:
                 result = SourceResult(s, REMOVED, "source no longer exists", n)
                 self.report.results.append(result)
                 self.progress("source", result)
-
-
-def indexed_text(title: str, text: str) -> str:
-    """The text that is embedded and BM25-indexed: title line + chunk text."""
-    return f"{title}\n{text}" if title and not text.startswith(title) else text
 
 
 def _file_hash(path: Path) -> str:

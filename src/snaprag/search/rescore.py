@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..embed.base import Embedder
-from ..ingest.job import indexed_text
+from ..index.tokenize import indexed_text
 from ..types import Hit
 from .fusion import minmax
 

@@ -6,7 +6,6 @@ call, BM25 scored per block of queries, fusion per query over at most ``candidat
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -22,13 +21,12 @@ from ..embed.base import Embedder
 from ..embed.models import PRESETS
 from ..errors import ConfigError
 from ..index.store import Store
-from ..index.tokenize import tokenize_many
+from ..index.tokenize import has_hangul, tokenize_many
 from ..types import DOCUMENT_TYPES, Hit, StageTimings
 from . import fusion
 from .snapshot import Snapshot, load_snapshot
 
 MODES = ("hybrid", "dense", "bm25")
-_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
 
 
 def fusion_weights(query: str, config: Config) -> list[float]:
@@ -39,7 +37,7 @@ def fusion_weights(query: str, config: Config) -> list[float]:
     0.4 / 0.6 scored .9726 and 0.5 / 0.5 .9753 nDCG@10), all others ``dense_weight`` /
     ``bm25_weight`` (0.4 / 0.6, tuned on SciFact train).
     """
-    if _HANGUL.search(query) is not None:
+    if has_hangul(query):
         return [config.hangul_dense_weight, config.hangul_bm25_weight]
     return [config.dense_weight, config.bm25_weight]
 
@@ -222,7 +220,7 @@ class Retriever:
         noise with BM25 costs far more than it adds (KorQuAD dev nDCG@10: BM25 .955, RRF with
         MiniLM .526), so such queries use BM25 alone.
         """
-        return self.english_only and _HANGUL.search(query) is not None
+        return self.english_only and has_hangul(query)
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
