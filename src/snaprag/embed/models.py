@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from ..fs import atomic_copy, atomic_write_bytes, atomic_write_text
 
 MODEL_FORMAT = 2  # bump when the graph builder changes, to reconvert cached models
 
@@ -114,7 +115,7 @@ def resolve_model(spec: str, cache_dir: Path, quantization: str = "int8") -> Res
         key = f"{preset.name}-f{MODEL_FORMAT}"
         return _ensure_converted(key, cache_dir, quantization, preset=preset)
     if spec.startswith("hf:"):
-        src = _hub_snapshot(spec[3:], cache_dir)
+        src = hub_snapshot(spec[3:], cache_dir)
     else:
         src = Path(spec).expanduser()
         if not src.is_dir():
@@ -175,7 +176,7 @@ def package_dir(preset: Preset, cache_dir: Path) -> Path:
     return unpacked / preset.module
 
 
-def _hub_snapshot(repo_id: str, cache_dir: Path) -> Path:
+def hub_snapshot(repo_id: str, cache_dir: Path) -> Path:
     try:
         from huggingface_hub import snapshot_download
     except ImportError as exc:  # pragma: no cover - depends on the extra
@@ -195,7 +196,7 @@ def _hub_snapshot(repo_id: str, cache_dir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -217,7 +218,7 @@ def _ensure_converted(
     meta_path = out / "meta.json"
     if not (onnx_path.exists() and meta_path.exists()):
         try:
-            with _locked(out.parent / f"{key}.lock"):
+            with locked(out.parent / f"{key}.lock"):
                 if not (onnx_path.exists() and meta_path.exists()):
                     for stale in out.glob("*.tmp*"):  # left by a killed conversion
                         stale.unlink(missing_ok=True)
@@ -266,7 +267,7 @@ def _convert(
         if preset is not None:
             max_tokens, qp, pp = preset.max_tokens, preset.query_prefix, preset.passage_prefix
     if weights is None:  # a directory with a ready ONNX model
-        _atomic_copy(
+        atomic_copy(
             directory / "model.onnx"
             if (directory / "model.onnx").exists()  # type: ignore[operator]
             else directory / "onnx" / "model.onnx",
@@ -276,15 +277,15 @@ def _convert(
     else:
         model = build_bert_encoder(weights, config)
         dim = int(config["hidden_size"])
-        _atomic_save(model, fp32)
+        save_onnx(model, fp32)
         del model, weights
     if quantization == "int8":
         quantize_int8(fp32, out / "model-int8.onnx")
     tok = json.loads(tokenizer_json)
     tok["truncation"] = None
     tok["padding"] = None
-    _atomic_write(out / "tokenizer.json", json.dumps(tok, ensure_ascii=False))
-    _atomic_write(
+    atomic_write_text(out / "tokenizer.json", json.dumps(tok, ensure_ascii=False))
+    atomic_write_text(
         out / "meta.json",
         json.dumps(
             {
@@ -379,21 +380,7 @@ def cpu_session(path: Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def _atomic_save(model: Any, dst: Path) -> None:
-    import onnx
+def save_onnx(model: Any, dst: Path) -> None:
+    """Write an ONNX model atomically (a killed conversion leaves no truncated model)."""
 
-    tmp = dst.with_suffix(f".tmp{os.getpid()}")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, dst)
-
-
-def _atomic_write(dst: Path, text: str) -> None:
-    tmp = dst.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, dst)
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(src.read_bytes())
-    os.replace(tmp, dst)
+    atomic_write_bytes(dst, model.SerializeToString())

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .models import ResolvedModel, cpu_session, resolve_model
+from .models import ResolvedModel, resolve_model
+from .onnx_base import OnnxModel
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(OnnxModel):
     """Embeds texts with an ONNX encoder that outputs normalised sentence vectors.
 
     The constructor only records settings; the model is resolved (converted once and
@@ -26,25 +27,19 @@ class OnnxEmbedder:
         threads: int = 1,
         batch_size: int = 32,
     ) -> None:
-        self.spec = spec
-        self.cache_dir = Path(cache_dir)
-        self.quantization = quantization
-        self.threads = threads
+        super().__init__(spec, cache_dir, quantization, threads)
         self.batch_size = batch_size
-        self._model: ResolvedModel | None = None
-        self._session = None
-        self._tokenizer = None
-        self._lock = threading.RLock()
         self._input_names: set[str] = set()
 
-    # ------------------------------------------------------------------ lazy state
+    def _resolve(self) -> ResolvedModel:
+        return resolve_model(self.spec, self.cache_dir, self.quantization)
+
+    def _on_session(self, session: Any) -> None:
+        self._input_names = {i.name for i in session.get_inputs()}
+
     @property
     def model(self) -> ResolvedModel:
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = resolve_model(self.spec, self.cache_dir, self.quantization)
-        return self._model
+        return super().model
 
     @property
     def name(self) -> str:
@@ -57,26 +52,6 @@ class OnnxEmbedder:
     @property
     def max_tokens(self) -> int:
         return self.model.max_tokens
-
-    @property
-    def tokenizer(self):  # tokenizers.Tokenizer
-        if self._tokenizer is None:
-            from tokenizers import Tokenizer
-
-            tok = Tokenizer.from_file(str(self.model.tokenizer_path))
-            tok.no_padding()
-            tok.no_truncation()
-            self._tokenizer = tok
-        return self._tokenizer
-
-    def _get_session(self):
-        if self._session is None:
-            with self._lock:
-                if self._session is None:
-                    session = cpu_session(self.model.onnx_path, self.threads)
-                    self._input_names = {i.name for i in session.get_inputs()}
-                    self._session = session
-        return self._session
 
     def warm_up(self) -> None:
         """Load the model now and run one tiny batch so the first request is fast."""

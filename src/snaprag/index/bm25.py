@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from snaprag.errors import ConfigError, IndexError_, QueryError
+from snaprag.fs import atomic_write
 from snaprag.index.tokenize import has_hangul
 
 __all__ = ["HANGUL_B", "HANGUL_K1", "K1", "B", "Bm25Index"]
@@ -320,8 +319,8 @@ class Bm25Index:
             (_INDICES, self._indices),
             (_DATA, self._data),
         ):
-            _atomic_write(directory / name, lambda f, a=array: np.save(f, np.asarray(a)))
-        _atomic_write(
+            atomic_write(directory / name, lambda f, a=array: np.save(f, np.asarray(a)))
+        atomic_write(
             directory / _VOCAB,
             lambda f: f.write(json.dumps(vocab_list, ensure_ascii=False).encode("utf-8")),
         )
@@ -338,7 +337,7 @@ class Bm25Index:
             "hangul_b": self._hangul_b,
             "avgdl": self._avgdl,
         }
-        _atomic_write(directory / _META, lambda f: f.write(json.dumps(meta).encode("utf-8")))
+        atomic_write(directory / _META, lambda f: f.write(json.dumps(meta).encode("utf-8")))
 
     @classmethod
     def load(cls, directory: Path | str, *, mmap: bool = True) -> Bm25Index:
@@ -454,13 +453,3 @@ def _top_k(row: np.ndarray, k: int) -> SearchResult:
         cols, vals = cols[keep], vals[keep]
     order = np.argsort(-vals, kind="stable")[:k]  # stable: equal scores stay by column
     return cols[order].astype(np.int64), vals[order]
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
