@@ -3,8 +3,7 @@
 from .config import Config
 from .engine import Engine
 from .errors import SnapragError
-from .search.retriever import Filters
-from .types import Answer, Chunk, Citation, Document, Hit
+from .types import Answer, Chunk, Citation, Document, Filters, Hit
 
 __all__ = [
     "Answer",

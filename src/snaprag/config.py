@@ -20,7 +20,7 @@ DENSE_BACKENDS = ("auto", "exact", "hnsw")
 QUANTIZATIONS = ("int8", "fp32")
 VECTOR_DTYPES = ("float16", "int8")
 #: the forms ``llm`` takes (see ``generate/factory.py``)
-LLM_FORMS = ("extractive", "smollm2", "gguf:PATH", "openai:BASE_URL")
+LLM_FORMS = ("extractive", "smollm2", "gguf:PATH", "openai:BASE_URL", "echo")
 
 
 def default_cache_dir() -> Path:
@@ -166,7 +166,9 @@ class Config:
         llm = self.llm.strip()
         object.__setattr__(self, "llm", llm)
         kind, _, arg = llm.partition(":")
-        if llm not in ("extractive", "smollm2") and not (kind in ("gguf", "openai") and arg):
+        if llm not in ("extractive", "smollm2", "echo") and not (
+            kind in ("gguf", "openai") and arg
+        ):
             raise ConfigError(f"llm must be one of {', '.join(LLM_FORMS)}; got {llm!r}")
         if kind == "openai" and not arg.startswith(("http://", "https://")):
             raise ConfigError(

@@ -1,6 +1,7 @@
-"""The engine: one object that ingests, searches and answers over one index directory.
+"""The engine: a thin, thread-safe facade over the parts that ingest, search and answer.
 
-The CLI (and, later, the HTTP server) are thin shells over it::
+Every front end (the CLI, the HTTP server, the Python API) calls this class and nothing
+below it::
 
     from snaprag import Engine
 
@@ -9,6 +10,15 @@ The CLI (and, later, the HTTP server) are thin shells over it::
     for hit in engine.search("how long is the warranty?", k=5):
         print(hit.score, hit.source, hit.page)
     print(engine.ask("How long is the warranty?").text)
+
+The parts (one contract each, see ``docs/architecture.md``) are built from the config by
+their factories, or injected::
+
+    Engine(config, store=..., vector_index="hnsw", embedder=HashEmbedder(),
+           generator=EchoGenerator(), cache=..., telemetry=...)
+
+Each part is built exactly once, under one lock, by whichever thread needs it first; the
+others wait for it. The engine holds no retrieval, caching or generation logic itself.
 """
 
 from __future__ import annotations
@@ -17,45 +27,75 @@ import contextlib
 import fcntl
 import logging
 import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
-from .embed.models import MODEL_FORMAT, PRESETS, canonical_name
-from .embed.onnx_embedder import OnnxEmbedder
+from .embed.base import Embedder
+from .embed.models import PRESETS, canonical_name
 from .errors import ConfigError, GenerationError, IndexError_, SnapragError
-from .index.store import Store
+from .generate.base import Generator
+from .index import layout
+from .index.base import DocumentStore
 from .index.tokenize import TOKENIZER_VERSION
-from .ingest.chunking import Chunker
-from .search.retriever import Filters, Retriever
-from .types import Answer, AnswerEvent, Hit
+from .observe.telemetry import NullTelemetry, Telemetry
+from .search.base import Reranker, Searcher
+from .types import Answer, AnswerEvent, Filters, Hit, SearchBatch, SearchHits
 
 if TYPE_CHECKING:
+    from .cache.layer import CachedAnswerer
     from .cache.query_cache import QueryCache
-
-if TYPE_CHECKING:
     from .ingest.job import IngestReport, Progress
+    from .search.retriever import Retriever
 
 log = logging.getLogger(__name__)
 
-DB_NAME = "snaprag.db"
+DB_NAME = layout.DB_NAME
 DEFAULT_MODEL = "minilm"
+_UNSET: Any = object()
 
 
 class Engine:
     """Ingest, search and answer over one index directory (created on first ingest)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: DocumentStore | None = None,
+        vector_index: str | None = None,
+        embedder: Embedder | None = None,
+        reranker: Reranker | None = None,
+        generator: Generator | None = None,
+        cache: QueryCache | None = _UNSET,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        """Parts left out are built from ``config`` when first needed.
+
+        ``vector_index`` names the dense backend (``exact``, ``hnsw``; default
+        ``config.dense_backend``): the engine rebuilds it for every index version, so it
+        takes a backend name rather than an instance. ``cache=None`` turns the query
+        cache off; leave it out to build it from the config.
+        """
         self.config = config
-        self._store: Store | None = None
-        self._embedder: OnnxEmbedder | None = None
+        self.telemetry: Telemetry = telemetry or NullTelemetry()
+        self._store = store
+        self._vector_index = vector_index
+        self._embedder = embedder
+        self._injected_embedder = embedder is not None
+        self._reranker = reranker
+        self._reranker_built = reranker is not None
+        self._generator = generator
+        self._cache = cache
+        self._cache_built = cache is not _UNSET
+        if not self._cache_built:
+            self._cache = None
         self._retriever: Retriever | None = None
-        self._generator: Any = None  # see the generator property
-        self._cache: QueryCache | None = None
-        self._lazy_lock = threading.RLock()
-        self._cache_scope: tuple[str, str] | None = None  # (index_id, settings fingerprint)
+        self._searcher: Searcher | None = None
+        self._answerer: Any = None
+        self._settings_fingerprint: str | None = None
+        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, path: str | Path | None = None, **settings: Any) -> Engine:
@@ -66,77 +106,142 @@ class Engine:
         return cls(Config.from_env(index_dir=path, **settings))
 
     # ------------------------------------------------------------------ parts
+    def _once(self, attr: str, build: Callable[[], Any]) -> Any:
+        """``self.<attr>``, built by ``build`` exactly once (double-checked, one lock)."""
+        value = getattr(self, attr)
+        if value is None:
+            with self._lock:
+                value = getattr(self, attr)
+                if value is None:
+                    value = build()
+                    setattr(self, attr, value)
+        return value
+
     @property
     def db_path(self) -> Path:
         return self.config.index_dir / DB_NAME
 
-    def _open_store(self, create: bool) -> Store:
-        if self._store is None:
+    def require_index(self) -> None:
+        """Raise a clear error when there is no index yet (nothing is created)."""
+        self.store  # noqa: B018 - opening it is the check
+
+    @property
+    def store(self) -> DocumentStore:
+        """The document store (the index must exist: see :meth:`ingest`)."""
+        return self._open_store(create=False)
+
+    def _open_store(self, create: bool) -> DocumentStore:
+        def build() -> DocumentStore:
             if not self.db_path.exists():
                 if not create:
                     raise IndexError_(
-                        f"no index at {self.config.index_dir}: run 'snaprag ingest PATH' first "
-                        "(or pass --index DIR / set SNAPRAG_INDEX)"
+                        f"no index at {self.config.index_dir}: run 'snaprag ingest PATH' "
+                        "first (or pass --index DIR / set SNAPRAG_INDEX)"
                     )
                 self.config.index_dir.mkdir(parents=True, exist_ok=True)
-            store = Store(self.db_path)
+            from .index.factory import open_store
+
+            store = open_store(getattr(self.config, "store", "sqlite"), self.db_path, create)
             try:
                 self._check_settings(store)
             except ConfigError:
                 store.close()
                 raise
             self._upgrade_terms(store)
-            self._store = store
-        return self._store
+            return store
+
+        return self._once("_store", build)
 
     @staticmethod
-    def _upgrade_terms(store: Store) -> None:
+    def _upgrade_terms(store: DocumentStore) -> None:
         """An index from an older tokenizer gets its BM25 terms rebuilt (once, vectors kept)."""
         import sqlite3
 
+        if getattr(store, "read_only", False):
+            return  # searched with its stored terms; whoever can write it upgrades it
         from .index.retokenize import refresh_bm25_terms
 
         try:
             refresh_bm25_terms(store)
-        except sqlite3.OperationalError as exc:  # read-only or busy: search with the old terms
+        except sqlite3.OperationalError as exc:  # busy: search with the old terms
             log.warning("could not update the BM25 terms of %s: %s", store.path, exc)
 
-    def _check_settings(self, store: Store) -> None:
-        """A non-empty index keeps the model and vector format it was built with."""
+    def _check_settings(self, store: DocumentStore) -> None:
+        """A non-empty index keeps the model it was built with."""
         built_with = store.get_meta("model")
-        wanted = canonical_name(self.config.model) if self.config.model else None
-        if built_with is None:
+        wanted = self._wanted_model()
+        if built_with is None or wanted is None or wanted == built_with:
             return
-        if wanted is not None and wanted != built_with and store.counts()["chunks"]:
+        if store.counts()["chunks"]:
             raise ConfigError(
                 f"index {self.config.index_dir} was built with model {built_with!r}, not "
                 f"{wanted!r}; search it with --model {built_with} or ingest into a new --index"
             )
 
-    @property
-    def model_name(self) -> str:
-        stored = self._store.get_meta("model") if self._store is not None else None
+    def _wanted_model(self) -> str | None:
+        """The model asked for: the config's, or the injected embedder's."""
         if self.config.model:
             return canonical_name(self.config.model)
+        if self._injected_embedder:
+            return getattr(self._embedder, "spec", None) or self._embedder.name
+        return None
+
+    @property
+    def model_name(self) -> str:
+        wanted = self._wanted_model()
+        if wanted:
+            return wanted
+        stored = self._store.get_meta("model") if self._store is not None else None
+        if stored is None and self.db_path.exists():
+            stored = self.store.get_meta("model")
         return stored or DEFAULT_MODEL
 
     @property
-    def embedder(self) -> OnnxEmbedder:
-        if self._embedder is None:
-            cfg = self.config
-            self._embedder = OnnxEmbedder(
-                self.model_name,
-                cfg.cache_dir,
-                cfg.quantization,
-                cfg.effective_threads,
-                cfg.embed_batch_size,
-            )
-        return self._embedder
+    def embedder(self) -> Embedder:
+        from .embed.factory import create_embedder
+
+        return self._once("_embedder", lambda: create_embedder(self.model_name, self.config))
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The optional second stage (``rerank_model`` / ``rescore_model``)."""
+        if not self._reranker_built:
+            with self._lock:
+                if not self._reranker_built:
+                    from .search.factory import create_reranker
+
+                    self._reranker = create_reranker(self.config)
+                    self._reranker_built = True
+        return self._reranker
+
+    @property
+    def cache(self) -> QueryCache | None:
+        """The query cache (None when ``cache`` is off or there is no index yet)."""
+        if not self._cache_built and self.db_path.exists():
+            with self._lock:
+                if not self._cache_built:
+                    from .cache.base import create_cache
+
+                    store = self.store
+                    self._cache = create_cache(
+                        self.config,
+                        self.config.index_dir,
+                        store.get_meta("index_id") or "",
+                        read_only=getattr(store, "read_only", False),
+                    )
+                    if self._cache is not None:
+                        self._cache.stats.listener = self.telemetry.cache_event
+                    self._cache_built = True
+        return self._cache
 
     @property
     def retriever(self) -> Retriever:
-        if self._retriever is None:
-            store = self._open_store(create=False)
+        """The plain hybrid searcher (no cache): query embeddings are still cached."""
+
+        def build() -> Retriever:
+            from .search.retriever import Retriever
+
+            store = self.store
             dim = int(store.get_meta("dim") or self.embedder.dim)
             dtype = store.get_meta("vector_dtype") or self.config.vector_dtype
             embedder: Any = self.embedder
@@ -145,113 +250,140 @@ class Engine:
                 from .cache.embedder import CachedQueryEmbedder
                 from .cache.query_cache import code_fingerprint
 
-                fingerprint = f"{self._model_fingerprint()}|{code_fingerprint()}"
+                fingerprint = f"{embedder.fingerprint}|{code_fingerprint()}"
                 embedder = CachedQueryEmbedder(embedder, cache, fingerprint)
-            self._retriever = Retriever(store, embedder, self.config, dim, dtype)
-            self._retriever.reranker = self._second_stage()
-        return self._retriever
+            return Retriever(
+                store, embedder, self.config, dim, dtype, self.reranker, self._vector_index
+            )
+
+        return self._once("_retriever", build)
 
     @property
-    def cache(self) -> QueryCache | None:
-        """The query cache (None when ``cache`` is off or there is no index yet)."""
-        if self._cache is None and self.config.cache and self.db_path.exists():
-            from .cache.query_cache import QueryCache
+    def searcher(self) -> Searcher:
+        """What ``search`` calls: the retriever, through the query cache when it is on."""
 
-            with self._lazy_lock:
-                if self._cache is None:
-                    index_id = self._open_store(create=False).get_meta("index_id") or ""
-                    self._cache = QueryCache(self.config, index_id=index_id)
-        return self._cache
+        def build() -> Searcher:
+            cache = self.cache
+            if cache is None:
+                return self.retriever
+            from .cache.layer import CachedSearcher
 
-    def _model_fingerprint(self) -> str:
-        """The embedding model's identity: name, format, quantization (and files, if local)."""
-        name = self.model_name
-        parts = [name, str(MODEL_FORMAT), self.config.quantization, *_files_identity(name)]
-        return "|".join(parts)
+            return CachedSearcher(self.retriever, cache, self._scope)
+
+        return self._once("_searcher", build)
+
+    @property
+    def generator(self) -> Generator:
+        """What writes answers (``config.llm``): built on first use, its model loaded lazily.
+
+        Its ``fingerprint`` names the model, prompt version, sampling and context budget.
+        """
+        from .generate.factory import create_generator
+
+        return self._once(
+            "_generator",
+            lambda: create_generator(self.config, lambda: self.embedder, lambda: self.model_name),
+        )
+
+    @property
+    def answerer(self) -> Any:
+        """What ``ask_events`` calls: retrieval + generator, through the answer cache."""
+
+        def build() -> Any:
+            from .generate.rag import RagAnswerer
+
+            plain = RagAnswerer(self.retriever, lambda: self.generator)
+            cache = self.cache
+            if cache is None:
+                return plain
+            from .cache.layer import CachedAnswerer
+
+            return CachedAnswerer(
+                plain, cache, self.retriever, self._scope, lambda: self.generator.fingerprint
+            )
+
+        return self._once("_answerer", build)
 
     def _scope(self) -> str:
-        """The part of a result key that changes whenever the index or a setting does."""
-        if self._cache_scope is None:
+        """The part of a cache key that changes whenever the index or a setting does."""
+        store = self.store
+        if self._settings_fingerprint is None:
             from .cache.query_cache import settings_fingerprint
 
-            store = self._open_store(create=False)
-            second = [
-                *_files_identity(self.config.rerank_model or ""),
-                *_files_identity(self.config.rescore_model or ""),
-            ]  # local second-stage model directories: their files, not only their path
-            self._cache_scope = (
-                store.get_meta("index_id") or "",
-                settings_fingerprint(self.config, "|".join([self._model_fingerprint(), *second])),
-            )
-        index_id, settings = self._cache_scope
-        return f"{index_id}:{self._open_store(create=False).generation}:{settings}"
+            reranker = self.reranker
+            parts = [self.embedder.fingerprint, reranker.fingerprint if reranker else ""]
+            self._settings_fingerprint = settings_fingerprint(self.config, "|".join(parts))
+        index_id = store.get_meta("index_id") or ""
+        return f"{index_id}:{store.generation}:{self._settings_fingerprint}"
 
-    def _second_stage(self) -> Any:
-        """The optional reranker: a cross-encoder, or a second bi-encoder rescoring."""
-        cfg = self.config
-        if cfg.rerank_model:
-            from .search.rerank import OnnxCrossEncoder
-
-            return OnnxCrossEncoder(
-                cfg.rerank_model, cfg.cache_dir, cfg.quantization, cfg.effective_threads
-            )
-        if cfg.rescore_model:
-            from .search.rescore import BiEncoderRescorer
-
-            second = OnnxEmbedder(
-                canonical_name(cfg.rescore_model),
-                cfg.cache_dir,
-                cfg.quantization,
-                cfg.effective_threads,
-                cfg.embed_batch_size,
-            )
-            return BiEncoderRescorer(second, cfg.rescore_alpha)
-        return None
-
-    # ------------------------------------------------------------------ operations
+    # ------------------------------------------------------------------ ingest
     def ingest(
         self,
         paths: Iterable[str | Path],
         prune: bool = False,
         progress: Progress | None = None,
+        exclude: Sequence[str] = (),
     ) -> IngestReport:
         """Index files and directories; unchanged sources are skipped.
 
-        With ``prune``, indexed sources under ``paths`` that no longer exist are removed.
+        With ``prune``, indexed sources under ``paths`` that no longer exist are removed;
+        ``exclude`` globs skip matching files. Nothing is written before the ingest lock
+        is held, so a refused ingest changes nothing.
         """
-        from .ingest.job import IngestJob  # loaders import PDF/DOCX parsers: only when ingesting
+        from .ingest.job import FAILED, IngestJob, IngestReport, SourceResult
 
-        store = self._open_store(create=True)
-        emb = self.embedder
-        cfg = self.config
-        dtype = store.get_meta("vector_dtype") or cfg.vector_dtype
-        if store.get_meta("model") is None or not store.counts()["chunks"]:
-            store.set_meta(
-                {
-                    "model": self.model_name,
-                    "dim": emb.dim,
-                    "vector_dtype": dtype,
-                    "chunk_tokens": cfg.chunk_tokens,
-                    "chunk_overlap": cfg.chunk_overlap,
-                    "tokenizer_version": TOKENIZER_VERSION,
-                    "quantization": cfg.quantization,
-                }
+        paths = [Path(p) for p in paths]
+        if not self.db_path.exists() and not any(p.exists() or p.is_symlink() for p in paths):
+            # nothing to read and no index yet: report it without creating the directory
+            report = IngestReport(
+                [
+                    SourceResult(str(p.absolute()), FAILED, "no such file or directory")
+                    for p in paths
+                ]
             )
-        chunker = Chunker(
-            emb.count_tokens,
-            emb.token_offsets,
-            min(cfg.chunk_tokens, emb.max_tokens - 16),
-            cfg.chunk_overlap,
-        )
-        job = IngestJob(store, emb, chunker, dtype, cfg.max_file_bytes, progress)
+            return report
+        self.config.index_dir.mkdir(parents=True, exist_ok=True)
         with self._ingest_lock():
-            return job.run([Path(p) for p in paths], prune=prune, skip=[cfg.index_dir])
+            store = self._open_store(create=True)
+            self._check_settings(store)  # again, now that no other ingest can change it
+            emb = self.embedder
+            cfg = self.config
+            dtype = store.get_meta("vector_dtype") or cfg.vector_dtype
+            if store.get_meta("model") is None or not store.counts()["chunks"]:
+                store.set_meta(
+                    {
+                        "model": self.model_name,
+                        "dim": emb.dim,
+                        "vector_dtype": dtype,
+                        "chunk_tokens": cfg.chunk_tokens,
+                        "chunk_overlap": cfg.chunk_overlap,
+                        "tokenizer_version": TOKENIZER_VERSION,
+                        "quantization": cfg.quantization,
+                    }
+                )
+            from .ingest.chunking import Chunker
+
+            chunker = Chunker(
+                emb.count_tokens,
+                emb.token_offsets,
+                min(cfg.chunk_tokens, emb.max_tokens - 16),
+                cfg.chunk_overlap,
+            )
+            job = IngestJob(store, emb, chunker, dtype, cfg.max_file_bytes, progress)
+            return job.run(paths, prune=prune, skip=[cfg.index_dir])
 
     @contextlib.contextmanager
     def _ingest_lock(self) -> Iterator[None]:
         """One ingest per index at a time (searches are never blocked by it)."""
-        path = self.config.index_dir / "ingest.lock"
-        with open(path, "a+") as fh:
+        path = self.config.index_dir / layout.INGEST_LOCK
+        try:
+            fh = open(path, "a+")  # noqa: SIM115 - held for the whole ingest
+        except PermissionError:
+            raise IndexError_(
+                f"the index {self.config.index_dir} is read-only for this user; it can be "
+                "searched but not changed (ingest as its owner, or into another --index)"
+            ) from None
+        with fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -264,11 +396,14 @@ class Engine:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    # ------------------------------------------------------------------ search
     def search(
         self, query: str, k: int = 10, filters: Filters | None = None, mode: str = "hybrid"
-    ) -> list[Hit]:
-        """The ``k`` best chunks for ``query`` (several may come from one document)."""
-        return self.search_many([query], k, filters, mode)[0]
+    ) -> SearchHits:
+        """The ``k`` best chunks for ``query`` (several may come from one document), as a
+        list of :class:`Hit` whose ``timings`` attribute holds the stage timings."""
+        batch = self.search_many([query], k, filters, mode)
+        return SearchHits(batch[0], batch.timings)
 
     def search_many(
         self,
@@ -276,105 +411,23 @@ class Engine:
         k: int = 10,
         filters: Filters | None = None,
         mode: str = "hybrid",
-    ) -> list[list[Hit]]:
-        """Search many queries in one batched call; one hit list per query, in order.
+    ) -> SearchBatch:
+        """Search many queries in one batched call; one hit list per query, in order
+        (``timings`` attribute: the batch's stage timings).
 
         Results come from the query cache when an identical (normalized) query was
         answered on the same index version with the same settings.
         """
         queries = list(queries)
-        cache = self.cache if queries else None
-        if cache is None:
-            return self.retriever.search_many(queries, k, filters, mode).hits
-        return self._cached_search(cache, queries, k, filters, mode)
+        try:
+            result = self.searcher.search_many(queries, k, filters, mode)
+        except Exception as exc:
+            self.telemetry.error("search", exc)
+            raise
+        self.telemetry.stage_timings("search", result.timings, len(queries))
+        return result
 
-    def _cached_search(
-        self,
-        cache: QueryCache,
-        queries: list[str],
-        k: int,
-        filters: Filters | None,
-        mode: str,
-        log: bool = True,
-    ) -> list[list[Hit]]:
-        from .cache.normalize import normalize_query
-
-        retriever = self.retriever
-        scope = self._scope()
-        params = (k, mode, _filters_key(filters))
-        norms = [normalize_query(q) for q in queries]
-        keys = [cache.key("retrieval", scope, n, params) for n in norms]
-        found: list[Any] = cache.tiered.get_many("retrieval", keys)
-        missing = [i for i, v in enumerate(found) if v is None]
-        vectors: dict[int, Any] = {}
-        semantic_scope = f"{scope}{params}"
-        if cache.semantic is not None and mode != "bm25" and missing:
-            vectors = self._semantic_lookup(
-                cache, "retrieval", semantic_scope, queries, norms, missing, found
-            )
-            missing = [i for i in missing if found[i] is None]
-        if missing:
-            fresh = retriever.search_many([queries[i] for i in missing], k, filters, mode).hits
-            items = []
-            for j, i in enumerate(missing):
-                found[i] = tuple(fresh[j])
-                items.append((keys[i], found[i]))
-                if i in vectors:
-                    cache.semantic.add(semantic_scope, norms[i], vectors[i], keys[i])
-            cache.tiered.put_many("retrieval", items)
-        if log:
-            cache.log_queries("search", norms, params, queries)
-        return [list(v) for v in found]
-
-    def _semantic_lookup(
-        self,
-        cache: QueryCache,
-        namespace: str,
-        scope: str,
-        queries: list[str],
-        norms: list[str],
-        missing: list[int],
-        found: list[Any],
-    ) -> dict[int, Any]:
-        """Fill ``found[i]`` (for ``i`` in ``missing``) from the nearest cached query of
-        ``scope`` that asks the same thing; returns the query vectors computed on the way
-        (reused by the search itself, and to add the new entries)."""
-        retriever = self.retriever
-        # an English-only model cannot compare Korean queries: exact keys only for those
-        comparable = [i for i in missing if not retriever._dense_blind_to(queries[i])]
-        if not comparable:
-            return {}
-        qvec = retriever.embedder.embed_queries([queries[i] for i in comparable])
-        vectors = dict(zip(comparable, qvec, strict=True))
-        alias: dict[int, str] = {}
-        for i in comparable:
-            match = cache.semantic.lookup(scope, norms[i], vectors[i])
-            if match is not None:
-                alias[i] = match[0]
-        if alias:
-            got = cache.tiered.get_many(namespace, list(alias.values()), record=False)
-            for i, value in zip(alias, got, strict=True):
-                found[i] = value
-        hits = sum(1 for i in alias if found[i] is not None)
-        cache.stats.record("semantic", namespace, hits, len(comparable) - hits)
-        return vectors
-
-    @property
-    def generator(self) -> Any:
-        """What writes answers (``config.llm``): built on first use, its model loaded lazily.
-
-        Its ``fingerprint`` names the model, prompt version, sampling and context budget.
-        """
-        if self._generator is None:
-            from .generate.factory import create_generator
-
-            with self._lazy_lock:
-                if self._generator is None:
-                    self._generator = create_generator(
-                        self.config, lambda: self.embedder, lambda: self.model_name
-                    )
-        return self._generator
-
+    # ------------------------------------------------------------------ answers
     def ask_events(
         self, question: str, k: int = 5, filters: Filters | None = None
     ) -> Iterator[AnswerEvent]:
@@ -384,84 +437,20 @@ class Engine:
         ``done`` with the final :class:`Answer` (citations, timings, metrics), or ``error``
         with the error that stopped it; errors are events here, never raised.
         """
-        cache = self.cache
-        if cache is None:
-            yield from self._generate_events(question, k, filters)
-            return
-        yield from self._ask_events(cache, question, k, filters)
-
-    def _ask_events(
-        self,
-        cache: QueryCache,
-        question: str,
-        k: int,
-        filters: Filters | None,
-        log: bool = True,
-    ) -> Iterator[AnswerEvent]:
-        """``ask_events`` through the answer cache (``log`` False: warming, not counted)."""
-        from .cache.answers import answer_from_cache, dump_answer
-        from .cache.normalize import normalize_query
-
-        started = time.perf_counter()
-        params = (k, _filters_key(filters))
-        norm = normalize_query(question)
         try:
-            scope = self._answer_scope(k, filters)
-            key = cache.key("answer", scope, norm)
+            events = self.answerer.ask_events(question, k, filters)
         except SnapragError as exc:
+            self.telemetry.error("ask", exc)
             yield AnswerEvent("error", error=exc)
             return
-        if log:
-            cache.log_queries("ask", [norm], params, [question])
-        found: list[Any] = [cache.tiered.get("answer", key)]
-        vectors: dict[int, Any] = {}
-        if found[0] is None and cache.semantic is not None:
-            try:
-                vectors = self._semantic_lookup(
-                    cache, "answer", scope, [question], [norm], [0], found
-                )
-            except SnapragError as exc:
-                yield AnswerEvent("error", error=exc)
-                return
-        data = found[0]
-        if data is not None:
-            elapsed = (time.perf_counter() - started) * 1000
-            yield from answer_from_cache(data, question, elapsed).events()
-            return
-        for event in self._generate_events(question, k, filters):
+        for event in events:
             if event.kind == "done" and event.answer is not None:
-                cache.tiered.put("answer", key, dump_answer(event.answer))
-                if 0 in vectors:
-                    cache.semantic.add(scope, norm, vectors[0], key)
+                self.telemetry.stage_timings("ask", event.answer.timings)
+                if event.answer.metrics:
+                    self.telemetry.generator_metrics(event.answer.generator, event.answer.metrics)
+            elif event.kind == "error" and event.error is not None:
+                self.telemetry.error("ask", event.error)
             yield event
-
-    def _answer_scope(self, k: int, filters: Filters | None) -> str:
-        """Index version and settings, the generator's fingerprint, k and filters."""
-        params = (k, _filters_key(filters))
-        return f"{self._scope()}|answer|{self.generator.fingerprint}|{params}"
-
-    def _answer_key(self, cache: QueryCache, question: str, k: int, filters: Filters | None) -> str:
-        """The answer scope and the normalized question."""
-        from .cache.normalize import normalize_query
-
-        return cache.key("answer", self._answer_scope(k, filters), normalize_query(question))
-
-    def _generate_events(
-        self, question: str, k: int, filters: Filters | None
-    ) -> Iterator[AnswerEvent]:
-        from .generate.rag import answer_events
-
-        started = time.perf_counter()
-        try:
-            result = self.retriever.search_many([question], k, filters)
-            generator = self.generator
-        except SnapragError as exc:
-            yield AnswerEvent("error", error=exc)
-            return
-        retrieve_ms = (time.perf_counter() - started) * 1000
-        yield from answer_events(
-            generator, question, result.hits[0], result.timings, started, retrieve_ms
-        )
 
     def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> Answer:
         """An answer with citations built from the top ``k`` chunks (extractive by default,
@@ -473,13 +462,10 @@ class Engine:
                 return event.answer
         raise GenerationError("the answer ended without a result", "generation_failed")
 
+    # ------------------------------------------------------------------ admin
     def stats(self) -> dict[str, Any]:
-        store = self._open_store(create=False)
+        store = self.store
         counts = store.counts()
-        size = 0
-        for f in self.config.index_dir.rglob("*"):
-            with contextlib.suppress(OSError):  # a snapshot being replaced meanwhile
-                size += f.stat().st_size if f.is_file() else 0
         model = store.get_meta("model") or self.model_name
         return {
             "index": str(self.config.index_dir.resolve()),
@@ -488,14 +474,41 @@ class Engine:
             "documents": counts["documents"],
             "chunks": counts["chunks"],
             "partial_sources": counts["partial_sources"],
-            "bytes": size,
+            "bytes": layout.directory_bytes(self.config.index_dir),
             "model": model,
             "model_description": PRESETS[model].description if model in PRESETS else model,
             "dim": int(store.get_meta("dim") or 0),
             "vector_dtype": store.get_meta("vector_dtype"),
             "quantization": store.get_meta("quantization"),
             "chunk_tokens": int(store.get_meta("chunk_tokens") or 0),
+            "read_only": bool(getattr(store, "read_only", False)),
         }
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Indexed sources: path, type, documents, pages, chunks, ingested_at, complete."""
+        return self.store.source_summaries()
+
+    def delete(self, source_or_doc_id: str) -> dict[str, Any]:
+        """Remove one source (by path) or the source of a document id; cached results of
+        the old version become unreachable at once (the index version moves on)."""
+        store = self.store
+        with self._ingest_lock():
+            return store.delete(source_or_doc_id)
+
+    def _require_cache(self) -> QueryCache:
+        self.require_index()
+        cache = self.cache
+        if cache is None:
+            raise ConfigError("the query cache is off (cache=False / SNAPRAG_CACHE=0)")
+        return cache
+
+    def cache_report(self) -> dict[str, Any]:
+        """Hits and misses per tier and namespace, entries and bytes."""
+        return self._require_cache().report()
+
+    def cache_clear(self) -> dict[str, int | None]:
+        """Drop every cached entry; per tier the entries removed (None: unreachable)."""
+        return self._require_cache().clear()
 
     def warm_up(self) -> None:
         """Load the model and the search indexes now, so the first query is fast.
@@ -504,8 +517,7 @@ class Engine:
         With an LLM configured (``llm``), its model is loaded and warmed too.
         """
         self.retriever.warm_up()
-        if self.config.llm != "extractive":
-            self.generator.load()
+        self.generator.load()
         if self.config.cache_warm_top and self.cache is not None:
             self.warm_cache(self.config.cache_warm_top)
 
@@ -515,9 +527,9 @@ class Engine:
         Returns the warmed queries (``kind``, ``text``, ``count``, ``params``), most frequent
         first. Warming is not counted in the query log.
         """
-        cache = self.cache
-        if cache is None:
-            raise ConfigError("the query cache is off (cache=False / SNAPRAG_CACHE=0)")
+        cache = self._require_cache()
+        searcher: Any = self.searcher
+        answerer: CachedAnswerer = self.answerer
         entries = cache.top_queries(top)
         groups: dict[tuple[Any, ...], list[str]] = {}
         for entry in entries:
@@ -529,29 +541,35 @@ class Engine:
         for (k, mode, fkey), texts in groups.items():
             filters = Filters(source=fkey[0], type=fkey[1]) if fkey else None
             for start in range(0, len(texts), 64):
-                self._cached_search(cache, texts[start : start + 64], k, filters, mode, log=False)
+                searcher.search_many(texts[start : start + 64], k, filters, mode, log=False)
         warmed = [e for e in entries if e["kind"] == "search"]
         for entry in entries:
             if entry["kind"] != "ask":
                 continue
             k, fkey = entry["params"]
             filters = Filters(source=fkey[0], type=fkey[1]) if fkey else None
-            events = list(self._ask_events(cache, entry["text"], k, filters, log=False))
+            events = list(answerer.ask_events(entry["text"], k, filters, log=False))
             if events and events[-1].kind == "done":  # a failed answer is not cached
                 warmed.append(entry)
         order = {id(e): i for i, e in enumerate(entries)}
         return sorted(warmed, key=lambda e: order[id(e)])
 
     def close(self) -> None:
-        if self._cache is not None:
-            self._cache.close()
-            self._cache = None
-        if self._generator is not None and hasattr(self._generator, "close"):
-            self._generator.close()  # a local model nobody uses any more can be unloaded
-        if self._retriever is not None:
-            self._retriever.close()
-        if self._store is not None:
-            self._store.close()
+        """Release models, connections and the cache (flushing its counters)."""
+        with self._lock:
+            if self._cache is not None:
+                self._cache.close()
+                self._cache = None
+                self._cache_built = False
+            if self._generator is not None:
+                self._generator.close()  # a local model nobody uses any more can be unloaded
+            if self._retriever is not None:
+                self._retriever.close()
+                self._retriever = None
+            self._searcher = None
+            self._answerer = None
+            if self._store is not None:
+                self._store.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -560,18 +578,4 @@ class Engine:
         self.close()
 
 
-def _filters_key(filters: Filters | None) -> tuple[str | None, str | None] | None:
-    return None if not filters else (filters.source, filters.type)
-
-
-def _files_identity(spec: str) -> list[str]:
-    """Name, size and mtime of the files of a local model directory (nothing for presets)."""
-    path = Path(spec)
-    if not spec or spec in PRESETS or not path.is_dir():
-        return []
-    out = []
-    for f in sorted(path.glob("*")):
-        with contextlib.suppress(OSError):
-            st = f.stat()
-            out.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
-    return out
+__all__ = ["Engine", "Hit"]

@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 #: the ``type`` of documents from each loader (see ``ingest/loaders``)
 DOCUMENT_TYPES = ("docx", "html", "jsonl", "md", "pdf", "txt")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which chunks a search may return; one typed object that every backend translates
+    (a row mask for the in-memory indexes, an expression for a database).
+
+    ``source`` is a glob of the source path (a plain string matches as a substring);
+    ``type`` a document type (case-insensitive, a leading dot allowed: ``PDF``, ``.pdf``).
+    """
+
+    source: str | None = None
+    type: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type is not None:
+            kind = self.type.strip().lower().lstrip(".")
+            if kind not in DOCUMENT_TYPES:
+                from .errors import ConfigError
+
+                raise ConfigError(
+                    f"unknown document type {self.type!r}; types are {', '.join(DOCUMENT_TYPES)}"
+                )
+            object.__setattr__(self, "type", kind)
+        if self.source is not None and not self.source.strip():
+            object.__setattr__(self, "source", None)
+
+    def __bool__(self) -> bool:
+        return bool(self.source or self.type)
+
+    @property
+    def key(self) -> tuple[str | None, str | None] | None:
+        """A plain, stable form for cache keys (None when nothing is filtered)."""
+        return (self.source, self.type) if self else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,16 +132,53 @@ class Citation:
 
 @dataclass(slots=True)
 class StageTimings:
-    """Milliseconds spent per stage of one request."""
+    """Milliseconds spent per stage of one request (or one batch of queries).
+
+    Search stages: ``normalize``, ``cache`` (the look-up; ``cache_tier`` names the tier
+    that answered: ``memory``, ``redis``, ``disk``, ``semantic``, or None on a miss),
+    ``load`` (snapshot), ``embed``, ``bm25_tokenize``, ``bm25``, ``dense``, ``fuse``,
+    ``fetch``, ``rerank``. Answer stages: ``retrieve``, ``load`` (model), ``context``,
+    ``prefill`` (to the first token), ``decode``, ``answer`` (extractive), ``total``.
+    """
 
     stages: dict[str, float] = field(default_factory=dict)
+    cache_tier: str | None = None
 
     def add(self, stage: str, ms: float) -> None:
         self.stages[stage] = self.stages.get(stage, 0.0) + ms
 
+    def merge(self, other: StageTimings) -> None:
+        for stage, ms in other.stages.items():
+            self.add(stage, ms)
+        self.cache_tier = self.cache_tier or other.cache_tier
+
     @property
     def total_ms(self) -> float:
-        return sum(self.stages.values())
+        return sum(v for k, v in self.stages.items() if k != "total")
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.stages.items()}
+
+
+class SearchHits(list):  # list[Hit]
+    """The hits of one query (a plain list of :class:`Hit`) with the request's timings."""
+
+    def __init__(self, hits: Iterable[Hit] = (), timings: StageTimings | None = None) -> None:
+        super().__init__(hits)
+        self.timings = timings if timings is not None else StageTimings()
+
+
+class SearchBatch(list):  # list[list[Hit]]
+    """One hit list per query, in order (plain lists of :class:`Hit`), with the timings of
+    the whole batch (its queries are embedded and scored together)."""
+
+    def __init__(self, hits: Iterable[list[Hit]] = (), timings: StageTimings | None = None) -> None:
+        super().__init__(hits)
+        self.timings = timings if timings is not None else StageTimings()
+
+    @property
+    def hits(self) -> list[list[Hit]]:
+        return self
 
 
 @dataclass(frozen=True, slots=True)

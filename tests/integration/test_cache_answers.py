@@ -56,8 +56,8 @@ def test_generator_is_part_of_the_answer_key(corpus) -> None:
     # the bundled GGUF's fingerprint is its file identity and settings: no model load
     for settings in ({}, {"llm": "smollm2"}, {"llm": "smollm2", "llm_max_tokens": 64}):
         with Engine.open(index, **settings) as engine:
-            keys.add(engine._answer_key(engine.cache, Q, 5, None))
-            assert engine._answer_key(engine.cache, Q, 4, None) not in keys
+            keys.add(engine.answerer.answer_key(Q, 5, None))
+            assert engine.answerer.answer_key(Q, 4, None) not in keys
     assert len(keys) == 3
 
 

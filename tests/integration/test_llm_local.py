@@ -54,12 +54,12 @@ def test_bundled_model_is_a_gguf(model_path: Path) -> None:
 
 
 def test_warm_up_loads_the_model_once(engine: Engine, index: Path) -> None:
-    gen = engine.generator
+    gen = engine.generator.backend  # the LLM backend under the answerer
     assert gen._backend is not None  # loaded by warm_up, before any question
     before = loaded_models()
     with Engine.open(index, cache=False, **SETTINGS) as second:
         second.warm_up()
-        assert second.generator.backend is gen.backend  # one model per process
+        assert second.generator.backend.backend is gen.backend  # one model per process
     assert loaded_models() == before
 
 
@@ -98,7 +98,7 @@ def test_ask_returns_the_streamed_text(engine: Engine) -> None:
 
 def test_prompt_tokens_counted_like_the_model(engine: Engine) -> None:
     """The budget is measured with the model's tokenizer: llama.cpp agrees on the count."""
-    gen = engine.generator
+    gen = engine.generator.backend
     hits = engine.search(QUESTION, k=5)
     template = template_for(QUESTION)
     for budget in (40, 120, 250):

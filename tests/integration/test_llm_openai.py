@@ -27,7 +27,7 @@ import pytest
 from snaprag import Engine
 from snaprag.config import default_cache_dir
 from snaprag.errors import GenerationError
-from snaprag.generate.base import Delta, Finish
+from snaprag.generate.base import Delta, Finish, GenerationSettings
 from snaprag.generate.local import bundled_model_path
 from snaprag.generate.openai import OpenAIGenerator
 
@@ -102,10 +102,9 @@ def server() -> Iterator[str]:
     stop_server(proc)
 
 
-def client(base_url: str, **kw) -> OpenAIGenerator:
-    kw.setdefault("max_tokens", 8)
+def client(base_url: str, max_tokens: int = 8, **kw) -> OpenAIGenerator:
     kw.setdefault("timeout", 30.0)
-    return OpenAIGenerator(base_url, **kw)
+    return OpenAIGenerator(base_url, settings=GenerationSettings(max_tokens=max_tokens), **kw)
 
 
 def collect(gen: OpenAIGenerator, messages=MESSAGES) -> tuple[str, Finish, int]:
@@ -186,7 +185,7 @@ def test_engine_answers_through_the_server(server: str, tmp_path: Path) -> None:
         assert answer.metrics["ttft_ms"] > 0 and answer.timings.stages["prefill"] > 0
         assert answer.metrics["context_chunks"] >= 1
         fp = eng.generator.fingerprint
-        assert server in fp and eng.generator.model in fp and '"prompt":"1"' in fp
+        assert server in fp and eng.generator.backend.model in fp and '"prompt":"1"' in fp
 
 
 def test_server_killed_mid_stream() -> None:

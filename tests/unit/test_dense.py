@@ -190,10 +190,9 @@ def test_hnsw_scores_are_cosines(hnsw_data):
 
 def test_hnsw_save_load_round_trip(hnsw_data, tmp_path):
     matrix, queries, index = hnsw_data
-    path = tmp_path / "hnsw.bin"
-    index.save(path)
-    assert path.stat().st_size > 0
-    loaded = HnswIndex.load(path, dim=64, n=len(matrix), matrix=matrix)
+    index.save(tmp_path)
+    assert (tmp_path / "hnsw.bin").stat().st_size > 0
+    loaded = HnswIndex.load(tmp_path, dim=64, n=len(matrix))
     assert len(loaded) == len(matrix)
     before = index.search_many(queries, 10)
     after = loaded.search_many(queries, 10)
@@ -230,3 +229,46 @@ def test_hnsw_empty_index():
     assert len(index) == 0
     got = index.search_many(unit_vectors(3, 8, seed=16), 5)
     assert len(got) == 3 and all(len(r) == 0 for r, _ in got)
+
+
+# --------------------------------------------------------------------------- contract
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_vector_index_contract_add_delete_save_load(kind, tmp_path):
+    """Both backends: add appends rows, delete hides them (filtered or not), and a saved
+    index loads back with its deletions."""
+    from snaprag.index.base import RowFilter, VectorIndex
+    from snaprag.index.factory import vector_index_class
+    from snaprag.types import Filters
+
+    cls = vector_index_class(kind)
+    matrix = unit_vectors(300, 16, seed=21)
+    index = cls.build(matrix[:200], 1)
+    assert isinstance(index, VectorIndex)
+    rows = index.add(matrix[200:])
+    assert rows.tolist() == list(range(200, 300)) and index.count() == 300
+    # every row is its own nearest neighbour, including the added ones
+    got = index.search_many(matrix[[5, 250]], 1)
+    assert [int(r[0]) for r, _ in got] == [5, 250]
+    index.delete(np.array([5, 250]))
+    assert index.count() == 298
+    for r, _ in index.search_many(matrix[[5, 250]], 10):
+        assert 5 not in r.tolist() and 250 not in r.tolist()
+    everything = RowFilter(Filters(source="*"), np.ones(300, bool))
+    for r, _ in index.search_many(matrix[[5, 250]], 10, everything):
+        assert 5 not in r.tolist() and 250 not in r.tolist()
+    index.save(tmp_path)
+    loaded = cls.load(tmp_path, 16, 300)
+    assert loaded.count() == 298
+    assert [int(r[0]) for r, _ in loaded.search_many(matrix[[7]], 1)] == [7]
+    for r, _ in loaded.search_many(matrix[[5]], 10):
+        assert 5 not in r.tolist()
+
+
+def test_unknown_vector_index_names_the_valid_ones():
+    from snaprag.errors import ConfigError
+    from snaprag.index.factory import vector_index_class
+
+    with pytest.raises(ConfigError, match="exact, hnsw"):
+        vector_index_class("faiss")

@@ -102,6 +102,7 @@ def _measure(
         engine.warm_up()
         startup_ms = (time.perf_counter() - t) * 1000
         gen = engine.generator
+        backend = getattr(gen, "backend", gen)  # the LLM under the answerer
         config = engine.config
         for q in questions:
             answer = None
@@ -135,8 +136,8 @@ def _measure(
         fingerprint = gen.fingerprint
         startup = {
             "warm_up_ms": round(startup_ms, 1),
-            "model_load_ms": round(float(getattr(gen, "load_ms", 0.0)), 1),
-            "first_request_ms": round(float(getattr(gen, "warmup_ms", 0.0)), 1),
+            "model_load_ms": round(float(getattr(backend, "load_ms", 0.0)), 1),
+            "first_request_ms": round(float(getattr(backend, "warmup_ms", 0.0)), 1),
         }
         llm_settings = {
             "llm": config.llm,

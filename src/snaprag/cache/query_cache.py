@@ -89,7 +89,14 @@ def _hash(parts: Any) -> str:
 class QueryCache:
     """Tiered cache + semantic lookup + query log + counters for one index."""
 
-    def __init__(self, config: Config, index_dir: Path | None = None, index_id: str = "") -> None:
+    def __init__(
+        self,
+        config: Config,
+        index_dir: Path | None = None,
+        index_id: str = "",
+        persist: bool = True,
+    ) -> None:
+        """``persist`` False: no ``cache.db`` at all (a read-only index directory)."""
         self.config = config
         index_dir = Path(index_dir or config.index_dir)
         self.stats = CacheStats()
@@ -112,7 +119,7 @@ class QueryCache:
         self.db: CacheDB | None = None
         self.disk: DiskCache | None = None
         try:
-            self.db = CacheDB(index_dir / CACHE_DB)
+            self.db = CacheDB(index_dir / CACHE_DB) if persist else None
         except Exception as exc:  # read-only index directory, full disk...
             log.warning("no persistent cache in %s (%s): memory/Redis only", index_dir, exc)
         if self.db is not None and config.cache_disk and config.cache_disk_mb > 0:

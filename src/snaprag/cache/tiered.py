@@ -48,6 +48,8 @@ class CacheStats:
         self._counts: dict[tuple[str, str], list[int]] = {}
         self._unflushed: dict[tuple[str, str], list[int]] = {}
         self._lock = threading.Lock()
+        #: called with (namespace, tier, hits, misses) after each record (telemetry)
+        self.listener: Callable[[str, str, int, int], None] | None = None
 
     def record(self, tier: str, namespace: str, hits: int, misses: int) -> None:
         if not hits and not misses:
@@ -58,6 +60,8 @@ class CacheStats:
                 row = table.setdefault(key, [0, 0])
                 row[0] += hits
                 row[1] += misses
+        if self.listener is not None:
+            self.listener(namespace, tier, hits, misses)
 
     def restore_unflushed(self, deltas: dict[tuple[str, str], list[int]]) -> None:
         """Give back counts that could not be written, to be written next time."""
@@ -136,11 +140,18 @@ class TieredCache:
         return self.get_many(namespace, [key])[0]
 
     def get_many(
-        self, namespace: str, keys: Sequence[str], record: bool = True
+        self,
+        namespace: str,
+        keys: Sequence[str],
+        record: bool = True,
+        where: list[str | None] | None = None,
     ) -> list[Any | None]:
         """Values (or None) for ``keys``. Every call counts as ``len(keys)`` requests of
         the namespace (tier ``requests``), and per tier its hits and misses; ``record``
-        False counts nothing (a second look-up on behalf of the same request)."""
+        False counts nothing (a second look-up on behalf of the same request). ``where``,
+        when given, receives per key the name of the tier that answered (None: a miss)."""
+        if where is not None:
+            where[:] = [None] * len(keys)
         stats = self.stats if record else CacheStats()
         if record and keys:
             stats.record(REQUESTS, namespace, len(keys), 0)
@@ -155,6 +166,8 @@ class TieredCache:
                     still.append(i)
                 else:
                     out[i] = value
+                    if where is not None:
+                        where[i] = "memory"
             stats.record("memory", namespace, len(missing) - len(still), len(still))
             missing = still
         now = time.time()
@@ -183,6 +196,8 @@ class TieredCache:
                     still.append(i)
                     continue
                 out[i] = value
+                if where is not None:
+                    where[i] = tier.name
                 self._promote(level, keys[i], value, raw, ttl, memory)
             if damaged:
                 tier.delete(damaged)

@@ -97,6 +97,20 @@ class ResolvedModel:
     quantization: str
 
 
+def files_identity(spec: str) -> list[str]:
+    """Name, size and mtime of the files of a local model directory (nothing for presets
+    and hub ids): part of fingerprints, so replacing a model's files in place is seen."""
+    path = Path(spec).expanduser() if spec else None
+    if path is None or spec in PRESETS or spec.startswith("hf:") or not path.is_dir():
+        return []
+    out = []
+    for f in sorted(path.glob("*")):
+        with contextlib.suppress(OSError):
+            st = f.stat()
+            out.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return out
+
+
 def canonical_name(spec: str) -> str:
     """Preset aliases to preset names; local directories to absolute paths."""
     spec = PRESET_ALIASES.get(spec, spec)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .models import ResolvedModel, resolve_model
+from .models import MODEL_FORMAT, ResolvedModel, canonical_name, files_identity, resolve_model
 from .onnx_base import OnnxModel
 
 
@@ -44,6 +44,13 @@ class OnnxEmbedder(OnnxModel):
     @property
     def name(self) -> str:
         return self.model.name
+
+    @property
+    def fingerprint(self) -> str:
+        """The model's identity without loading it: spec, graph format, quantization and,
+        for a local directory, its files."""
+        parts = [canonical_name(self.spec), str(MODEL_FORMAT), self.quantization]
+        return "|".join([*parts, *files_identity(self.spec)])
 
     @property
     def dim(self) -> int:

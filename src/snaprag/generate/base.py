@@ -1,21 +1,32 @@
-"""The contract of an LLM generator, shared by the local GGUF and the HTTP backends.
+"""The generation contracts.
 
-A generator is cheap to construct; :meth:`LLMGenerator.load` does the heavy part (loading
-weights, or checking the server and resolving its model) once, and every other method
-loads on first use. It streams chat completions as :class:`Delta` pieces ending with one
-:class:`Finish`, and raises :class:`~snaprag.errors.GenerationError` for every failure.
+:class:`Generator` is what writes an answer from a question and its retrieved hits; the
+answer pipeline (:mod:`.rag`) and the answer cache know only this contract. Backends, one
+file each, built by name in :mod:`.factory`:
 
-Its ``fingerprint`` names everything that changes the text it writes (model identity,
-prompt-template version, sampling parameters, context budget), so answers can be cached
-under it.
+* :class:`~.extractive.ExtractiveGenerator`: sentences from the hits, no LLM;
+* :class:`~.llm.LLMAnswerer` over an :class:`LLMBackend`: context, prompt, streamed
+  completion and citations, for the local GGUF backend (:mod:`.local`) and any
+  OpenAI-compatible server (:mod:`.openai`);
+* :class:`~.echo.EchoGenerator`: a deterministic fake for tests.
+
+Common rules: cheap to construct; ``load`` does the heavy part (weights, or checking the
+server) once and is safe to call twice; every other method loads on first use;
+thread-safe; ``fingerprint`` names everything that changes the text written (model
+identity, prompt version, sampling, context budget), so answers can be cached under it.
+Failures are :class:`~snaprag.errors.GenerationError` with a stable ``code``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..types import AnswerEvent, Hit, StageTimings
 
 Message = dict[str, str]
 
@@ -38,14 +49,60 @@ class Finish:
     backend_timings: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class GenerationSettings:
+    """What every LLM backend shares: answer length, sampling and the context budget."""
+
+    #: longest answer, in tokens
+    max_tokens: int = 256
+    #: 0: greedy, so the same question gets the same answer
+    temperature: float = 0.0
+    #: tokens of retrieved text in one prompt (counted with the backend's own tokenizer)
+    context_tokens: int = 1024
+
+    @classmethod
+    def from_config(cls, config: Config) -> GenerationSettings:
+        return cls(config.llm_max_tokens, config.llm_temperature, config.context_tokens)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @runtime_checkable
-class LLMGenerator(Protocol):
-    """What the answer pipeline needs from an LLM backend."""
+class Generator(Protocol):
+    """Writes the answer to a question from its retrieved hits."""
+
+    #: what goes into ``Answer.generator``, e.g. ``extractive``
+    name: str
+    #: answers requested so far (a benchmark uses it to tell cache hits apart)
+    requests: int
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def load(self) -> None: ...
+
+    def answer(
+        self, question: str, hits: Sequence[Hit], timings: StageTimings, started: float
+    ) -> Iterator[AnswerEvent]:
+        """``token`` events, then one ``done`` event whose answer carries ``timings`` (the
+        retrieval's, completed with the generation stages); ``started`` is when the
+        question came in (``time.perf_counter()``). Failures raise a SnapragError."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class LLMBackend(Protocol):
+    """What :class:`~.llm.LLMAnswerer` needs from an LLM: token counting and streamed chat
+    completions (:class:`Delta` pieces ending with one :class:`Finish`)."""
 
     #: what goes into ``Answer.generator``, e.g. ``gguf:SmolLM2-135M-Instruct.Q4_1.gguf``
     name: str
     #: generation requests sent so far (a benchmark uses it to tell cache hits apart)
     requests: int
+    settings: GenerationSettings
 
     @property
     def fingerprint(self) -> str: ...
@@ -53,11 +110,6 @@ class LLMGenerator(Protocol):
     @property
     def prompt_limit(self) -> int | None:
         """Most prompt tokens a request may carry (context minus answer), None if unknown."""
-        ...
-
-    @property
-    def context_tokens(self) -> int:
-        """Token budget for retrieved text in one prompt."""
         ...
 
     def load(self) -> None: ...

@@ -9,14 +9,15 @@ followed by a citation such as ``[manual.pdf p.3]``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from ..embed.base import Embedder
 from ..index.tokenize import tokenize, tokenize_many
 from ..ingest.chunking import is_list_item, split_sentences
-from ..types import Answer, Citation, Hit
+from ..types import Answer, AnswerEvent, Citation, Hit, StageTimings
 
 NO_ANSWER = "No answer found in the indexed documents."
 
@@ -161,12 +162,20 @@ class ExtractiveGenerator:
     def load(self) -> None:
         """Nothing beyond the embedder, which the retriever loads anyway."""
 
-    def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
+    def answer(
+        self, question: str, hits: Sequence[Hit], timings: StageTimings, started: float
+    ) -> Iterator[AnswerEvent]:
         with self._lock:
             if self._answerer is None:
                 self._answerer = ExtractiveAnswerer(self._embedder(), *self._settings)
             self.requests += 1
-        return self._answerer.answer(question, hits)
+        t = time.perf_counter()
+        answer = self._answerer.answer(question, hits)
+        answer.timings = timings
+        timings.add("answer", (time.perf_counter() - t) * 1000)
+        timings.stages["total"] = (time.perf_counter() - started) * 1000
+        yield AnswerEvent("token", text=answer.text)
+        yield AnswerEvent("done", text=answer.text, answer=answer)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -5,6 +5,7 @@
 ``smollm2``                 the bundled SmolLM2-135M-Instruct GGUF (a demo model)
 ``gguf:PATH``               any local GGUF file, run by llama.cpp (``xllamacpp``)
 ``openai:BASE_URL``         an OpenAI-compatible server, e.g. ``http://host:8000/v1``
+``echo``                    a deterministic fake for tests: cites the hits it was given
 ==========================  ====================================================
 
 Construction is cheap and loads nothing; models load on first use or ``load()``.
@@ -14,24 +15,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..config import LLM_FORMS, Config
 from ..embed.base import Embedder
 from ..errors import ConfigError
+from .base import GenerationSettings, Generator, LLMBackend
 from .extractive import ExtractiveGenerator
+from .llm import LLMAnswerer
 
 
 def create_generator(
     config: Config,
     embedder: Callable[[], Embedder],
     model_name: Callable[[], str],
-) -> Any:
-    """An :class:`ExtractiveGenerator` or an :class:`~.base.LLMGenerator` for ``config``."""
+) -> Generator:
+    """The :class:`~.base.Generator` that ``config.llm`` names."""
     spec = config.llm
-    kind, _, arg = spec.partition(":")
     if spec == "extractive":
         return ExtractiveGenerator(embedder, model_name)
+    if spec == "echo":
+        from .echo import EchoGenerator
+
+        return EchoGenerator()
+    return LLMAnswerer(create_backend(config))
+
+
+def create_backend(config: Config) -> LLMBackend:
+    """The LLM backend of ``config.llm`` (``smollm2``, ``gguf:PATH``, ``openai:URL``)."""
+    spec = config.llm
+    kind, _, arg = spec.partition(":")
     if spec == "smollm2" or kind == "gguf":
         from .local import LocalGGUFGenerator
 
@@ -42,9 +54,7 @@ def create_generator(
             threads=config.effective_llm_threads,
             gpu_layers=config.llm_gpu_layers,
             parallel=config.llm_parallel,
-            max_tokens=config.llm_max_tokens,
-            temperature=config.llm_temperature,
-            context_tokens=config.context_tokens,
+            settings=GenerationSettings.from_config(config),
             label="smollm2" if spec == "smollm2" else None,
         )
     if kind == "openai":
@@ -56,8 +66,6 @@ def create_generator(
             api_key=config.llm_api_key,
             timeout=config.llm_timeout,
             retries=config.llm_retries,
-            max_tokens=config.llm_max_tokens,
-            temperature=config.llm_temperature,
-            context_tokens=config.context_tokens,
+            settings=GenerationSettings.from_config(config),
         )
     raise ConfigError(f"llm must be one of {', '.join(LLM_FORMS)}; got {spec!r}")

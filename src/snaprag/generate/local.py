@@ -31,7 +31,7 @@ from typing import Any
 
 from ..embed.models import Preset, package_dir
 from ..errors import GenerationError, ModelError
-from .base import Delta, Finish, Message, fingerprint
+from .base import Delta, Finish, GenerationSettings, Message, fingerprint
 from .prompts import PROMPT_VERSION
 
 SMOLLM2 = Preset(
@@ -209,9 +209,7 @@ class LocalGGUFGenerator:
         threads: int = 2,
         gpu_layers: int = 0,
         parallel: int = 1,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        context_tokens: int = 1024,
+        settings: GenerationSettings | None = None,
         label: str | None = None,
     ) -> None:
         #: None: the bundled SmolLM2, located (or fetched) on first use
@@ -221,9 +219,7 @@ class LocalGGUFGenerator:
         self.threads = threads
         self.gpu_layers = gpu_layers
         self.parallel = parallel
-        self.max_tokens = max_tokens
-        self.temperature = temperature
-        self._context_tokens = context_tokens
+        self.settings = settings or GenerationSettings()
         self._label = label
         self._backend: _Backend | None = None
         self._key: _Key | None = None
@@ -258,7 +254,7 @@ class LocalGGUFGenerator:
                 "temperature": self.temperature,
                 "seed": SEED,
                 "max_tokens": self.max_tokens,
-                "context_tokens": self._context_tokens,
+                "context_tokens": self.settings.context_tokens,
                 "n_ctx": self.n_ctx,  # a small window shrinks the context budget
             },
         )
@@ -268,8 +264,12 @@ class LocalGGUFGenerator:
         return self.n_ctx - self.max_tokens
 
     @property
-    def context_tokens(self) -> int:
-        return self._context_tokens
+    def max_tokens(self) -> int:
+        return self.settings.max_tokens
+
+    @property
+    def temperature(self) -> float:
+        return self.settings.temperature
 
     # ------------------------------------------------------------------ loading
     def load(self) -> None:

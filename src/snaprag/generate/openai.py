@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import GenerationError
-from .base import Delta, Finish, Message, fingerprint
+from .base import Delta, Finish, GenerationSettings, Message, fingerprint
 from .prompts import PROMPT_VERSION
 
 _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -68,9 +68,7 @@ class OpenAIGenerator:
         api_key: str | None = None,
         timeout: float = 60.0,
         retries: int = 2,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        context_tokens: int = 1024,
+        settings: GenerationSettings | None = None,
         backoff: float = 0.5,
         backoff_max: float = 8.0,
     ) -> None:
@@ -80,9 +78,7 @@ class OpenAIGenerator:
         self._api_key = api_key
         self.timeout = timeout
         self.retries = retries
-        self.max_tokens = max_tokens
-        self.temperature = temperature
-        self._context_tokens = context_tokens
+        self.settings = settings or GenerationSettings()
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.requests = 0
@@ -122,7 +118,7 @@ class OpenAIGenerator:
                 "prompt": PROMPT_VERSION,
                 "temperature": self.temperature,
                 "max_tokens": self.max_tokens,
-                "context_tokens": self._context_tokens,
+                "context_tokens": self.settings.context_tokens,
             },
         )
 
@@ -132,8 +128,12 @@ class OpenAIGenerator:
         return None if self._n_ctx is None else self._n_ctx - self.max_tokens
 
     @property
-    def context_tokens(self) -> int:
-        return self._context_tokens
+    def max_tokens(self) -> int:
+        return self.settings.max_tokens
+
+    @property
+    def temperature(self) -> float:
+        return self.settings.temperature
 
     # ------------------------------------------------------------------ set-up
     def load(self) -> None:

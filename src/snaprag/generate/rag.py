@@ -1,62 +1,35 @@
-"""One answer turn after retrieval: context, prompt, streamed generation, citations, timings.
+"""One answer turn after retrieval: the events every generator's answer is streamed as.
 
-:func:`answer_events` is what ``Engine.ask_events`` runs once the hits are known. It yields
-``hits``, then ``token`` events as text arrives, then one ``done`` event with the final
-:class:`~snaprag.types.Answer` — or one ``error`` event carrying the
+:func:`answer_events` is what the answer pipeline runs once the hits are known. It yields
+``hits``, then the generator's ``token`` events as text arrives, then one ``done`` event
+with the final :class:`~snaprag.types.Answer` — or one ``error`` event carrying the
 :class:`~snaprag.errors.SnapragError` that stopped it (nothing is raised to the consumer).
-
-Stages (milliseconds, in ``Answer.timings``) of an LLM answer:
-
-* ``retrieve``: hybrid search (measured by the engine);
-* ``load``: loading the model, only in the turn that had to (lazily, no ``warm_up``);
-* ``context``: counting tokens, choosing and trimming chunks, building the prompt;
-* ``prefill``: from sending the request to the first token (prompt processing);
-* ``decode``: from the first token to the last;
-* ``total``: from the question to the end of the answer.
-
-``Answer.metrics``: ``ttft_ms`` (question in to first token out, all stages before it
-included), ``tokens_per_s`` (decode speed: tokens after the first per decode second),
-``prompt_tokens``, ``completion_tokens``, ``context_tokens``, ``context_chunks``,
-``context_budget``.
+The generator is any :class:`~.base.Generator`; this module does not know which.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import GenerationError, SnapragError
-from ..types import Answer, AnswerEvent, Hit, StageTimings
-from .base import Delta, Finish
-from .citations import map_citations
-from .context import build_context
-from .extractive import ExtractiveGenerator
-from .prompts import messages, template_for
-
-#: tokens kept free between the prompt and the context limit (template rounding)
-PROMPT_SLACK = 4
-
-
-def _ms(since: float) -> float:
-    return (time.perf_counter() - since) * 1000
+from ..types import AnswerEvent, Filters, Hit, StageTimings
+from .base import Generator
 
 
 def answer_events(
-    generator: Any,
+    generator: Generator,
     question: str,
     hits: Sequence[Hit],
-    search_timings: StageTimings,
+    timings: StageTimings,
     started: float,
-    retrieve_ms: float,
 ) -> Iterator[AnswerEvent]:
-    """The events of one answer; ``started`` is when the question came in (perf_counter)."""
+    """The events of one answer; ``timings`` holds the retrieval's stages (``retrieve``
+    among them); ``started`` is when the question came in (``time.perf_counter()``)."""
     yield AnswerEvent("hits", hits=tuple(hits))
     try:
-        if isinstance(generator, ExtractiveGenerator):
-            yield from _extractive(generator, question, hits, search_timings, started)
-        else:
-            yield from _generated(generator, question, hits, started, retrieve_ms)
+        yield from generator.answer(question, hits, timings, started)
     except SnapragError as exc:
         yield AnswerEvent("error", error=exc)
     except Exception as exc:  # a bug or an unforeseen library error: still an event
@@ -65,100 +38,24 @@ def answer_events(
         yield AnswerEvent("error", error=error)
 
 
-def _extractive(
-    generator: ExtractiveGenerator,
-    question: str,
-    hits: Sequence[Hit],
-    search_timings: StageTimings,
-    started: float,
-) -> Iterator[AnswerEvent]:
-    t = time.perf_counter()
-    answer = generator.answer(question, hits)
-    answer.timings = search_timings
-    answer.timings.add("answer", _ms(t))
-    answer.timings.stages["total"] = _ms(started)
-    yield AnswerEvent("token", text=answer.text)
-    yield AnswerEvent("done", text=answer.text, answer=answer)
+class RagAnswerer:
+    """Retrieval, then the generator's answer, as one stream of events (no cache)."""
 
+    def __init__(self, searcher: Any, generator: Callable[[], Generator]) -> None:
+        self.searcher = searcher
+        self._generator = generator
 
-def _generated(
-    generator: Any, question: str, hits: Sequence[Hit], started: float, retrieve_ms: float
-) -> Iterator[AnswerEvent]:
-    template = template_for(question)
-    timings = StageTimings({"retrieve": retrieve_ms})
-    if not hits:  # nothing to read: no reason to ask the model
-        timings.stages["total"] = _ms(started)
-        answer = Answer(question, template.no_answer, [], [], timings, generator.name)
-        yield AnswerEvent("token", text=answer.text)
-        yield AnswerEvent("done", text=answer.text, answer=answer)
-        return
-    t = time.perf_counter()
-    generator.load()
-    if _ms(t) >= 1.0:
-        timings.add("load", _ms(t))
-
-    t = time.perf_counter()
-    overhead = generator.count_prompt(messages(template, question, ""))
-    limit = generator.prompt_limit
-    budget = generator.context_tokens
-    if limit is not None:
-        if overhead + PROMPT_SLACK > limit:
-            raise GenerationError(
-                f"the question and instructions alone take {overhead} tokens, but the model's "
-                f"context leaves {limit} for the prompt after reserving room for the answer; "
-                "shorten the question, raise --llm-ctx or lower --max-tokens",
-                "context_overflow",
-            )
-        budget = min(budget, limit - overhead - PROMPT_SLACK)
-    context = build_context(hits, generator.count_tokens, budget, template.page)
-    if not context.sources:
-        raise GenerationError(
-            f"none of the {len(hits)} retrieved passages fits the context budget of {budget} "
-            "tokens; raise --context-tokens or --llm-ctx",
-            "context_overflow",
-        )
-    prompt = messages(template, question, context.text)
-    timings.add("context", _ms(t))
-
-    t_request = time.perf_counter()
-    first: float | None = None
-    pieces: list[str] = []
-    finish = Finish(None)
-    for item in generator.stream(prompt):
-        if isinstance(item, Delta):
-            if first is None:
-                first = time.perf_counter()
-            pieces.append(item.text)
-            yield AnswerEvent("token", text=item.text)
-        else:
-            finish = item
-    end = time.perf_counter()
-    timings.add("prefill", ((first or end) - t_request) * 1000)
-    timings.add("decode", (end - first) * 1000 if first is not None else 0.0)
-    timings.stages["total"] = (end - started) * 1000
-
-    text = "".join(pieces).strip()
-    completion = finish.completion_tokens if finish.completion_tokens else len(pieces)
-    decode_s = (end - first) if first is not None else 0.0
-    metrics: dict[str, float] = {
-        "prompt_tokens": float(finish.prompt_tokens or overhead + context.tokens),
-        "completion_tokens": float(completion),
-        "context_tokens": float(context.tokens),
-        "context_chunks": float(len(context.sources)),
-        "context_budget": float(budget),
-    }
-    if first is not None:
-        metrics["ttft_ms"] = (first - started) * 1000
-        if completion > 1 and decode_s > 0:
-            metrics["tokens_per_s"] = (completion - 1) / decode_s
-    answer = Answer(
-        question,
-        text,
-        map_citations(text, context),
-        list(hits),
-        timings,
-        generator.name,
-        metrics,
-        finish.finish_reason,
-    )
-    yield AnswerEvent("done", text=text, answer=answer)
+    def ask_events(
+        self, question: str, k: int = 5, filters: Filters | None = None
+    ) -> Iterator[AnswerEvent]:
+        started = time.perf_counter()
+        try:
+            result = self.searcher.search_many([question], k, filters)
+            generator = self._generator()
+        except SnapragError as exc:
+            yield AnswerEvent("error", error=exc)
+            return
+        timings = StageTimings()
+        timings.merge(result.timings)
+        timings.stages["retrieve"] = (time.perf_counter() - started) * 1000
+        yield from answer_events(generator, question, result[0], timings, started)

@@ -1,7 +1,10 @@
-"""Dense vector indexes: exact (one matrix product) and HNSW (hnswlib).
+"""Dense vector indexes (:class:`~snaprag.index.base.VectorIndex`): exact and HNSW.
 
 Both take many queries at once and return, per query, row positions and cosine scores
-(vectors are L2-normalised, so the inner product is the cosine).
+(vectors are L2-normalised, so the inner product is the cosine). Both save into and load
+from a directory: ``vectors.npy`` (the float32 matrix; HNSW keeps it for filtered
+searches, which scan the allowed rows exactly), ``hnsw.bin`` for the graph and
+``deleted.npy`` when rows were deleted.
 """
 
 from __future__ import annotations
@@ -10,7 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-SearchResult = tuple[np.ndarray, np.ndarray]
+from ..fs import atomic_write
+from .base import RowFilter, RowScores, mask_of
+
+VECTORS = "vectors.npy"
+GRAPH = "hnsw.bin"
+DELETED = "deleted.npy"
+_EMPTY: RowScores = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    atomic_write(path, lambda fh: np.save(fh, np.ascontiguousarray(array)))
 
 
 class ExactIndex:
@@ -18,22 +31,64 @@ class ExactIndex:
 
     kind = "exact"
 
-    def __init__(self, matrix: np.ndarray) -> None:
+    def __init__(self, matrix: np.ndarray, deleted: np.ndarray | None = None) -> None:
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        #: True for deleted rows (None: none deleted)
+        self._deleted = deleted if deleted is not None and deleted.any() else None
+
+    @classmethod
+    def build(cls, matrix: np.ndarray, threads: int = 1) -> ExactIndex:
+        return cls(matrix)
+
+    @classmethod
+    def load(cls, directory: Path, dim: int, n: int) -> ExactIndex:
+        matrix = np.load(Path(directory) / VECTORS, mmap_mode="r")
+        _check_shape(matrix, dim, n)
+        return cls(np.asarray(matrix), _load_deleted(directory, n))
 
     def __len__(self) -> int:
         return int(self.matrix.shape[0])
 
+    def count(self) -> int:
+        return len(self) - (int(self._deleted.sum()) if self._deleted is not None else 0)
+
+    def add(self, vectors: np.ndarray) -> np.ndarray:
+        start = len(self)
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.matrix.shape[1])
+        self.matrix = np.ascontiguousarray(np.vstack([self.matrix, vectors]))
+        if self._deleted is not None:
+            self._deleted = np.concatenate([self._deleted, np.zeros(len(vectors), bool)])
+        return np.arange(start, len(self), dtype=np.int64)
+
+    def delete(self, rows: np.ndarray) -> None:
+        if self._deleted is None:
+            self._deleted = np.zeros(len(self), bool)
+        self._deleted[np.asarray(rows, dtype=np.int64)] = True
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        _save_array(directory / VECTORS, self.matrix)
+        if self._deleted is not None:
+            _save_array(directory / DELETED, self._deleted)
+
+    def _allowed(self, filters: RowFilter | None) -> np.ndarray | None:
+        mask = mask_of(filters)
+        if self._deleted is None:
+            return mask
+        alive = ~self._deleted
+        return alive if mask is None else alive & mask
+
     def search_many(
-        self, queries: np.ndarray, k: int, mask: np.ndarray | None = None
-    ) -> list[SearchResult]:
+        self, queries: np.ndarray, k: int, filters: RowFilter | np.ndarray | None = None
+    ) -> list[RowScores]:
         n = len(self)
         if n == 0 or k <= 0:
-            empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-            return [empty for _ in range(len(queries))]
+            return [_EMPTY for _ in range(len(queries))]
         scores = queries.astype(np.float32, copy=False) @ self.matrix.T
-        if mask is not None:
-            scores[:, ~mask] = -np.inf
+        allowed = self._allowed(filters)
+        if allowed is not None:
+            scores[:, ~allowed] = -np.inf
         k = min(k, n)
         if k < n:
             part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
@@ -45,7 +100,7 @@ class ExactIndex:
         order = np.lexsort((part, -top), axis=1) if top.size else part
         rows = np.take_along_axis(part, order, axis=1)
         vals = np.take_along_axis(top, order, axis=1)
-        out: list[SearchResult] = []
+        out: list[RowScores] = []
         for r, v in zip(rows, vals, strict=True):
             keep = np.isfinite(v)
             out.append((r[keep].astype(np.int64), v[keep].astype(np.float32)))
@@ -73,58 +128,99 @@ def _lowest_rows_on_ties(
 
 
 class HnswIndex:
-    """Approximate search with hnswlib, for indexes too large to scan per query."""
+    """Approximate search with hnswlib, for indexes too large to scan per query.
+
+    Filtered searches scan the allowed rows exactly: a filter can exclude most of a
+    node's graph neighbours, and HNSW's recall collapses with it.
+    """
 
     kind = "hnsw"
+    M = 16
+    EF_CONSTRUCTION = 200
+    EF_SEARCH = 128
 
-    def __init__(self, index: object, n: int, matrix: np.ndarray | None = None) -> None:
+    def __init__(self, index: object, exact: ExactIndex) -> None:
         self.index = index
-        self.n = n
-        self._exact = ExactIndex(matrix) if matrix is not None else None
-
-    def __len__(self) -> int:
-        return self.n
+        self._exact = exact
 
     @classmethod
-    def build(
-        cls, matrix: np.ndarray, threads: int = 1, m: int = 16, ef_construction: int = 200
-    ) -> HnswIndex:
+    def build(cls, matrix: np.ndarray, threads: int = 1) -> HnswIndex:
         import hnswlib
 
         n, dim = matrix.shape
         index = hnswlib.Index(space="ip", dim=dim)
-        index.init_index(max_elements=max(n, 1), M=m, ef_construction=ef_construction)
+        index.init_index(max_elements=max(n, 1), M=cls.M, ef_construction=cls.EF_CONSTRUCTION)
         index.set_num_threads(threads)
         if n:
             index.add_items(matrix, np.arange(n))
-        index.set_ef(128)
-        return cls(index, n, matrix)
-
-    def save(self, path: Path) -> None:
-        self.index.save_index(str(path))  # type: ignore[attr-defined]
+        index.set_ef(cls.EF_SEARCH)
+        return cls(index, ExactIndex(matrix))
 
     @classmethod
-    def load(cls, path: Path, dim: int, n: int, matrix: np.ndarray | None = None) -> HnswIndex:
+    def load(cls, directory: Path, dim: int, n: int) -> HnswIndex:
         import hnswlib
 
+        exact = ExactIndex.load(directory, dim, n)
         index = hnswlib.Index(space="ip", dim=dim)
-        index.load_index(str(path), max_elements=max(n, 1))
-        index.set_ef(128)
-        return cls(index, n, matrix)
+        index.load_index(str(Path(directory) / GRAPH), max_elements=max(n, 1))
+        if index.get_current_count() != n:
+            raise ValueError(f"HNSW graph holds {index.get_current_count()} rows, not {n}")
+        index.set_ef(cls.EF_SEARCH)
+        return cls(index, exact)
+
+    def __len__(self) -> int:
+        return len(self._exact)
+
+    def count(self) -> int:
+        return self._exact.count()
+
+    def add(self, vectors: np.ndarray) -> np.ndarray:
+        rows = self._exact.add(vectors)
+        index = self.index
+        needed = len(self._exact)
+        if needed > index.get_max_elements():  # type: ignore[attr-defined]
+            index.resize_index(max(needed, 2 * index.get_max_elements()))  # type: ignore[attr-defined]
+        index.add_items(np.asarray(vectors, np.float32), rows)  # type: ignore[attr-defined]
+        return rows
+
+    def delete(self, rows: np.ndarray) -> None:
+        self._exact.delete(rows)
+        for row in np.asarray(rows, dtype=np.int64).tolist():
+            self.index.mark_deleted(int(row))  # type: ignore[attr-defined]
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        self._exact.save(directory)
+        tmp = directory / f".{GRAPH}.tmp"
+        self.index.save_index(str(tmp))  # type: ignore[attr-defined]
+        tmp.replace(directory / GRAPH)
 
     def search_many(
-        self, queries: np.ndarray, k: int, mask: np.ndarray | None = None
-    ) -> list[SearchResult]:
-        if mask is not None and self._exact is not None:
-            # a filter can exclude most graph neighbours; scan the allowed rows exactly
-            return self._exact.search_many(queries, k, mask)
-        k = min(k, self.n)
+        self, queries: np.ndarray, k: int, filters: RowFilter | np.ndarray | None = None
+    ) -> list[RowScores]:
+        if mask_of(filters) is not None:
+            return self._exact.search_many(queries, k, filters)
+        k = min(k, self.count())
         if k <= 0:
-            empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-            return [empty for _ in range(len(queries))]
-        self.index.set_ef(max(128, k))  # type: ignore[attr-defined]
+            return [_EMPTY for _ in range(len(queries))]
+        self.index.set_ef(max(self.EF_SEARCH, k))  # type: ignore[attr-defined]
         labels, dists = self.index.knn_query(queries, k=k)  # type: ignore[attr-defined]
         return [
             (lab.astype(np.int64), (1.0 - d).astype(np.float32))
             for lab, d in zip(labels, dists, strict=True)
         ]
+
+
+def _check_shape(matrix: np.ndarray, dim: int, n: int) -> None:
+    if matrix.ndim != 2 or matrix.shape != (n, dim):
+        raise ValueError(f"vectors have shape {matrix.shape}, expected ({n}, {dim})")
+
+
+def _load_deleted(directory: Path, n: int) -> np.ndarray | None:
+    path = Path(directory) / DELETED
+    if not path.exists():
+        return None
+    deleted = np.load(path)
+    if deleted.shape != (n,):
+        raise ValueError(f"deleted rows mask has shape {deleted.shape}, expected ({n},)")
+    return deleted.astype(bool)

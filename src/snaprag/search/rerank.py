@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..embed.cross_encoders import QUANTIZATIONS, ResolvedCrossEncoder, resolve_cross_encoder
+from ..embed.models import files_identity
 from ..embed.onnx_base import OnnxModel
 from ..errors import ConfigError, ModelError
 from ..system import available_memory
@@ -74,6 +75,11 @@ class OnnxCrossEncoder(OnnxModel):
     @property
     def name(self) -> str:
         return self.model.name
+
+    @property
+    def fingerprint(self) -> str:
+        ident = [f"xenc:{self.spec}", self.quantization, str(self.max_tokens)]
+        return "|".join([*ident, *files_identity(self.spec)])
 
     @property
     def pair_limit(self) -> int:

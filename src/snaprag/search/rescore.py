@@ -21,11 +21,18 @@ from .fusion import minmax
 
 
 class BiEncoderRescorer:
+    """Blends the first stage's scores with a second bi-encoder's cosines."""
+
     def __init__(self, embedder: Embedder, alpha: float = 0.3) -> None:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         self.embedder = embedder
         self.alpha = alpha
+
+    @property
+    def fingerprint(self) -> str:
+        inner = getattr(self.embedder, "fingerprint", self.embedder.name)
+        return f"rescore:{inner}|alpha={self.alpha}"
 
     def warm_up(self) -> None:
         self.embedder.warm_up()

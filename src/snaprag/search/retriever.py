@@ -1,4 +1,5 @@
-"""Hybrid retrieval: dense and BM25 run in parallel, then their rankings are fused.
+"""Hybrid retrieval (the :class:`~.base.Searcher`): dense and BM25 run in parallel, then
+their rankings are fused.
 
 Everything is batched: one embedding call and one matrix product for all queries of a
 call, BM25 scored per block of queries, fusion per query over at most ``candidates`` ids.
@@ -10,9 +11,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -20,13 +19,13 @@ from ..config import Config
 from ..embed.base import Embedder
 from ..embed.models import PRESETS
 from ..errors import ConfigError
-from ..index.store import Store
+from ..index.base import DocumentStore
+from ..index.factory import choose_vector_index
 from ..index.tokenize import has_hangul, tokenize_many
-from ..types import DOCUMENT_TYPES, Hit, StageTimings
+from ..types import Filters, Hit, SearchBatch, StageTimings
 from . import fusion
+from .base import MODES, Reranker
 from .snapshot import Snapshot, load_snapshot
-
-MODES = ("hybrid", "dense", "bm25")
 
 
 def fusion_weights(query: str, config: Config) -> list[float]:
@@ -42,51 +41,36 @@ def fusion_weights(query: str, config: Config) -> list[float]:
     return [config.dense_weight, config.bm25_weight]
 
 
-class Reranker(Protocol):
-    """A second stage that reorders the first ``top_n`` hits of a query."""
-
-    def rerank(self, query: str, hits: Sequence[Hit], top_n: int | None = None) -> list[Hit]: ...
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Metadata filters: ``source`` is a glob (or substring) of the source path."""
-
-    source: str | None = None
-    type: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.type is not None and self.type not in DOCUMENT_TYPES:
-            raise ConfigError(
-                f"unknown document type {self.type!r}; types are {', '.join(DOCUMENT_TYPES)}"
-            )
-
-    def __bool__(self) -> bool:
-        return bool(self.source or self.type)
-
-
-@dataclass
-class SearchResult:
-    hits: list[list[Hit]]
-    timings: StageTimings = field(default_factory=StageTimings)
-
-
 class Retriever:
-    """Searches one index; reloads its snapshot whenever the index version changes."""
+    """Searches one index; reloads its snapshot whenever the index version changes.
+
+    Thread-safe: one snapshot is built per index version, by the first thread that needs
+    it, while the others wait for it.
+    """
 
     def __init__(
-        self, store: Store, embedder: Embedder, config: Config, dim: int, vector_dtype: str
+        self,
+        store: DocumentStore,
+        embedder: Embedder,
+        config: Config,
+        dim: int,
+        vector_dtype: str,
+        reranker: Reranker | None = None,
+        vector_index: str | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.config = config
         self.dim = dim
         self.vector_dtype = vector_dtype
+        self.reranker = reranker
+        #: the vector index backend (None: config.dense_backend, ``auto`` by size)
+        self.vector_index = vector_index
         self._snapshot: Snapshot | None = None
-        self._masks: dict[tuple[int, Filters], np.ndarray] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self.reranker: Reranker | None = None
+        #: snapshots built or loaded so far (one per index version; tests count them)
+        self.snapshot_loads = 0
         preset = PRESETS.get(getattr(embedder, "spec", ""))
         self.english_only = preset is not None and preset.languages == "en"
 
@@ -101,39 +85,29 @@ class Retriever:
             with self._lock:
                 snap = self._snapshot
                 if snap is None or snap.version != version:
-                    backend = self.config.dense_backend
-                    n = self.store.counts()["chunks"] if backend == "auto" else 0
-                    use_hnsw = backend == "hnsw" or (
-                        backend == "auto" and n >= self.config.hnsw_min_chunks
-                    )
+                    setting = self.vector_index or self.config.dense_backend
+                    n = self.store.counts()["chunks"] if setting == "auto" else 0
                     snap = load_snapshot(
                         self.store,
                         self.snapshot_dir,
                         version,
                         self.dim,
                         self.vector_dtype,
-                        use_hnsw,
+                        choose_vector_index(setting, n, self.config.hnsw_min_chunks),
                         self.config.effective_threads,
                     )
+                    self.snapshot_loads += 1
                     self._snapshot = snap
-                    self._masks.clear()
         return snap
 
     def warm_up(self) -> None:
         self.embedder.warm_up()
-        if self.reranker is not None and hasattr(self.reranker, "warm_up"):
+        if self.reranker is not None:
             self.reranker.warm_up()
         self.snapshot()
 
-    def _mask(self, snap: Snapshot, filters: Filters | None) -> np.ndarray | None:
-        if not filters:
-            return None
-        key = (snap.version, filters)
-        mask = self._masks.get(key)
-        if mask is None:
-            mask = snap.rows_for(self.store.filtered_row_ids(filters.source, filters.type))
-            self._masks[key] = mask
-        return mask
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embedder.embed_queries(texts)
 
     def search_many(
         self,
@@ -141,17 +115,18 @@ class Retriever:
         k: int = 10,
         filters: Filters | None = None,
         mode: str = "hybrid",
-    ) -> SearchResult:
+    ) -> SearchBatch:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         if k < 1:
             raise ConfigError(f"k must be >= 1, got {k}")
         timings = StageTimings()
         if not queries:
-            return SearchResult([], timings)
+            return SearchBatch([], timings)
         t0 = time.perf_counter()
         snap = self.snapshot()
-        mask = self._mask(snap, filters)
+        row_filter = snap.row_filter(filters, self.store)
+        mask = row_filter.mask if row_filter is not None else None
         timings.add("load", (time.perf_counter() - t0) * 1000)
         # with a reranker, fusion keeps more hits than asked, for the second stage to reorder
         limit = max(k, self.config.rerank_top_n) if self.reranker is not None else k
@@ -178,7 +153,7 @@ class Retriever:
             qvec = self.embedder.embed_queries(list(queries))
             timings.add("embed", (time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            dense_lists = snap.dense.search_many(qvec, n_cand, mask)
+            dense_lists = snap.dense.search_many(qvec, n_cand, row_filter)
             timings.add("dense", (time.perf_counter() - t) * 1000)
         if lexical_future is not None:
             lexical_lists = lexical_future.result()
@@ -190,7 +165,7 @@ class Retriever:
             if mode == "dense":
                 fused.append((dense_lists[i][0][:limit], dense_lists[i][1][:limit]))
                 continue
-            if mode == "bm25" or self._dense_blind_to(query):
+            if mode == "bm25" or self.dense_blind_to(query):
                 fused.append((lexical_lists[i][0][:limit], lexical_lists[i][1][:limit]))
                 continue
             lists = [dense_lists[i], lexical_lists[i]]
@@ -211,9 +186,9 @@ class Retriever:
                 for q, hs in zip(queries, hits, strict=True)
             ]
             timings.add("rerank", (time.perf_counter() - t) * 1000)
-        return SearchResult(hits, timings)
+        return SearchBatch(hits, timings)
 
-    def _dense_blind_to(self, query: str) -> bool:
+    def dense_blind_to(self, query: str) -> bool:
         """Whether the embedding model cannot read this query's language.
 
         An English-only model (the ``minilm`` preset) maps Korean text to noise; fusing that

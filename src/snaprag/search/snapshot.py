@@ -1,35 +1,53 @@
 """In-memory search state for one index version, persisted for fast cold starts.
 
-A snapshot holds the chunk row ids (in row order), the dense index and the BM25 index of
-one index version. It is rebuilt from SQLite when the version changes and saved under
-``<index>/snapshots/v<version>/`` (written to a temporary directory, then renamed), so a
-new process loads a few ``.npy`` files instead of decoding every chunk.
+A snapshot holds the chunk row ids (in row order), the dense :class:`VectorIndex` and the
+BM25 :class:`LexicalIndex` of one index version. It is rebuilt from the store when the
+version changes and saved under ``<index>/snapshots/v<version>/`` (written to a temporary
+directory, then renamed), so a new process loads a few ``.npy`` files instead of decoding
+every chunk.
+
+A saved snapshot is trusted only after it is verified: it must belong to this very
+database (``index_id``), have the expected dimension, kind and row count, and every file
+must load. A damaged or incomplete one (a file deleted or truncated) is rebuilt and
+written again, so the next process loads it fast again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..index.base import LexicalIndex, RowFilter, VectorIndex
 from ..index.bm25 import Bm25Index
-from ..index.dense import ExactIndex, HnswIndex
-from ..index.store import Store
+from ..index.factory import vector_index_class
+from ..types import Filters
+
+log = logging.getLogger(__name__)
+
+META = "snapshot.json"
+_MASKS_KEPT = 64  # filtered searches keep their row masks (they cost one SQL query each)
 
 
 @dataclass
 class Snapshot:
     version: int
     row_ids: np.ndarray
-    dense: ExactIndex | HnswIndex
-    bm25: Bm25Index
+    dense: VectorIndex
+    bm25: LexicalIndex
+    _masks: OrderedDict[Filters, RowFilter] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __len__(self) -> int:
         return len(self.row_ids)
@@ -38,74 +56,100 @@ class Snapshot:
         """Boolean row mask selecting the given chunk ids."""
         return np.isin(self.row_ids, chunk_ids, assume_unique=True)
 
+    def row_filter(self, filters: Filters | None, store: Any) -> RowFilter | None:
+        """``filters`` as a row mask of this snapshot (cached per filter)."""
+        if not filters:
+            return None
+        with self._lock:
+            found = self._masks.get(filters)
+            if found is not None:
+                self._masks.move_to_end(filters)
+                return found
+        mask = self.rows_for(store.filtered_row_ids(filters.source, filters.type))
+        row_filter = RowFilter(filters, mask)
+        with self._lock:
+            self._masks[filters] = row_filter
+            while len(self._masks) > _MASKS_KEPT:
+                self._masks.popitem(last=False)
+        return row_filter
+
 
 def load_snapshot(
-    store: Store,
+    store: Any,
     root: Path,
     version: int,
     dim: int,
     vector_dtype: str,
-    use_hnsw: bool,
+    kind: str,
     threads: int,
 ) -> Snapshot:
-    """The snapshot of ``version``: from disk if saved and valid, else built from the store.
-
-    A saved snapshot is used only if it belongs to this very database (``index_id``), has
-    the expected dimension and consistent array lengths; anything else is rebuilt.
-    """
+    """The snapshot of ``version``: from disk if saved and valid, else built from the store
+    (and saved, unless the index is read-only)."""
     index_id = store.get_meta("index_id") or ""
-    saved = _load_saved(root / f"v{version}", index_id, dim, use_hnsw)
+    directory = root / f"v{version}"
+    saved = _load_saved(directory, index_id, dim, kind)
     if saved is not None:
-        row_ids, dense, bm25 = saved
-        return Snapshot(version, row_ids, dense, bm25)
+        return saved
     version, row_ids, matrix, tokens = store.load_index_arrays(dim, vector_dtype)
     bm25 = Bm25Index.build(tokens)
-    dense = HnswIndex.build(matrix, threads) if use_hnsw else ExactIndex(matrix)
+    dense = vector_index_class(kind).build(matrix, threads)
     snap = Snapshot(version, row_ids, dense, bm25)
-    with contextlib.suppress(OSError):  # a read-only index still searches, just slower to start
-        _save(snap, matrix, root, root / f"v{version}", index_id, dim)
+    if not getattr(store, "read_only", False):
+        try:
+            _save(snap, root, root / f"v{snap.version}", index_id, dim)
+        except OSError as exc:  # a full disk: search on, the next process rebuilds
+            log.warning("could not save the search snapshot under %s: %s", root, exc)
     return snap
 
 
-def _load_saved(
-    directory: Path, index_id: str, dim: int, use_hnsw: bool
-) -> tuple[np.ndarray, ExactIndex | HnswIndex, Bm25Index] | None:
+def _load_saved(directory: Path, index_id: str, dim: int, kind: str) -> Snapshot | None:
+    meta_path = directory / META
+    if not meta_path.exists():
+        return None
     try:
-        meta = json.loads((directory / "snapshot.json").read_text())
+        meta = json.loads(meta_path.read_text())
         if meta.get("index_id") != index_id or meta.get("dim") != dim:
             return None
-        if use_hnsw and not meta.get("hnsw"):
+        if (kind == "hnsw") != bool(meta.get("hnsw")):
             return None
         row_ids = np.load(directory / "row_ids.npy")
-        matrix = np.load(directory / "vectors.npy", mmap_mode="r")
+        n = len(row_ids)
         bm25 = Bm25Index.load(directory / "bm25")
-        if not (len(row_ids) == matrix.shape[0] == len(bm25)) or matrix.shape[1] != dim:
-            return None
-        if use_hnsw:
-            return row_ids, HnswIndex.load(directory / "hnsw.bin", dim, len(row_ids), matrix), bm25
-        return row_ids, ExactIndex(np.asarray(matrix)), bm25
-    except Exception:  # missing or damaged: rebuilt from the database
+        if len(bm25) != n:
+            raise ValueError(f"BM25 index has {len(bm25)} rows, not {n}")
+        dense = vector_index_class(kind).load(directory, dim, n)
+        return Snapshot(int(meta["version"]), row_ids, dense, bm25)
+    except Exception as exc:  # a file deleted, truncated or damaged: rebuild, rewrite
+        log.warning("search snapshot %s is damaged (%s); rebuilding it", directory, exc)
+        with contextlib.suppress(OSError):
+            _quarantine(directory)
         return None
 
 
-def _save(
-    snap: Snapshot, matrix: np.ndarray, root: Path, directory: Path, index_id: str, dim: int
-) -> None:
+def _quarantine(directory: Path) -> None:
+    """Move a damaged snapshot out of the way (readers may still map its files)."""
+    target = directory.with_name(f".tmp-damaged-{directory.name}-{os.getpid()}")
+    os.replace(directory, target)
+
+
+def _save(snap: Snapshot, root: Path, directory: Path, index_id: str, dim: int) -> None:
     root.mkdir(parents=True, exist_ok=True)
     _sweep(root, snap.version)
-    if (directory / "snapshot.json").exists():
+    if (directory / META).exists():
         return  # another process saved this version meanwhile; readers may be using it
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
         np.save(tmp / "row_ids.npy", snap.row_ids)
-        np.save(tmp / "vectors.npy", np.ascontiguousarray(matrix, dtype=np.float32))
+        snap.dense.save(tmp)
         snap.bm25.save(tmp / "bm25")
-        hnsw = isinstance(snap.dense, HnswIndex)
-        if hnsw:
-            snap.dense.save(tmp / "hnsw.bin")
-        (tmp / "snapshot.json").write_text(
-            json.dumps({"version": snap.version, "hnsw": hnsw, "index_id": index_id, "dim": dim})
-        )
+        meta = {
+            "version": snap.version,
+            "hnsw": snap.dense.kind == "hnsw",
+            "kind": snap.dense.kind,
+            "index_id": index_id,
+            "dim": dim,
+        }
+        (tmp / META).write_text(json.dumps(meta))
         if directory.exists():  # a damaged leftover of this version
             shutil.rmtree(directory, ignore_errors=True)
         os.replace(tmp, directory)
@@ -120,6 +164,11 @@ def _sweep(root: Path, version: int) -> None:
     for entry in root.iterdir():
         name = entry.name
         old_version = name.startswith("v") and name[1:].isdigit() and int(name[1:]) < version
-        stale_tmp = name.startswith(".tmp-") and now - entry.stat().st_mtime > 3600
+        try:  # damaged copies go at once; a save in progress gets an hour
+            stale_tmp = name.startswith(".tmp-damaged-") or (
+                name.startswith(".tmp-") and now - entry.stat().st_mtime > 3600
+            )
+        except OSError:
+            continue
         if old_version or stale_tmp:
             shutil.rmtree(entry, ignore_errors=True)

@@ -1,0 +1,160 @@
+"""The storage contracts: where documents and chunks live, and the indexes that search them.
+
+Three roles, each a Protocol that a backend implements (one file per backend, picked by
+name in :mod:`snaprag.index.factory`):
+
+* :class:`DocumentStore`: sources, documents, chunks (text, page, offsets, BM25 terms,
+  vectors) and the index's metadata, with a **version** that increases in the same
+  transaction as every change and a **generation** (version plus a random id) that cache
+  keys carry, so nothing computed from old data is ever served. The embedded default is
+  SQLite (:class:`snaprag.index.store.Store`).
+* :class:`VectorIndex`: nearest neighbours of many query vectors at once over row
+  positions ``0..count-1`` (exact matrix product, HNSW).
+* :class:`LexicalIndex`: BM25 over the same rows (:class:`snaprag.index.bm25.Bm25Index`).
+
+Common rules: constructors are cheap; heavy state loads lazily; searching is read-only
+and thread-safe (many threads may search one instance); writes are the caller's to
+serialise (one ingest writer per index). Filters travel as one typed
+:class:`~snaprag.types.Filters` object; the in-memory indexes receive it already
+translated into a boolean row mask (:class:`RowFilter`), a database backend translates
+it into its own expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..types import Filters
+
+#: per query: row positions (int64) and scores (float32), best first
+RowScores = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """What a search hit needs to know about a chunk."""
+
+    row_id: int
+    doc_id: str
+    seq: int
+    text: str
+    page: int | None
+    title: str
+    type: str
+    source: str
+
+
+@runtime_checkable
+class DocumentStore(Protocol):
+    """Documents, chunks and metadata of one index, with its version and generation.
+
+    Thread-safety: every method may be called from any thread; writes are serialised
+    inside the store (one transaction at a time) and readers never block on them.
+    """
+
+    @property
+    def version(self) -> int:
+        """Increases with every committed change (a batch, a delete, a prune)."""
+        ...
+
+    @property
+    def generation(self) -> str:
+        """``version:random-id``: differs between two copies of an index changed apart."""
+        ...
+
+    @property
+    def read_only(self) -> bool:
+        """True when the store was opened without write access (searching still works)."""
+        ...
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, values: dict[str, object]) -> None: ...
+
+    def counts(self) -> dict[str, int]:
+        """``sources``, ``documents``, ``chunks``, ``partial_sources``."""
+        ...
+
+    def load_index_arrays(
+        self, dim: int, dtype: str
+    ) -> tuple[int, np.ndarray, np.ndarray, list[list[str]]]:
+        """Version, chunk row ids, float32 vectors and BM25 terms of every chunk, read in
+        one transaction (so they belong to exactly the returned version)."""
+        ...
+
+    def chunk_rows(self, row_ids: Sequence[int]) -> dict[int, Any]:
+        """Chunk rows (see :class:`ChunkRow`) by row id; missing ids are left out."""
+        ...
+
+    def filtered_row_ids(self, source: str | None, type_: str | None) -> np.ndarray:
+        """Row ids (sorted) of the chunks that :class:`~snaprag.types.Filters` allows."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Nearest neighbours by inner product (vectors are L2-normalised: cosine)."""
+
+    #: the factory name of the backend (``exact``, ``hnsw``)
+    kind: str
+
+    def count(self) -> int:
+        """Rows that can be returned (added minus deleted)."""
+        ...
+
+    def add(self, vectors: np.ndarray) -> np.ndarray:
+        """Append rows; returns their positions."""
+        ...
+
+    def delete(self, rows: np.ndarray) -> None:
+        """Never return these row positions again."""
+        ...
+
+    def search_many(
+        self, queries: np.ndarray, k: int, filters: RowFilter | None = None
+    ) -> list[RowScores]:
+        """The ``k`` best rows per query, best first; ties broken by lower row."""
+        ...
+
+    def save(self, directory: Path) -> None: ...
+
+
+@runtime_checkable
+class LexicalIndex(Protocol):
+    """BM25 over token lists; rows are the positions given to ``build``."""
+
+    def __len__(self) -> int: ...
+
+    def search_many(
+        self, queries: Sequence[Sequence[str]], k: int, filter_mask: np.ndarray | None = None
+    ) -> list[RowScores]: ...
+
+    def save(self, directory: Path | str) -> None: ...
+
+
+class RowFilter:
+    """:class:`~snaprag.types.Filters` translated for in-memory indexes: a row mask.
+
+    Built by the snapshot that owns the row order; ``mask`` is a boolean array with one
+    entry per row (True: may be returned).
+    """
+
+    __slots__ = ("filters", "mask")
+
+    def __init__(self, filters: Filters, mask: np.ndarray) -> None:
+        self.filters = filters
+        self.mask = mask
+
+
+def mask_of(filters: RowFilter | np.ndarray | None) -> np.ndarray | None:
+    """The boolean row mask of a :class:`RowFilter` (a bare mask is accepted as is)."""
+    if filters is None or isinstance(filters, np.ndarray):
+        return filters
+    return filters.mask

@@ -1,0 +1,56 @@
+"""Storage backends by name: the document store and the dense vector index.
+
+==============  ==================================================================
+store           ``sqlite``: one SQLite file per index directory (the default)
+vector index    ``exact`` (one matrix product), ``hnsw`` (hnswlib graph), ``auto``
+                (exact below ``hnsw_min_chunks`` chunks, HNSW above)
+==============  ==================================================================
+
+Optional backends are imported only when named, and a missing dependency is an error
+that names the extra to install.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+STORES = ("sqlite",)
+VECTOR_INDEXES = ("exact", "hnsw")
+
+
+def vector_index_class(name: str) -> Any:
+    """The class of the vector index ``name`` (it builds with ``build(matrix, threads)``
+    and loads with ``load(directory, dim, n)``)."""
+    if name == "exact":
+        from .dense import ExactIndex
+
+        return ExactIndex
+    if name == "hnsw":
+        try:
+            import hnswlib  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - a core dependency today
+            raise ConfigError("the hnsw vector index needs hnswlib: pip install hnswlib") from exc
+        from .dense import HnswIndex
+
+        return HnswIndex
+    raise ConfigError(f"unknown vector index {name!r}; valid: {', '.join(VECTOR_INDEXES)}")
+
+
+def choose_vector_index(setting: str, chunks: int, hnsw_min_chunks: int) -> str:
+    """Resolve ``auto`` by the number of chunks; other settings name themselves."""
+    if setting == "auto":
+        return "hnsw" if chunks >= hnsw_min_chunks else "exact"
+    vector_index_class(setting)  # an unknown name fails here, with the valid ones
+    return setting
+
+
+def open_store(name: str, path: Path, create: bool) -> Any:
+    """The document store ``name`` at ``path`` (an index directory's database file)."""
+    if name == "sqlite":
+        from .store import Store
+
+        return Store(path)
+    raise ConfigError(f"unknown store {name!r}; valid: {', '.join(STORES)}")
