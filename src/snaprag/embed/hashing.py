@@ -27,6 +27,8 @@ class HashEmbedder:
         self.dim = dim
         self.max_tokens = max_tokens
         self.name = f"hash-{dim}"
+        #: the factory name that builds this embedder again (stored as the index model)
+        self.spec = f"hash:{dim}"
         #: texts embedded so far (tests count model calls with it)
         self.calls = 0
 

@@ -110,6 +110,9 @@ def decode_vectors(blobs: Sequence[bytes], dim: int, dtype: str) -> np.ndarray:
 class Store:
     """The SQLite side of an index. Thread-safe: one connection per thread."""
 
+    #: opened without write access (see :class:`~snaprag.index.base.DocumentStore`)
+    read_only = False
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
