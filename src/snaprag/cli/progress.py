@@ -105,6 +105,7 @@ class IngestProgress:
                 BarColumn(),
                 TextColumn("{task.fields[count]}"),
                 TimeRemainingColumn(),
+                TextColumn("[dim]left"),
                 TextColumn("[dim]{task.fields[rate]}"),
                 TimeElapsedColumn(),
                 TextColumn("{task.fields[what]}"),
