@@ -380,3 +380,13 @@ def test_env_error_still_names_the_variable(monkeypatch):
     monkeypatch.setenv("SNAPRAG_FUSION", "max")
     with pytest.raises(ConfigError, match=r"\(set by SNAPRAG_FUSION\)"):
         Config.from_env()
+
+
+def test_readme_config_example_is_valid(tmp_path):
+    import re
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    block = re.search(r"```toml\n(.*?)```", readme.read_text(encoding="utf-8"), re.S)
+    assert block is not None, "README.md has no TOML example"
+    cfg = Config.from_env(config_file=write(tmp_path, block.group(1)))
+    assert cfg.sources()["fusion"].startswith("file ")
