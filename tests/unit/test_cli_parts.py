@@ -99,3 +99,37 @@ def test_cli_files_stay_small():
     root = Path(render.__file__).parent
     for path in root.glob("*.py"):
         assert len(path.read_text().splitlines()) <= 500, path.name
+
+
+def _answer(generator: str = "extractive", **stages: float):
+    from snaprag.types import Answer, Citation, StageTimings
+
+    cites = [
+        Citation(1, "/d/manual.pdf", 2, "m", "m#1"),
+        Citation(2, "/d/manual.pdf", 3, "m", "m#2"),
+        Citation(3, "/d/guide.md", None, "g", "g#0"),
+        Citation(4, "/d/manual.pdf", 2, "m", "m#1"),
+    ]
+    text = "Frame: 7 years. [manual.pdf p.2] Desk: 2 years. [guide.md]"
+    return Answer("q?", text, cites, [], StageTimings(dict(stages)), generator)
+
+
+def test_answers_list_each_cited_source_once_with_labelled_timings(capsys):
+    answer = _answer(embed=3.0, fetch=1.1, answer=2.0, total=6.3)
+    render.print_answer(answer)
+    out = capsys.readouterr().out
+    assert out.count("/d/manual.pdf") == 1 and out.count("/d/guide.md") == 1
+    assert "[manual.pdf p.2] [manual.pdf p.3] /d/manual.pdf" in out
+    assert "retrieval 4.1 ms · answer 2.0 ms · total 6.3 ms" in out
+    cached = _answer(cache=0.8, total=0.8)
+    assert render.answer_timing(cached) == "from cache · total 0.8 ms"
+
+
+def test_generated_answers_group_numbered_sources(capsys):
+    from snaprag.cli import stream
+
+    stream.print_generated(_answer("gguf:x.gguf", retrieve=4.0, decode=10.0, total=20.0))
+    out = capsys.readouterr().out
+    assert out.count("/d/manual.pdf") == 1
+    assert "[1] p.2 · [2] p.3 · [4] p.2 /d/manual.pdf" in out
+    assert "total 20 ms (retrieval 4, decode 10 ms)" in out

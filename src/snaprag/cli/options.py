@@ -142,11 +142,6 @@ class Settings:
     config_file: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
-    def without(self, *names: str) -> Settings:
-        return Settings(
-            self.config_file, {k: v for k, v in self.overrides.items() if k not in names}
-        )
-
 
 def with_settings(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add the options ``names`` (keys of :data:`OPTIONS`; ``config`` always) to a command;

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from rich.console import Console
 
 from ..types import Answer, AnswerEvent
-from .render import console, markup, safe
+from .render import cited_sources, console, markup, safe
 
 
 def speed_line(answer: Answer) -> str:
@@ -37,12 +37,10 @@ def print_sources(answer: Answer, out: Console) -> None:
     """Each cited source once, with the numbers and pages the answer cites it by."""
     if answer.citations:
         out.print()
-        groups: dict[str, list[str]] = {}
-        for c in answer.citations:
-            label = f"[{c.n}]" + (f" p.{c.page}" if c.page is not None else "")
-            if label not in groups.setdefault(c.source, []):
-                groups[c.source].append(label)
-        for source, labels in groups.items():
+        groups = cited_sources(
+            answer.citations, lambda c: f"[{c.n}]" + (f" p.{c.page}" if c.page is not None else "")
+        )
+        for source, labels in groups:
             out.print(f"  [dim]{markup(' · '.join(labels))}[/] {markup(source)}", highlight=False)
     elif answer.hits:
         out.print("\n  [dim](the answer cites no source)[/]", highlight=False)
