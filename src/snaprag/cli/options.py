@@ -39,14 +39,14 @@ OPTIONS: dict[str, Option] = {
         None,
         Annotated[
             Path | None,
-            typer.Option("--config", help="TOML settings file [env SNAPRAG_CONFIG]"),
+            typer.Option("--config", help="TOML settings file (env SNAPRAG_CONFIG)"),
         ],
     ),
     "index": Option(
         "index_dir",
         Annotated[
             Path | None,
-            typer.Option("--index", help="Index directory [env SNAPRAG_INDEX; default ./.snaprag]"),
+            typer.Option("--index", help="Index directory (env SNAPRAG_INDEX; default ./.snaprag)"),
         ],
     ),
     "model": Option(
@@ -65,7 +65,7 @@ OPTIONS: dict[str, Option] = {
             typer.Option(
                 "--llm",
                 help="Who writes the answer: extractive, smollm2 (bundled demo model), "
-                "gguf:PATH or openai:BASE_URL [env SNAPRAG_LLM]",
+                "gguf:PATH or openai:BASE_URL (env SNAPRAG_LLM)",
             ),
         ],
     ),
@@ -80,7 +80,7 @@ OPTIONS: dict[str, Option] = {
         "llm_api_key",
         Annotated[
             str | None,
-            typer.Option("--llm-key", help="API key [env SNAPRAG_LLM_API_KEY or OPENAI_API_KEY]"),
+            typer.Option("--llm-key", help="API key (env SNAPRAG_LLM_API_KEY or OPENAI_API_KEY)"),
         ],
     ),
     "llm_threads": Option(
