@@ -1,14 +1,28 @@
 """Typed engine settings.
 
-Values come, in rising priority, from the defaults below, ``SNAPRAG_*`` environment
-variables, and keyword arguments. Every value is validated when the config is built, and
-a bad one raises :class:`~snaprag.errors.ConfigError` naming the allowed values.
+Values come, in rising priority, from the defaults below, a TOML config file
+(``config_file=`` or ``$SNAPRAG_CONFIG``), ``SNAPRAG_<FIELD>`` environment variables, and
+keyword arguments (the CLI's options). Every value is validated when the config is built,
+and a bad one raises :class:`~snaprag.errors.ConfigError` naming the allowed values.
+
+The config stays one flat frozen dataclass (code reads ``config.fusion``); each field
+belongs to one section (:data:`FIELD_SECTIONS`), which is the table it is written under in
+the file::
+
+    [search]
+    fusion = "rrf"
+
+    [cache]
+    redis_url = "redis://127.0.0.1:6379/0"
+
+:meth:`Config.sources` tells where every effective value came from.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +33,8 @@ FUSIONS = ("rrf", "weighted")
 DENSE_BACKENDS = ("auto", "exact", "hnsw")
 QUANTIZATIONS = ("int8", "fp32")
 VECTOR_DTYPES = ("float16", "int8")
+#: document stores by name (a Milvus backend adds "milvus")
+STORES = ("sqlite",)
 #: the forms ``llm`` takes (see ``generate/factory.py``)
 LLM_FORMS = ("extractive", "smollm2", "gguf:PATH", "openai:BASE_URL", "echo")
 
@@ -111,6 +127,11 @@ class Config:
     semantic_threshold: float = 0.85
     #: warm_up() precomputes the N most frequent logged queries (0 = off)
     cache_warm_top: int = 0
+    # ---- added later; kept last so that positional construction stays as it was
+    #: the document store backend, by name (see STORES)
+    store: str = "sqlite"
+    #: longer queries are refused with a QueryError (a pasted document is not a query)
+    max_query_chars: int = 8192
 
     def __post_init__(self) -> None:
         if self.cache_dir == Path():
@@ -121,6 +142,8 @@ class Config:
         _choice("dense_backend", self.dense_backend, DENSE_BACKENDS)
         _choice("quantization", self.quantization, QUANTIZATIONS)
         _choice("vector_dtype", self.vector_dtype, VECTOR_DTYPES)
+        _choice("store", self.store, STORES)
+        _positive("max_query_chars", self.max_query_chars)
         _positive("chunk_tokens", self.chunk_tokens, minimum=16)
         _positive("embed_batch_size", self.embed_batch_size)
         _positive("candidates", self.candidates)
@@ -196,35 +219,82 @@ class Config:
             raise ConfigError(f"llm_temperature must be in [0, 2], got {self.llm_temperature}")
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> Config:
-        """Defaults, then ``SNAPRAG_<FIELD>`` variables, then ``overrides`` (None ignored)."""
-        values: dict[str, Any] = {}
-        types = {f.name: f.type for f in fields(cls)}
-        for f in fields(cls):
-            raw = os.environ.get(f"SNAPRAG_{f.name.upper()}")
-            if raw is None and f.name == "index_dir":
-                raw = os.environ.get("SNAPRAG_INDEX")
-            if raw is not None and raw != "":
-                values[f.name] = _parse(f.name, raw, str(types[f.name]))
-        from_env = set(values)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(values) - set(types)
+    def from_env(cls, config_file: str | Path | None = None, **overrides: Any) -> Config:
+        """Defaults, then the TOML ``config_file`` (or ``$SNAPRAG_CONFIG``), then
+        ``SNAPRAG_<FIELD>`` variables, then ``overrides`` (None values are ignored).
+
+        The result remembers where each value came from: see :meth:`sources`.
+        """
+        names = {f.name for f in fields(cls)}
+        unknown = {k for k, v in overrides.items() if v is not None} - names
         if unknown:
-            raise ConfigError(f"unknown settings {sorted(unknown)}; valid: {sorted(types)}")
+            raise ConfigError(f"unknown settings {sorted(unknown)}; valid: {sorted(names)}")
+        values: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        path = config_file
+        if path is None and os.environ.get("SNAPRAG_CONFIG"):
+            path = os.environ["SNAPRAG_CONFIG"]
+        if path is not None:
+            for name, value in read_config_file(path).items():
+                values[name] = value
+                origin[name] = f"file {Path(path).expanduser()}"
+        types = {f.name: str(f.type) for f in fields(cls)}
+        for name in names:
+            var = f"SNAPRAG_{name.upper()}"
+            raw = os.environ.get(var)
+            if (raw is None or raw == "") and name == "index_dir":
+                var, raw = "SNAPRAG_INDEX", os.environ.get("SNAPRAG_INDEX")
+            if raw is not None and raw != "":
+                values[name] = _parse(name, raw, types[name])
+                origin[name] = f"env {var}"
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = value
+                origin[name] = "option"
         try:
-            return cls(**values)
-        except ConfigError as exc:  # name the variable the user set, if it came from one
-            named = [
-                n
-                for n in sorted(from_env - {k for k, v in overrides.items() if v is not None})
-                if str(exc).startswith(n + " ")
-            ]
-            if named:
-                raise ConfigError(f"{exc} (set by SNAPRAG_{named[0].upper()})") from None
+            config = cls(**values)
+        except ConfigError as exc:  # name where the offending value was set
+            culprit = next((n for n in sorted(origin) if str(exc).startswith(n + " ")), None)
+            kind, _, where = origin.get(culprit or "", "").partition(" ")
+            if kind == "env":
+                raise ConfigError(f"{exc} (set by {where})") from None
+            if kind == "file":
+                section = FIELD_SECTIONS.get(culprit or "", "")
+                raise ConfigError(f"{exc} (set in {where} [{section}])") from None
             raise
+        object.__setattr__(config, "_sources", origin)
+        return config
+
+    def sources(self) -> dict[str, str]:
+        """Where each setting's value came from, for every field: ``default``,
+        ``file PATH``, ``env SNAPRAG_X`` or ``option``.
+
+        Kept outside the dataclass fields, so it never takes part in equality, hashing,
+        ``repr`` or ``dataclasses.asdict`` (cache keys are computed from the latter).
+        """
+        known: dict[str, str] | None = self.__dict__.get("_sources")
+        out = {}
+        for f in fields(self):
+            if known is not None:
+                out[f.name] = known.get(f.name, "default")
+            else:  # built directly: a value other than the default was passed in
+                out[f.name] = "default" if _is_default(self, f) else "option"
+        return out
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The settings of one section (``index``, ``search``, ``llm``...), by field name."""
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown section {name!r}; sections are {', '.join(SECTIONS)}")
+        return {n: getattr(self, n) for n, sec in FIELD_SECTIONS.items() if sec == name}
 
     def with_(self, **changes: Any) -> Config:
-        return replace(self, **changes)
+        """A copy with ``changes`` (validated again); they count as options in sources()."""
+        config = replace(self, **changes)
+        origin = dict(self.__dict__.get("_sources") or {})
+        if origin or "_sources" in self.__dict__:
+            origin.update(dict.fromkeys(changes, "option"))
+            object.__setattr__(config, "_sources", origin)
+        return config
 
     @property
     def effective_llm_threads(self) -> int:
@@ -251,6 +321,148 @@ class Config:
             return max(1, len(os.sched_getaffinity(0)))
         except AttributeError:  # pragma: no cover - non-Linux
             return max(1, os.cpu_count() or 1)
+
+
+#: the sections of the config file, in the order ``snaprag config show`` lists them
+SECTIONS = ("index", "ingest", "search", "cache", "llm", "server")
+
+#: the section (table of the TOML file) of every Config field; a test checks it covers all
+FIELD_SECTIONS: dict[str, str] = {
+    # where the index lives, what it is stored with, which model embeds it
+    "index_dir": "index",
+    "store": "index",
+    "model": "index",
+    "quantization": "index",
+    "vector_dtype": "index",
+    "dense_backend": "index",
+    "hnsw_min_chunks": "index",
+    "cache_dir": "index",
+    # turning files into chunks and vectors
+    "chunk_tokens": "ingest",
+    "chunk_overlap": "ingest",
+    "max_file_bytes": "ingest",
+    "embed_batch_size": "ingest",
+    # retrieval: fusion, second stage, limits
+    "fusion": "search",
+    "rrf_k": "search",
+    "dense_weight": "search",
+    "bm25_weight": "search",
+    "hangul_dense_weight": "search",
+    "hangul_bm25_weight": "search",
+    "rerank_model": "search",
+    "rerank_top_n": "search",
+    "rescore_model": "search",
+    "rescore_alpha": "search",
+    "candidates": "search",
+    "max_query_chars": "search",
+    # the query cache
+    "cache": "cache",
+    "cache_memory_mb": "cache",
+    "cache_disk": "cache",
+    "cache_disk_mb": "cache",
+    "redis_url": "cache",
+    "redis_timeout": "cache",
+    "redis_failures": "cache",
+    "redis_cooldown": "cache",
+    "cache_ttl_embedding": "cache",
+    "cache_ttl_retrieval": "cache",
+    "cache_ttl_answer": "cache",
+    "semantic_cache": "cache",
+    "semantic_threshold": "cache",
+    "cache_warm_top": "cache",
+    # answers
+    "llm": "llm",
+    "llm_model": "llm",
+    "llm_api_key": "llm",
+    "llm_threads": "llm",
+    "llm_ctx": "llm",
+    "llm_gpu_layers": "llm",
+    "llm_parallel": "llm",
+    "llm_max_tokens": "llm",
+    "llm_temperature": "llm",
+    "llm_timeout": "llm",
+    "llm_retries": "llm",
+    "context_tokens": "llm",
+    # the running process (the HTTP server adds its own settings here)
+    "threads": "server",
+}
+
+#: settings never shown in clear (``snaprag config show`` masks them)
+SECRET_SETTINGS = frozenset({"llm_api_key"})
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The settings of a TOML config file, by field name, checked against the sections.
+
+    Relative paths in it (``index_dir``, ``cache_dir``) are taken from the file's folder.
+    Every problem is one :class:`ConfigError` line naming the file, the key and the valid
+    ones.
+    """
+    path = Path(path).expanduser()
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    types = {f.name: str(f.type) for f in fields(Config)}
+    values: dict[str, Any] = {}
+    for section, table in data.items():
+        if section not in SECTIONS:
+            if section in FIELD_SECTIONS:
+                raise ConfigError(
+                    f"{path}: {section!r} must be under [{FIELD_SECTIONS[section]}], "
+                    "not at the top level"
+                )
+            raise ConfigError(
+                f"{path}: unknown section [{section}]; sections are {', '.join(SECTIONS)}"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table of settings")
+        valid = [n for n, s in FIELD_SECTIONS.items() if s == section]
+        for key, value in table.items():
+            home = FIELD_SECTIONS.get(key)
+            if home is None:
+                raise ConfigError(
+                    f"{path}: unknown key {key!r} in [{section}]; valid keys: {', '.join(valid)}"
+                )
+            if home != section:
+                raise ConfigError(f"{path}: {key!r} belongs in [{home}], not in [{section}]")
+            values[key] = _from_toml(path, section, key, value, types[key])
+    return values
+
+
+def _from_toml(path: Path, section: str, key: str, value: Any, typ: str) -> Any:
+    """Check the TOML value's type against the field's; paths resolved from the file."""
+    if typ == "bool":
+        ok, want = isinstance(value, bool), "true or false"
+    elif typ == "int":
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif typ == "float":
+        ok, want = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+        value = float(value) if ok else value
+    else:  # str, str | None, Path
+        ok, want = isinstance(value, str), "a string"
+    if not ok:
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)
+        raise ConfigError(f"{path}: [{section}] {key} must be {want}, got {shown}")
+    if typ == "Path":
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else path.parent / p
+    return value
+
+
+def _is_default(config: Config, f: Any) -> bool:
+    if f.name == "cache_dir":
+        return config.cache_dir == default_cache_dir()
+    return getattr(config, f.name) == f.default
 
 
 def _parse(name: str, raw: str, typ: str) -> Any:

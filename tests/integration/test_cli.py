@@ -370,3 +370,227 @@ def test_console_script(index: Path, cli) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["documents"] == 5
+
+
+# --------------------------------------------------------------------------- new-user fixes
+
+
+def one_line_error(res) -> str:
+    """The whole of stderr: exactly one line starting with 'error:', no traceback."""
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("error:") and "Traceback" not in res.stderr
+    return lines[0]
+
+
+def test_version(run_cli) -> None:
+    from snaprag import __version__
+
+    res = run_cli("--version")
+    assert res.returncode == 0 and res.stdout.strip() == f"snaprag {__version__}"
+
+
+@pytest.mark.parametrize("spelling", ["PDF", ".pdf", ".PDF", " pdf"])
+def test_type_is_normalized(index: Path, run_cli, spelling: str) -> None:
+    res = run_cli("search", "drone battery", "--index", index, "--json", "--type", spelling)
+    assert res.returncode == 0, res.stderr
+    assert {Path(h["source"]).name for h in res.json()["hits"]} == {"manual.pdf"}
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("search", "owls", "--type", "gif"), "docx, html, jsonl, md, pdf, txt"),
+        (("search", "owls", "-k", "abc"), "-k"),
+        (("search", "owls", "-k", "0"), "-k"),
+        (("search", "owls", "--mode", "semantic"), "hybrid, dense, bm25"),
+        (("search", "owls", "--no-such-option"), "--no-such-option"),
+        (("ask", "owls?", "--type", "image"), "pdf"),
+        (("ask", "owls?", "--llm-ctx", "10"), "llm_ctx"),
+        (("ask", "owls?", "--llm", "gpt4"), "openai:BASE_URL"),
+        (("ask", "owls?", "--temperature", "hot"), "--temperature"),
+        (("cache", "warm", "--top", "-3"), "--top"),
+        (("stats", "--config", "missing.toml"), "missing.toml not found"),
+    ],
+)
+def test_bad_option_values_are_one_line_errors(
+    index: Path, run_cli, args: tuple[str, ...], fragment: str
+) -> None:
+    res = run_cli(*args, "--index", index)
+    assert res.returncode == 2, (args, res.stdout, res.stderr)
+    assert fragment in one_line_error(res)
+    assert res.stdout == ""
+
+
+def test_modes_are_case_insensitive(index: Path, run_cli) -> None:
+    res = run_cli("search", "drone battery", "--index", index, "--json", "--mode", "BM25")
+    assert res.returncode == 0, res.stderr
+    assert Path(res.json()["hits"][0]["source"]).name == "manual.pdf"
+
+
+def test_too_long_query_is_refused(index: Path, run_cli) -> None:
+    env = {"SNAPRAG_MAX_QUERY_CHARS": "20"}
+    res = run_cli("search", "owls " * 10, "--index", index, env=env)
+    assert res.returncode == 2
+    assert "limit is 20" in one_line_error(res)
+    assert run_cli("ask", "owls " * 10, "--index", index, env=env).returncode == 2
+    assert run_cli("search", "owls", "--index", index, env=env).returncode == 0
+
+
+def test_docs_lists_sources(index: Path, corpus: Path, run_cli) -> None:
+    res = run_cli("docs", "--index", index, "--json")
+    assert res.returncode == 0, res.stderr
+    rows = {Path(r["path"]).name: r for r in res.json()}
+    assert set(rows) == {"guide.md", "notes.txt", "manual.pdf", "corpus.jsonl"}
+    for r in rows.values():
+        assert set(r) == {"path", "type", "documents", "pages", "chunks", "ingested_at", "complete"}
+        assert r["complete"] is True and r["chunks"] >= 1
+        assert isinstance(r["ingested_at"], float)
+    assert rows["manual.pdf"]["type"] == "pdf" and rows["manual.pdf"]["pages"] == 2
+    assert rows["corpus.jsonl"]["documents"] == 2 and rows["guide.md"]["pages"] is None
+    human = run_cli("docs", "--index", index)
+    assert human.returncode == 0
+    assert all(name in human.stdout for name in rows)
+
+
+def test_delete_source_and_document(index: Path, corpus: Path, run_cli) -> None:
+    res = run_cli("delete", "owl-3", "--index", index, "--json")
+    assert res.returncode == 0, res.stderr
+    assert res.json()["deleted"] == "document" and res.json()["chunks"] == 1
+    hits = run_cli("search", "snowy owls lemmings", "--index", index, "--json").json()["hits"]
+    assert "owl-3" not in {h["doc_id"] for h in hits}
+    pdf = corpus / "manual.pdf"
+    res = run_cli("delete", pdf, "--index", index)
+    assert res.returncode == 0, res.stderr
+    assert "manual.pdf" in res.stdout and "2 chunk(s)" in res.stdout
+    names = {Path(r["path"]).name for r in run_cli("docs", "--index", index, "--json").json()}
+    assert names == {"guide.md", "notes.txt", "corpus.jsonl"}
+    gone = run_cli("delete", pdf, "--index", index)
+    assert gone.returncode == 2 and "snaprag docs" in one_line_error(gone)
+
+
+def test_ingest_exclude(tmp_path: Path, corpus: Path, run_cli) -> None:
+    index = tmp_path / "index"
+    res = run_cli(
+        "ingest", corpus, "--index", index, "--json", "--exclude", "*.pdf", "--exclude", "c*.jsonl"
+    )
+    assert res.returncode == 0, res.stderr
+    assert {Path(s["path"]).name for s in res.json()["sources"]} == {"guide.md", "notes.txt"}
+
+
+def test_unindexable_source_hints_at_exclude(tmp_path: Path, make, run_cli) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ok.txt").write_text("The Brindle canal opens at dawn.\n")
+    make.pdf(docs / "scan.pdf", [""])  # a page without a text layer
+    index = tmp_path / "index"
+    res = run_cli("ingest", docs, "--index", index)
+    assert res.returncode == 1
+    assert "no text layer" in res.out_flat
+    assert "--exclude scan.pdf" in res.out_flat
+    again = run_cli("ingest", docs, "--index", index, "--exclude", "scan.pdf")
+    assert again.returncode == 0, again.stdout
+
+
+def test_ingest_of_missing_path_creates_no_index(tmp_path: Path, run_cli) -> None:
+    index = tmp_path / "new-index"
+    for extra in ((), ("--json",)):
+        res = run_cli("ingest", tmp_path / "nonexistent", "--index", index, *extra)
+        assert res.returncode == 1, res.stderr
+        assert "no such file" in res.out_flat
+        assert not index.exists()
+    res = run_cli("ingest", tmp_path / "nonexistent", cwd=tmp_path)
+    assert not (tmp_path / ".snaprag").exists()
+
+
+def test_queries_file_without_json_is_a_summary(index: Path, tmp_path: Path, run_cli) -> None:
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text(
+        '{"_id": "q-owl", "text": "owls hunt lemmings"}\n{"_id": 2, "text": "bridge toll"}\n'
+    )
+    res = run_cli("search", "--queries", qfile, "--index", index, "-k", "3")
+    assert res.returncode == 0, res.stderr
+    assert not any(line.lstrip().startswith("{") for line in res.stdout.splitlines())
+    assert "q-owl" in res.stdout and "corpus.jsonl" in res.stdout
+    assert "2 queries" in res.out_flat
+
+
+def test_ask_labels_timings_and_lists_each_source_once(index: Path, run_cli) -> None:
+    res = run_cli("ask", "What is the toll for bicycles on the bridge?", "--index", index)
+    assert res.returncode == 0, res.stderr
+    last = res.stdout.strip().splitlines()[-1]
+    assert "retrieval" in last and "answer" in last and "total" in last and "ms" in last
+    source_lines = [line for line in res.stdout.splitlines() if line.startswith("  [")]
+    paths = [line.split("] ")[-1].strip() for line in source_lines]
+    assert paths and len(paths) == len(set(paths))
+
+
+def test_escape_sequences_never_reach_the_terminal(tmp_path: Path, run_cli) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    name = "evil\x1b[2J\x1b]0;owned\x07\u202e.txt"
+    (docs / name).write_text("The Quorvane turbine spins at nine hundred rpm. \x1b[31mred\n")
+    (docs / ("broken\x1b[2J.pdf")).write_bytes(b"not a pdf")
+    index = tmp_path / "index"
+    outputs = [
+        run_cli("ingest", docs, "--index", index),
+        run_cli("docs", "--index", index),
+        run_cli("search", "Quorvane turbine", "--index", index),
+        run_cli("ask", "How fast does the Quorvane turbine spin?", "--index", index),
+        run_cli("delete", "gone\x1b[2J", "--index", index),
+        run_cli("search", "x", "--index", index, "--type", "\x1b[2J"),
+    ]
+    for res in outputs:
+        assert "\x1b" not in res.stdout + res.stderr, (res.stdout, res.stderr)
+        assert "\u202e" not in res.stdout + res.stderr
+        assert "\x07" not in res.stdout + res.stderr
+    assert "\\x1b[2J" in outputs[1].stdout  # shown, escaped
+    # JSON keeps the exact name
+    rows = run_cli("docs", "--index", index, "--json").json()
+    assert Path(rows[0]["path"]).name == name
+    hits = run_cli("search", "Quorvane turbine", "--index", index, "--json").json()["hits"]
+    assert Path(hits[0]["source"]).name == name
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_config_file_and_show(index: Path, tmp_path: Path, run_cli) -> None:
+    config = tmp_path / "snaprag.toml"
+    config.write_text(
+        f'[index]\nindex_dir = "{index}"\n[search]\nfusion = "rrf"\n'
+        '[llm]\nllm_api_key = "sk-very-secret"\n'
+    )
+    # the file selects the index for every command
+    res = run_cli("stats", "--config", config, "--json")
+    assert res.returncode == 0, res.stderr
+    assert res.json()["documents"] == 5
+    via_env = run_cli("search", "owls", "--json", "-k", "1", env={"SNAPRAG_CONFIG": str(config)})
+    assert via_env.json()["hits"][0]["doc_id"] == "owl-3"
+    show = run_cli("config", "show", "--config", config, "--json", env={"SNAPRAG_RRF_K": "30"})
+    assert show.returncode == 0, show.stderr
+    data = show.json()
+    assert data["config_file"] == str(config)
+    assert list(data["settings"]) == ["index", "ingest", "search", "cache", "llm", "server"]
+    search = data["settings"]["search"]
+    assert search["fusion"] == {"value": "rrf", "source": f"file {config}"}
+    assert search["rrf_k"] == {"value": 30, "source": "env SNAPRAG_RRF_K"}
+    assert search["candidates"]["source"] == "default"
+    assert data["settings"]["index"]["store"]["value"] == "sqlite"
+    assert data["settings"]["llm"]["llm_api_key"]["value"] == "********"
+    over = run_cli("config", "show", "--config", config, "--index", tmp_path / "x", "--json")
+    assert over.json()["settings"]["index"]["index_dir"]["source"] == "option"
+    human = run_cli("config", "show", "--config", config)
+    assert human.returncode == 0
+    assert "sk-very-secret" not in human.stdout + show.stdout
+    assert "fusion" in human.stdout and "SNAPRAG_RRF_K" not in human.stdout
+
+
+def test_config_file_errors(tmp_path: Path, index: Path, run_cli) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[search]\nredis_url = "redis://x"\n')
+    for args in (("stats",), ("search", "owls"), ("config", "show"), ("ingest", tmp_path)):
+        res = run_cli(*args, "--config", config)
+        assert res.returncode == 2, args
+        line = one_line_error(res)
+        assert str(config) in line and "redis_url" in line and "[cache]" in line

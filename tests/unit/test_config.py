@@ -1,4 +1,5 @@
-"""Config: defaults, SNAPRAG_* environment variables, overrides and validation."""
+"""Config: defaults, sections, the TOML file, SNAPRAG_* variables, overrides, provenance
+and validation."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytest
 
 from snaprag.config import (
     DENSE_BACKENDS,
+    FIELD_SECTIONS,
     FUSIONS,
     QUANTIZATIONS,
+    SECTIONS,
     VECTOR_DTYPES,
     Config,
     default_cache_dir,
@@ -222,3 +225,168 @@ def test_with_revalidates_and_is_frozen():
 def test_effective_threads_automatic():
     assert Config(threads=0).effective_threads >= 1
     assert Config(threads=5).effective_threads == 5
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def test_every_field_has_a_known_section():
+    names = {f.name for f in dataclasses.fields(Config)}
+    assert set(FIELD_SECTIONS) == names
+    assert set(FIELD_SECTIONS.values()) <= set(SECTIONS)
+
+
+def test_section_returns_its_fields():
+    cfg = Config(fusion="rrf", redis_url="redis://127.0.0.1:6379/0")
+    search = cfg.section("search")
+    assert search["fusion"] == "rrf" and search["max_query_chars"] == 8192
+    assert "redis_url" not in search
+    assert cfg.section("cache")["redis_url"] == "redis://127.0.0.1:6379/0"
+    assert cfg.section("index")["store"] == "sqlite"
+    merged = {}
+    for name in SECTIONS:
+        merged.update(cfg.section(name))
+    assert merged == dataclasses.asdict(cfg)
+    with pytest.raises(ConfigError, match="index, ingest, search"):
+        cfg.section("retrieval")
+
+
+def test_new_fields_are_validated():
+    assert Config().store == "sqlite" and Config().max_query_chars == 8192
+    with pytest.raises(ConfigError, match="store must be one of sqlite; got 'milvus'"):
+        Config(store="milvus")
+    with pytest.raises(ConfigError, match="max_query_chars"):
+        Config(max_query_chars=0)
+
+
+# --------------------------------------------------------------------------- TOML file
+
+
+def write(tmp_path: Path, text: str, name: str = "snaprag.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_file_sets_values_by_section(tmp_path):
+    path = write(
+        tmp_path,
+        '[search]\nfusion = "rrf"\nrrf_k = 30\ndense_weight = 1\n'
+        '[cache]\nredis_url = "redis://127.0.0.1:6379/0"\nsemantic_cache = true\n'
+        '[index]\nindex_dir = "idx"\n[llm]\nllm_temperature = 0.5\n',
+    )
+    cfg = Config.from_env(config_file=path)
+    assert cfg.fusion == "rrf" and cfg.rrf_k == 30
+    assert cfg.dense_weight == 1.0 and isinstance(cfg.dense_weight, float)
+    assert cfg.redis_url == "redis://127.0.0.1:6379/0" and cfg.semantic_cache is True
+    assert cfg.index_dir == tmp_path / "idx"  # relative to the file's folder
+    assert cfg.llm_temperature == 0.5
+
+
+def test_snaprag_config_variable(monkeypatch, tmp_path):
+    path = write(tmp_path, "[ingest]\nchunk_tokens = 128\n")
+    monkeypatch.setenv("SNAPRAG_CONFIG", str(path))
+    assert Config.from_env().chunk_tokens == 128
+    other = write(tmp_path, "[ingest]\nchunk_tokens = 96\n", "other.toml")
+    assert Config.from_env(config_file=other).chunk_tokens == 96  # explicit file wins
+
+
+def test_priority_default_file_env_option(monkeypatch, tmp_path):
+    path = write(tmp_path, '[search]\nfusion = "rrf"\nrrf_k = 30\ncandidates = 50\n')
+    monkeypatch.setenv("SNAPRAG_RRF_K", "40")
+    monkeypatch.setenv("SNAPRAG_CANDIDATES", "70")
+    cfg = Config.from_env(config_file=path, candidates=90)
+    assert (cfg.fusion, cfg.rrf_k, cfg.candidates, cfg.chunk_tokens) == ("rrf", 40, 90, 192)
+    sources = cfg.sources()
+    assert sources["fusion"] == f"file {path}"
+    assert sources["rrf_k"] == "env SNAPRAG_RRF_K"
+    assert sources["candidates"] == "option"
+    assert sources["chunk_tokens"] == "default"
+    assert set(sources) == {f.name for f in dataclasses.fields(Config)}
+
+
+def test_provenance_of_index_alias_and_direct_configs(monkeypatch, tmp_path):
+    monkeypatch.setenv("SNAPRAG_INDEX", str(tmp_path / "a"))
+    assert Config.from_env().sources()["index_dir"] == "env SNAPRAG_INDEX"
+    direct = Config(fusion="rrf")
+    assert direct.sources()["fusion"] == "option"
+    assert direct.sources()["rrf_k"] == "default"
+    assert direct.sources()["cache_dir"] == "default"
+    changed = Config.from_env().with_(rrf_k=5)
+    assert changed.sources()["rrf_k"] == "option"
+    assert changed.sources()["index_dir"] == "env SNAPRAG_INDEX"
+
+
+def test_provenance_stays_out_of_equality_repr_and_asdict(monkeypatch, tmp_path):
+    path = write(tmp_path, '[search]\nfusion = "rrf"\n')
+    from_file = Config.from_env(config_file=path)
+    from_option = Config.from_env(fusion="rrf")
+    assert from_file.sources()["fusion"] != from_option.sources()["fusion"]
+    assert from_file == from_option and hash(from_file) == hash(from_option)
+    assert repr(from_file) == repr(from_option)
+    assert dataclasses.asdict(from_file) == dataclasses.asdict(from_option)
+    assert "_sources" not in dataclasses.asdict(from_file)
+    assert str(path) not in repr(from_file)
+
+
+def test_cache_keys_do_not_depend_on_provenance(tmp_path):
+    from snaprag.cache.query_cache import settings_fingerprint
+
+    path = write(tmp_path, '[search]\nfusion = "rrf"\n')
+    assert settings_fingerprint(Config.from_env(config_file=path)) == settings_fingerprint(
+        Config(fusion="rrf")
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ('[retrieval]\nfusion = "rrf"\n', ["unknown section [retrieval]", "search, cache"]),
+        ("[search]\nfusoin = 'rrf'\n", ["unknown key 'fusoin' in [search]", "fusion, rrf_k"]),
+        ('[search]\nredis_url = "redis://x"\n', ["'redis_url' belongs in [cache]"]),
+        ('fusion = "rrf"\n', ["'fusion' must be under [search]"]),
+        ('[search]\nrrf_k = "sixty"\n', ["[search] rrf_k must be an integer, got 'sixty'"]),
+        ("[search]\nrrf_k = 1.5\n", ["rrf_k must be an integer"]),
+        ("[cache]\ncache = 1\n", ["[cache] cache must be true or false, got 1"]),
+        ("[search]\ndense_weight = true\n", ["dense_weight must be a number, got true"]),
+        ("[llm]\nllm_model = 3\n", ["llm_model must be a string"]),
+        ("[search]\nfusion = \n", ["not valid TOML"]),
+        ("search = 3\n", ["[search] must be a table"]),
+        ('[search]\nfusion = "max"\n', ["fusion must be one of rrf, weighted", "[search]"]),
+    ],
+)
+def test_file_errors_name_file_key_and_valid_ones(tmp_path, text, fragments):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        Config.from_env(config_file=path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_missing_config_file(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match=r"config file .*nope\.toml not found"):
+        Config.from_env(config_file=tmp_path / "nope.toml")
+    monkeypatch.setenv("SNAPRAG_CONFIG", str(tmp_path / "gone.toml"))
+    with pytest.raises(ConfigError, match=r"gone\.toml not found"):
+        Config.from_env()
+    with pytest.raises(ConfigError, match="is a directory"):
+        Config.from_env(config_file=tmp_path)
+
+
+def test_env_error_still_names_the_variable(monkeypatch):
+    monkeypatch.setenv("SNAPRAG_FUSION", "max")
+    with pytest.raises(ConfigError, match=r"\(set by SNAPRAG_FUSION\)"):
+        Config.from_env()
+
+
+def test_readme_config_example_is_valid(tmp_path):
+    import re
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    block = re.search(r"```toml\n(.*?)```", readme.read_text(encoding="utf-8"), re.S)
+    assert block is not None, "README.md has no TOML example"
+    cfg = Config.from_env(config_file=write(tmp_path, block.group(1)))
+    assert cfg.sources()["fusion"].startswith("file ")

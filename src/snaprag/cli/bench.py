@@ -1,0 +1,215 @@
+"""``snaprag eval`` and ``snaprag bench ...``: measurements on real collections.
+
+The benchmarks build their own engines (often several, on fresh indexes), so ``--config``
+reaches them as ``SNAPRAG_CONFIG`` for this process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .options import LLM, JsonOpt, Settings, with_settings
+from .shell import emit, error_message, fail
+
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Also write the JSON here")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="Embedding model: minilm, e5-small, hf:ORG/NAME or a directory"),
+]
+
+
+def _use_config_file(settings: Settings) -> None:
+    if settings.config_file is not None:
+        from ..config import read_config_file
+
+        try:
+            read_config_file(settings.config_file)  # a bad file fails now, not mid-run
+        except Exception as exc:
+            fail(error_message(exc))
+        os.environ["SNAPRAG_CONFIG"] = str(settings.config_file)
+
+
+def _bench(
+    settings: Settings, run: Callable[[], Any], module: Any, out: Path | None, as_json: bool
+) -> None:
+    """Run a benchmark; write its JSON to ``out`` if given; print JSON or its report."""
+    _use_config_file(settings)
+    try:
+        result = run()
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        fail(error_message(exc))
+    if out is not None:
+        module.write_json(result, out)
+    emit(result, as_json, module.print_report)
+
+
+@with_settings()
+def eval_(
+    dataset: Annotated[
+        Path, typer.Argument(help="BEIR folder (corpus.jsonl, queries, qrels/) or SQuAD .json")
+    ],
+    split: Annotated[str, typer.Option("--split")] = "test",
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="Embedding model preset (default: minilm)")
+    ] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, dense or bm25")] = "hybrid",
+    as_json: JsonOpt = False,
+    *,
+    settings: Settings,
+) -> None:
+    """nDCG@10, Recall@10/100, MRR@10, latency and ingest speed on an IR collection."""
+    from ..bench.eval import print_eval, run_eval
+
+    _use_config_file(settings)
+    try:
+        result = run_eval(dataset, split=split, preset=preset, mode=mode.strip().lower())
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        fail(error_message(exc))
+    emit(result, as_json, print_eval)
+
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on real IR collections.")
+
+
+@bench_app.command("retrieval")
+@with_settings()
+def bench_retrieval(
+    dataset: Annotated[Path, typer.Argument(help="BEIR-layout folder (corpus.jsonl, qrels/)")],
+    split: Annotated[str, typer.Option("--split")] = "test",
+    index: Annotated[
+        Path | None, typer.Option("--index", help="Reuse this index (default: fresh temp dir)")
+    ] = None,
+    model: ModelOpt = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    *,
+    settings: Settings,
+) -> None:
+    """Ingest speed, single vs batched query latency, cold start, nDCG@10."""
+    from ..bench import retrieval
+
+    _bench(
+        settings,
+        lambda: retrieval.run(dataset, split=split, index=index, model=model),
+        retrieval,
+        out,
+        as_json,
+    )
+
+
+@bench_app.command("cache")
+@with_settings()
+def bench_cache(
+    dataset: Annotated[Path, typer.Argument(help="BEIR-layout folder whose queries to replay")],
+    requests: Annotated[int, typer.Option("--requests", min=1, help="Length of the stream")] = 3000,
+    zipf: Annotated[float, typer.Option("--zipf", help="Zipf exponent of query popularity")] = 1.1,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Engines sharing L2/L3, each with its own L1")
+    ] = 4,
+    redis_url: Annotated[
+        str | None,
+        typer.Option("--redis-url", help="Use this Redis (default: start a private one)"),
+    ] = None,
+    korean: Annotated[
+        Path | None,
+        typer.Option("--korean", help="SQuAD-format Korean file for Korean semantic variants"),
+    ] = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    *,
+    settings: Settings,
+) -> None:
+    """No cache vs L1 vs L1+L2 vs L1+L2+L3 on a Zipf stream; tier hit latency; semantic hits."""
+    from ..bench import cache as bench
+
+    _bench(
+        settings,
+        lambda: bench.run(
+            dataset,
+            requests=requests,
+            zipf_s=zipf,
+            redis_url=redis_url,
+            korean=korean,
+            progress=not as_json,
+            workers=workers,
+        ),
+        bench,
+        out,
+        as_json,
+    )
+
+
+@bench_app.command("ask")
+@with_settings(*LLM)
+def bench_ask(
+    index: Annotated[
+        Path | None, typer.Option("--index", help="Ingest into this index (default: temp dir)")
+    ] = None,
+    samples: Annotated[
+        Path | None, typer.Option("--samples", help="Documents to ask about (default: samples/)")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="Chunks retrieved per question")] = 5,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    *,
+    settings: Settings,
+) -> None:
+    """Time to first token, tokens/s and per-stage latency of generated answers
+    (--llm defaults to smollm2 here)."""
+    from ..bench import ask as bench
+
+    overrides = dict(settings.overrides)
+    llm = overrides.pop("llm", "smollm2")
+    _bench(
+        settings,
+        lambda: bench.run(
+            index=index, samples=samples, llm=llm, k=k, progress=not as_json, **overrides
+        ),
+        bench,
+        out,
+        as_json,
+    )
+
+
+@bench_app.command("quantization")
+@with_settings()
+def bench_quantization(
+    dataset: Annotated[Path, typer.Argument(help="BEIR-layout folder (e.g. scifact)")],
+    preset: Annotated[
+        list[str] | None, typer.Option("--preset", help="Preset(s) to study (default: all)")
+    ] = None,
+    max_docs: Annotated[
+        int | None,
+        typer.Option("--max-docs", min=1, help="Embed at most N docs (judged ones kept)"),
+    ] = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    *,
+    settings: Settings,
+) -> None:
+    """fp32 vs int8 per-tensor vs int8 per-channel: size, speed, fidelity, nDCG@10."""
+    from ..bench import quantization
+
+    _use_config_file(settings)
+    try:
+        result = quantization.run(
+            dataset,
+            presets=tuple(preset or ("minilm", "e5-small")),
+            max_docs=max_docs,
+            out=out,
+            progress=not as_json,
+        )
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        fail(error_message(exc))
+    emit(result, as_json, quantization.print_report)
