@@ -141,7 +141,7 @@ class Engine:
                 self.config.index_dir.mkdir(parents=True, exist_ok=True)
             from .index.factory import open_store
 
-            store = open_store(getattr(self.config, "store", "sqlite"), self.db_path, create)
+            store = open_store(self.config.store, self.db_path, create)
             try:
                 self._check_settings(store)
             except ConfigError:
@@ -484,17 +484,6 @@ class Engine:
             "read_only": bool(getattr(store, "read_only", False)),
         }
 
-    def documents(self) -> list[dict[str, Any]]:
-        """Indexed sources: path, type, documents, pages, chunks, ingested_at, complete."""
-        return self.store.source_summaries()
-
-    def delete(self, source_or_doc_id: str) -> dict[str, Any]:
-        """Remove one source (by path) or the source of a document id; cached results of
-        the old version become unreachable at once (the index version moves on)."""
-        store = self.store
-        with self._ingest_lock():
-            return store.delete(source_or_doc_id)
-
     def _require_cache(self) -> QueryCache:
         self.require_index()
         cache = self.cache
@@ -577,112 +566,7 @@ class Engine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ---- front-end helpers (cli-config branch): begin
-    # What the CLI calls that the engine does not offer yet, written over today's internals
-    # and kept in this one block so that the engine's owner can re-home it: exclude patterns
-    # and a "start" event (the ingest job's), source listing and deletion (the store's coming
-    # source_summaries() / delete(); the SQL below is temporary), cache report and clearing.
-
-    def ingest(  # noqa: F811 - temporary: replaces the one above until the job takes exclude
-        self,
-        paths: Iterable[str | Path],
-        prune: bool = False,
-        exclude: Sequence[str] = (),
-        progress: Progress | None = None,
-    ) -> IngestReport:
-        """Index files and directories; unchanged sources are skipped.
-
-        With ``prune``, indexed sources under ``paths`` that no longer exist are removed.
-        ``exclude`` holds glob patterns of files not to index, matched against the file
-        name, its path under a given directory, its absolute path and its folders' names.
-        ``progress(event, data)`` gets ``discovered`` (number of files), ``start`` (the
-        path about to be processed), ``source`` (its result) and ``chunks`` (embedded).
-        Nothing is created on disk when none of ``paths`` exists.
-        """
-        from .ingest.job import FAILED, IngestJob, IngestReport, SourceResult, discover
-
-        roots = [Path(p) for p in paths]
-        patterns = tuple(exclude)
-        notify = progress or (lambda event, data: None)
-        if not self.db_path.exists() and not any(r.exists() for r in roots):
-            report = IngestReport(
-                [SourceResult(str(r.resolve()), FAILED, "no such file or directory") for r in roots]
-            )
-            notify("discovered", len(roots))
-            for result in report.results:
-                notify("source", result)
-            return report
-        excluded = self._excluded
-
-        class Job(IngestJob):
-            def run(
-                job, paths: Sequence[Path], prune: bool = False, skip: Sequence[Path] = ()
-            ) -> IngestReport:
-                start = time.perf_counter()
-                files = [
-                    (path, explicit)
-                    for path, explicit in discover(paths, skip)
-                    if not excluded(path, paths, patterns)
-                ]
-                job.progress("discovered", len(files))
-                seen: set[str] = set()
-                for path, explicit in files:
-                    job.progress("start", str(path))
-                    result = job._one(path, explicit)
-                    if result.status != FAILED or path.exists():
-                        seen.add(str(path.resolve()))
-                    job.report.results.append(result)
-                    job.progress("source", result)
-                if prune:
-                    job._prune(paths, seen)
-                job.report.seconds = time.perf_counter() - start
-                return job.report
-
-        store = self._open_store(create=True)
-        emb = self.embedder
-        cfg = self.config
-        dtype = store.get_meta("vector_dtype") or cfg.vector_dtype
-        if store.get_meta("model") is None or not store.counts()["chunks"]:
-            store.set_meta(
-                {
-                    "model": self.model_name,
-                    "dim": emb.dim,
-                    "vector_dtype": dtype,
-                    "chunk_tokens": cfg.chunk_tokens,
-                    "chunk_overlap": cfg.chunk_overlap,
-                    "tokenizer_version": TOKENIZER_VERSION,
-                    "quantization": cfg.quantization,
-                }
-            )
-        chunker = Chunker(
-            emb.count_tokens,
-            emb.token_offsets,
-            min(cfg.chunk_tokens, emb.max_tokens - 16),
-            cfg.chunk_overlap,
-        )
-        job = Job(store, emb, chunker, dtype, cfg.max_file_bytes, progress)
-        with self._ingest_lock():
-            return job.run(roots, prune=prune, skip=[cfg.index_dir])
-
-    @staticmethod
-    def _excluded(path: Path, roots: Sequence[Path], patterns: Sequence[str]) -> bool:
-        import fnmatch
-
-        if not patterns:
-            return False
-        names = {path.name, path.as_posix(), path.resolve().as_posix()}
-        for root in roots:
-            with contextlib.suppress(ValueError):
-                rel = path.relative_to(root)
-                names.add(rel.as_posix())
-                names.update(rel.parts[:-1])
-        return any(fnmatch.fnmatch(n, pattern) for n in names for pattern in patterns)
-
-    def require_index(self) -> None:
-        """Raise :class:`~snaprag.errors.IndexError_` (saying what to do) when there is no
-        index yet; never creates one."""
-        self._open_store(create=False)
-
+    # ---- temporary until the store offers source_summaries() / delete()
     def documents(self) -> list[dict[str, Any]]:
         """The indexed sources, by path: ``path``, ``type``, ``documents``, ``pages``
         (None for sources without pages), ``chunks``, ``ingested_at`` (epoch seconds) and
@@ -766,22 +650,6 @@ class Engine:
             ).fetchone()[0]
         )
 
-    def _require_cache(self) -> QueryCache:
-        self.require_index()
-        cache = self.cache
-        if cache is None:
-            raise ConfigError("the query cache is off (cache=False / SNAPRAG_CACHE=0)")
-        return cache
-
-    def cache_report(self) -> dict[str, Any]:
-        """Hits and misses per tier and namespace (all processes so far), entries, bytes."""
-        return self._require_cache().report()
-
-    def cache_clear(self) -> dict[str, int | None]:
-        """Drop every cached entry; per tier, the entries removed (None: unreachable)."""
-        return self._require_cache().clear()
-
-    # ---- front-end helpers (cli-config branch): end
 
 
 __all__ = ["Engine", "Hit"]

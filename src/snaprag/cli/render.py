@@ -111,10 +111,14 @@ def answer_timing(answer: Answer) -> str:
     """``retrieval 4.1 ms · answer 2.0 ms · total 6.3 ms`` (or a cached answer's time)."""
     stages = answer.timings.stages
     total = stages.get("total")
-    if "cache" in stages or answer.metrics.get("cached"):
-        return f"from cache · total {total or stages.get('cache', 0.0):.1f} ms"
+    if answer.metrics.get("cached"):
+        tier = f" ({answer.timings.cache_tier})" if answer.timings.cache_tier else ""
+        return f"from cache{tier} · total {total or stages.get('cache', 0.0):.1f} ms"
     parts = []
-    retrieval = sum(v for k, v in stages.items() if k not in ("answer", "total"))
+    # the retrieval's wall time; its own stages (embed, bm25...) are parts of it
+    retrieval = stages.get("retrieve")
+    if retrieval is None:
+        retrieval = sum(v for k, v in stages.items() if k not in ("answer", "total"))
     if retrieval:
         parts.append(f"retrieval {retrieval:.1f} ms")
     if "answer" in stages:
