@@ -651,5 +651,4 @@ class Engine:
         )
 
 
-
 __all__ = ["Engine", "Hit"]

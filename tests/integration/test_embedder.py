@@ -90,6 +90,27 @@ def test_local_model_directory(tmp_path: Path, fp32: OnnxEmbedder) -> None:
     assert local.max_tokens == 256  # read from sentence_bert_config.json
 
 
+def test_int8_conversion_keeps_no_fp32_file_and_says_what_it_does(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An int8 user keeps only the int8 model (e5-small's fp32 file alone is 470 MB); the
+    steps are reported on the ``snaprag.progress`` logger, which the CLI shows."""
+    src = package_dir(PRESETS["minilm"], default_cache_dir()) / "model"
+    model_dir = tmp_path / "my-model"
+    shutil.copytree(src, model_dir)
+    with caplog.at_level("INFO", logger="snaprag.progress"):
+        resolved = resolve_model(str(model_dir), tmp_path / "cache", "int8")
+    files = sorted(p.name for p in resolved.onnx_path.parent.iterdir())
+    assert "model-int8.onnx" in files and "model-fp32.onnx" not in files
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "converting" in said and "quantizing" in said
+    # fp32 asked later: rebuilt from the weights, and kept for its user
+    fp32 = resolve_model(str(model_dir), tmp_path / "cache", "fp32")
+    assert fp32.onnx_path.name == "model-fp32.onnx" and fp32.onnx_path.exists()
+    assert resolve_model(str(model_dir), tmp_path / "cache", "int8").onnx_path.exists()
+    assert fp32.onnx_path.exists()
+
+
 def test_unknown_model_spec_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="minilm"):
         resolve_model("no-such-model", tmp_path)

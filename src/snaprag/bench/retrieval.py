@@ -83,7 +83,7 @@ def run(
         single_stages: dict[str, float] = {}
         for q in texts:
             t = time.perf_counter()
-            res = engine.retriever.search_many([q], k)
+            res = engine.search_many([q], k)
             single.append((time.perf_counter() - t) * 1000)
             for name, ms in res.timings.stages.items():
                 single_stages[name] = single_stages.get(name, 0.0) + ms / len(texts)
@@ -91,7 +91,7 @@ def run(
         batch_stages: dict[str, float] = {}
         for _ in range(3):
             t = time.perf_counter()
-            res = engine.retriever.search_many(texts, k)
+            res = engine.search_many(texts, k)
             batched.append((time.perf_counter() - t) * 1000 / len(texts))
             if batched[-1] == min(batched):
                 batch_stages = {n: ms / len(texts) for n, ms in res.timings.stages.items()}

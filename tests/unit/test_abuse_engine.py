@@ -1,0 +1,83 @@
+"""Regressions of the abuse test that live in the engine and the snapshot (fakes: fast)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from pathlib import Path
+
+import pytest
+
+from snaprag import Config, Engine
+from snaprag.embed.hashing import HashEmbedder
+from snaprag.errors import SnapragError
+
+
+@pytest.fixture()
+def docs(tmp_path: Path) -> Path:
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "a.md").write_text("# Bridge\n\nThe bridge toll for bicycles is one coin.")
+    (root / "b.txt").write_text("The ferry leaves every hour from the north pier.")
+    return root
+
+
+def test_refused_ingest_changes_nothing(tmp_path: Path, docs: Path) -> None:
+    """An ingest refused because another one holds the lock must not have written the
+    index's model (it used to, before taking the lock: vectors of one model, queries
+    embedded with another)."""
+    index = tmp_path / "index"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with Engine(Config(index_dir=index), embedder=HashEmbedder(dim=32)) as first:
+        first.ingest([empty])  # an index with no chunks yet: the case that broke
+        assert first.stats()["chunks"] == 0 and first.stats()["model"] == "hash:32"
+    with open(index / "ingest.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another ingest is running
+        second = Engine(Config(index_dir=index), embedder=HashEmbedder(dim=64))
+        with second, pytest.raises(SnapragError, match="another 'snaprag ingest' is running"):
+            second.ingest([docs])
+    with Engine(Config(index_dir=index), embedder=HashEmbedder(dim=32)) as first:
+        assert first.store.get_meta("model") == "hash:32"  # untouched
+        assert first.store.get_meta("dim") == "32"
+        assert first.ingest([docs]).ok
+        assert first.stats()["model"] == "hash:32" and first.stats()["dim"] == 32
+        assert first.search("bicycle toll", k=1)[0].source.endswith("a.md")
+
+
+def test_settings_are_checked_inside_the_lock(tmp_path: Path, docs: Path) -> None:
+    index = tmp_path / "index"
+    with Engine(Config(index_dir=index), embedder=HashEmbedder(dim=32)) as first:
+        first.ingest([docs])
+    other = Engine(Config(index_dir=index), embedder=HashEmbedder(dim=64))
+    with other, pytest.raises(SnapragError, match="built with model 'hash:32'"):
+        other.ingest([docs])
+    with Engine(Config(index_dir=index), embedder=HashEmbedder(dim=32)) as first:
+        assert first.stats()["model"] == "hash:32"
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "garbage-meta"])
+def test_damaged_snapshot_is_rebuilt_and_rewritten(tmp_path: Path, docs: Path, damage: str) -> None:
+    """A snapshot whose files were deleted or damaged is rebuilt, and saved again, so the
+    next process loads it instead of rebuilding it every time."""
+    index = tmp_path / "index"
+    with Engine(Config(index_dir=index, cache=False), embedder=HashEmbedder()) as e:
+        e.ingest([docs])
+        expected = [h.id for h in e.search("ferry pier", k=2)]
+    (snap,) = (index / "snapshots").glob("v*")
+    target = snap / "vectors.npy"
+    if damage == "delete":
+        target.unlink()
+    elif damage == "truncate":
+        target.write_bytes(target.read_bytes()[:100])
+    else:
+        (snap / "snapshot.json").write_text("{not json")
+    with Engine(Config(index_dir=index, cache=False), embedder=HashEmbedder()) as e:
+        assert [h.id for h in e.search("ferry pier", k=2)] == expected
+    meta = json.loads((snap / "snapshot.json").read_text())
+    assert (snap / "vectors.npy").stat().st_size > 1000 and meta["dim"] == 384
+    with Engine(Config(index_dir=index, cache=False), embedder=HashEmbedder()) as e:
+        retriever = e.retriever
+        assert [h.id for h in e.search("ferry pier", k=2)] == expected
+        assert retriever.snapshot_loads == 1
+    assert not [p for p in (index / "snapshots").iterdir() if p.name.startswith(".tmp-")]
