@@ -14,7 +14,6 @@ left out and the report says why.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -237,8 +236,3 @@ def print_report(result: dict[str, Any]) -> None:
         f"[dim]{mach['cpu']}, {mach['cpus']} CPUs, {mach['memory_gib']} GiB, Python "
         f"{mach['python']}, load average {mach['load_avg_1m']} at start[/]"
     )
-
-
-def write_json(result: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

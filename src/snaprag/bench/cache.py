@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -342,8 +341,3 @@ def print_report(result: dict[str, Any]) -> None:
                 f"{r['false_hits_on_different_meaning']:.2%}",
             )
         console.print(t)
-
-
-def write_json(result: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

@@ -46,6 +46,7 @@ from ..embed.models import (
 from ..embed.onnx_embedder import OnnxEmbedder
 from .datasets import load_queries
 from .metrics import evaluate
+from .output import write_json
 from .retrieval import machine
 
 VARIANTS = ("fp32", "int8-per-tensor", "int8-per-channel")
@@ -357,12 +358,6 @@ def run(
     if out is not None:
         write_json(result, out)
     return result
-
-
-def write_json(result: dict[str, Any], path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def markdown_table(result: dict[str, Any]) -> str:

@@ -11,7 +11,6 @@ Runs the exact pipeline of ``snaprag ingest`` + ``snaprag search`` on a BEIR col
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -192,8 +191,3 @@ def print_report(result: dict[str, Any]) -> None:
     Console().print(table)
     m = result["machine"]
     Console().print(f"[dim]{m['cpus']} CPUs ({m['cpu']}), Python {m['python']}, {m['date']}[/]")
-
-
-def write_json(result: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")

@@ -46,7 +46,9 @@ def _bench(
     except Exception as exc:
         fail(error_message(exc))
     if out is not None:
-        module.write_json(result, out)
+        from ..bench.output import write_json
+
+        write_json(result, out)
     emit(result, as_json, module.print_report)
 
 
