@@ -62,6 +62,10 @@ class OnnxModel:
         return self._model
 
     @property
+    def name(self) -> str:
+        return str(self.model.name)
+
+    @property
     def tokenizer(self) -> Any:  # tokenizers.Tokenizer
         if self._tokenizer is None:
             with self._lock:

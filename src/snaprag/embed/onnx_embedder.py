@@ -38,14 +38,6 @@ class OnnxEmbedder(OnnxModel):
         self._input_names = {i.name for i in session.get_inputs()}
 
     @property
-    def model(self) -> ResolvedModel:
-        return super().model
-
-    @property
-    def name(self) -> str:
-        return self.model.name
-
-    @property
     def fingerprint(self) -> str:
         """The model's identity without loading it: spec, graph format, quantization and,
         for a local directory, its files."""

@@ -251,9 +251,9 @@ class LocalGGUFGenerator:
             {"file": self.path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns},
             {
                 "prompt": PROMPT_VERSION,
-                "temperature": self.temperature,
+                "temperature": self.settings.temperature,
                 "seed": SEED,
-                "max_tokens": self.max_tokens,
+                "max_tokens": self.settings.max_tokens,
                 "context_tokens": self.settings.context_tokens,
                 "n_ctx": self.n_ctx,  # a small window shrinks the context budget
             },
@@ -261,15 +261,7 @@ class LocalGGUFGenerator:
 
     @property
     def prompt_limit(self) -> int:
-        return self.n_ctx - self.max_tokens
-
-    @property
-    def max_tokens(self) -> int:
-        return self.settings.max_tokens
-
-    @property
-    def temperature(self) -> float:
-        return self.settings.temperature
+        return self.n_ctx - self.settings.max_tokens
 
     # ------------------------------------------------------------------ loading
     def load(self) -> None:
@@ -346,8 +338,8 @@ class LocalGGUFGenerator:
             self.requests += 1
         request = {
             "messages": messages,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
+            "max_tokens": self.settings.max_tokens,
+            "temperature": self.settings.temperature,
             "seed": SEED,
             "stream": True,
             "stream_options": {"include_usage": True},

@@ -116,8 +116,8 @@ class OpenAIGenerator:
             {"url": self.base_url, "model": model},
             {
                 "prompt": PROMPT_VERSION,
-                "temperature": self.temperature,
-                "max_tokens": self.max_tokens,
+                "temperature": self.settings.temperature,
+                "max_tokens": self.settings.max_tokens,
                 "context_tokens": self.settings.context_tokens,
             },
         )
@@ -125,15 +125,7 @@ class OpenAIGenerator:
     @property
     def prompt_limit(self) -> int | None:
         self.load()
-        return None if self._n_ctx is None else self._n_ctx - self.max_tokens
-
-    @property
-    def max_tokens(self) -> int:
-        return self.settings.max_tokens
-
-    @property
-    def temperature(self) -> float:
-        return self.settings.temperature
+        return None if self._n_ctx is None else self._n_ctx - self.settings.max_tokens
 
     # ------------------------------------------------------------------ set-up
     def load(self) -> None:
@@ -238,8 +230,8 @@ class OpenAIGenerator:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
+            "max_tokens": self.settings.max_tokens,
+            "temperature": self.settings.temperature,
             "stream": stream,
         }
         if stream:

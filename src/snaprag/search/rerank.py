@@ -69,14 +69,6 @@ class OnnxCrossEncoder(OnnxModel):
         return resolve_cross_encoder(self.spec, self.cache_dir, self.quantization)
 
     @property
-    def model(self) -> ResolvedCrossEncoder:
-        return super().model
-
-    @property
-    def name(self) -> str:
-        return self.model.name
-
-    @property
     def fingerprint(self) -> str:
         ident = [f"xenc:{self.spec}", self.quantization, str(self.max_tokens)]
         return "|".join([*ident, *files_identity(self.spec)])
