@@ -122,7 +122,12 @@ def test_answers_list_each_cited_source_once_with_labelled_timings(capsys):
     assert "[manual.pdf p.2] [manual.pdf p.3] /d/manual.pdf" in out
     assert "retrieval 4.1 ms · answer 2.0 ms · total 6.3 ms" in out
     cached = _answer(cache=0.8, total=0.8)
+    cached.metrics["cached"] = 1.0
     assert render.answer_timing(cached) == "from cache · total 0.8 ms"
+    cached.timings.cache_tier = "disk"
+    assert render.answer_timing(cached) == "from cache (disk) · total 0.8 ms"
+    fresh = _answer(normalize=0.1, cache=0.2, retrieve=4.0, answer=2.0, total=6.3)
+    assert render.answer_timing(fresh) == "retrieval 4.0 ms · answer 2.0 ms · total 6.3 ms"
 
 
 def test_generated_answers_group_numbered_sources(capsys):
