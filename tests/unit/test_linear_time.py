@@ -21,6 +21,7 @@ import pytest
 from snaprag.cache.normalize import normalize_query
 from snaprag.cache.semantic import QueryFeatures
 from snaprag.generate.citations import cited_numbers
+from snaprag.generate.context import build_context
 from snaprag.generate.extractive import ExtractiveAnswerer
 from snaprag.generate.prompts import detect_language
 from snaprag.index.tokenize import tokenize
@@ -209,6 +210,33 @@ def test_extractive_answer_long_hit(unit: str) -> None:
     hit = Hit("c1", "d1", "/docs/manual.txt", None, 1.0, text)
     answer = ExtractiveAnswerer(_ConstantEmbedder()).answer("frame warranty?", [hit])  # type: ignore[arg-type]
     assert answer.text
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("unit", ["Abc def. ", "J. ", "Abc def "])
+def test_context_trims_a_long_chunk(unit: str) -> None:
+    """A chunk far over the budget is trimmed to its leading sentences without measuring
+    every prefix (each as long as the chunk so far)."""
+    hit = Hit("c1", "d1", "/docs/manual.txt", None, 1.0, _repeat(unit, 2 * MB))
+    context = build_context([hit], lambda texts: [len(t) // 4 + 1 for t in texts], budget=500)
+    assert 0 < context.tokens <= 500 and context.sources[0].trimmed
+
+
+def test_context_trim_is_the_same_by_batch_or_by_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    from snaprag.generate import context as context_module
+
+    def count(texts: list[str]) -> list[int]:
+        return [len(t.split()) + 3 for t in texts]
+
+    for sentences in (3, 10, 65, 300):
+        text = " ".join(f"Sentence number {i} is here." for i in range(sentences))
+        hit = Hit("c1", "d1", "/docs/manual.txt", None, 1.0, text)
+        for budget in (5, 12, 40, 333):
+            got = []
+            for batched in (0, 10_000):
+                monkeypatch.setattr(context_module, "_BATCHED_PREFIXES", batched)
+                got.append(build_context([hit], count, budget))
+            assert got[0] == got[1], (sentences, budget)
 
 
 # --------------------------------------------------------------------------- references
