@@ -1,8 +1,15 @@
 """L3: a persistent cache in SQLite, next to the index (``<index>/cache.db``).
 
 The same file keeps the query log (for ``snaprag cache warm``) and the cumulative hit and
-miss counters (for ``snaprag cache stats``), so they survive restarts. A damaged file is
-moved aside and a new one started: a cache can always be rebuilt.
+miss counters (for ``snaprag cache stats``), so they survive restarts.
+
+A damaged file (SQLite says "malformed" or "not a database") is moved aside and a new one
+started, whenever the damage shows: when the file is opened, or later, at any read or
+write, in this process or after another one damaged or replaced it. Every statement runs
+through :meth:`CacheDB.run`, which does this once per damaged file (the first thread or
+process to meet the damage moves it; the others find the new file), logs a warning that
+names both files, and runs the statement again on the new, empty file. One damaged copy is
+kept, the newest, for a post-mortem. A cache can always be rebuilt.
 """
 
 from __future__ import annotations
@@ -10,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -55,8 +63,22 @@ CREATE TABLE IF NOT EXISTS querylog (
 ) WITHOUT ROWID;
 """
 
-# SQLite errors that mean "not now" (locked, busy, disk full) rather than a damaged file
-_TRANSIENT = (sqlite3.OperationalError,)
+T = TypeVar("T")
+
+# SQLite result codes (the primary code, the low byte) of a damaged file
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether a SQLite error says that the file is damaged (not busy, locked or full)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return True
+    message = str(exc)
+    return "malformed" in message or "not a database" in message
 
 
 class CacheDB:
@@ -66,35 +88,91 @@ class CacheDB:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
+        self._inode: int | None = None  # of the file the connection opened
         self._lock = threading.RLock()
+        #: how many damaged files this object moved aside (or found replaced)
+        self.recoveries = 0
         for attempt in range(4):
             try:
                 self._init()
                 return
             except sqlite3.DatabaseError as exc:
-                if isinstance(exc, _TRANSIENT) and "malformed" not in str(exc):
+                if isinstance(exc, sqlite3.OperationalError) and not is_damage(exc):
                     if attempt == 3:
                         raise  # still busy: the caller goes on without L3 for now
                     self.close()
                     time.sleep(0.1 * (attempt + 1))  # another process creating it
                     continue
-                self._move_aside(exc)
+                self._recover(exc, self.recoveries)
                 self._init()
                 return
 
     def _init(self) -> None:
         with self.conn() as conn:
-            conn.executescript(_SCHEMA)
             conn.execute("SELECT count(*) FROM entries").fetchone()
 
+    def run(self, action: Callable[[sqlite3.Connection], T]) -> T:
+        """``action(conn)`` in one transaction; if the file turns out damaged, it is moved
+        aside and ``action`` runs again on a new, empty file (see the module notes)."""
+        seen = self.recoveries
+        try:
+            with self.conn() as conn:
+                return action(conn)
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            self._recover(exc, seen)
+        with self.conn() as conn:
+            return action(conn)
+
+    def verify(self) -> None:
+        """Read the whole file (``PRAGMA quick_check``, linear in its size); a damaged one
+        is moved aside like any other. For maintenance commands, not for every request."""
+
+        def check(conn: sqlite3.Connection) -> None:
+            problems = conn.execute("PRAGMA quick_check(1)").fetchall()
+            if problems != [("ok",)]:
+                first = " ".join(str(problems[0][0]).split())  # one line for the log
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {first}")
+
+        self.run(check)
+
+    def _recover(self, exc: BaseException, seen: int) -> None:
+        """Move the damaged file aside and start a new one, unless that already happened
+        since ``seen`` (another thread) or the file is no longer the one this process
+        opened (another process moved it)."""
+        with self._lock:
+            if self.recoveries != seen:
+                return
+            self.recoveries += 1
+            opened, self._inode = self._inode, None
+            self.close()
+            try:
+                current = os.stat(self.path).st_ino
+            except OSError:
+                current = None
+            if opened is not None and current != opened:
+                log.warning(
+                    "cache file %s was damaged (%s) and has been replaced; using the new file",
+                    self.path,
+                    exc,
+                )
+            elif current is not None:
+                self._move_aside(exc)
+            self._init()
+
     def _move_aside(self, exc: BaseException) -> None:
-        self.close()
         broken = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
-        log.warning("cache file %s is damaged (%s); moved to %s", self.path, exc, broken)
         for suffix in ("", "-wal", "-shm"):
             p = Path(str(self.path) + suffix)
             if p.exists():
                 p.replace(Path(str(broken) + suffix))
+        log.warning(
+            "cache file %s is damaged (%s): moved aside to %s; going on with an empty cache",
+            self.path,
+            exc,
+            broken,
+        )
         # keep the newest damaged copy for a post-mortem, not one per incident
         older = sorted(self.path.parent.glob(f"{self.path.name}.damaged-*"))
         for old in older:
@@ -105,17 +183,39 @@ class CacheDB:
     @contextlib.contextmanager
     def conn(self) -> Iterator[sqlite3.Connection]:
         """The one connection of this process, held by one thread at a time; a block of
-        statements in ``with db.conn() as conn:`` commits together (or rolls back)."""
+        statements in ``with db.conn() as conn:`` commits together (or rolls back).
+
+        If another process moved the file aside (or removed it) since this one opened it,
+        a new connection opens the file now at the path: writes must not go on into a
+        file nobody reads. Damage is not handled here: :meth:`run` does that.
+        """
         with self._lock:
+            if self._conn is not None and self._replaced():
+                self.close()
             if self._conn is None:
-                conn = sqlite3.connect(
-                    self.path, timeout=self.busy_timeout_ms / 1000, check_same_thread=False
-                )
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                self._conn = conn
+                self._conn = self._connect()
             with self._conn:
                 yield self._conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_ms / 1000, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            self._inode = os.stat(self.path).st_ino
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _replaced(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino != self._inode
+        except OSError:
+            return True
 
     def close(self) -> None:
         with self._lock:
@@ -129,28 +229,30 @@ class CacheDB:
         rows = [(t, ns, h, m) for (t, ns), (h, m) in deltas.items() if h or m]
         if not rows:
             return
-        with self.conn() as conn:
-            conn.executemany(
+        self.run(
+            lambda conn: conn.executemany(
                 "INSERT INTO stats VALUES (?, ?, ?, ?) ON CONFLICT(tier, namespace) DO UPDATE "
                 "SET hits = hits + excluded.hits, misses = misses + excluded.misses",
                 rows,
             )
+        )
 
     def read_stats(self) -> dict[tuple[str, str], list[int]]:
-        with self.conn() as conn:
-            rows = conn.execute("SELECT tier, namespace, hits, misses FROM stats").fetchall()
+        rows = self.run(
+            lambda conn: conn.execute("SELECT tier, namespace, hits, misses FROM stats").fetchall()
+        )
         return {(t, ns): [int(h), int(m)] for t, ns, h, m in rows}
 
     def reset_stats(self) -> None:
-        with self.conn() as conn:
-            conn.execute("DELETE FROM stats")
+        self.run(lambda conn: conn.execute("DELETE FROM stats"))
 
     # ------------------------------------------------------------------ semantic cache
     def add_semantic(self, scope: str, query: str, key: str, vector: Any, keep_scopes: int) -> None:
         """One cached query's vector; scopes beyond the ``keep_scopes`` newest are dropped
         (a scope ends with every index write, so old ones can never match again)."""
         blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
-        with self.conn() as conn:
+
+        def add(conn: sqlite3.Connection) -> None:
             new_scope = (
                 conn.execute("SELECT 1 FROM semantic WHERE scope = ? LIMIT 1", (scope,)).fetchone()
                 is None
@@ -166,13 +268,16 @@ class CacheDB:
                     (keep_scopes,),
                 )
 
+        self.run(add)
+
     def semantic_entries(self, scope: str, limit: int) -> list[tuple[str, str, bytes]]:
-        with self.conn() as conn:
-            rows = conn.execute(
+        rows = self.run(
+            lambda conn: conn.execute(
                 "SELECT query, key, vector FROM semantic WHERE scope = ? "
                 "ORDER BY created DESC LIMIT ?",
                 (scope, limit),
             ).fetchall()
+        )
         return [(q, k, bytes(v)) for q, k, v in reversed(rows)]
 
     # ------------------------------------------------------------------ query log
@@ -180,12 +285,14 @@ class CacheDB:
         self, rows: Iterable[tuple[str, str, str, str, int, float]], keep: int = 50_000
     ) -> None:
         """Add counts; beyond ``keep`` distinct queries the rarest (then oldest) go."""
-        with self.conn() as conn:
+        rows = list(rows)
+
+        def add(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT INTO querylog VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(kind, query, params) DO UPDATE "
                 "SET count = count + excluded.count, last = max(last, excluded.last)",
-                list(rows),
+                rows,
             )
             n = conn.execute("SELECT count(*) FROM querylog").fetchone()[0]
             if n > keep * 1.1:  # trim in steps, not on every flush
@@ -195,6 +302,8 @@ class CacheDB:
                     (n - keep,),
                 )
 
+        self.run(add)
+
     def top_queries(self, n: int, kind: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT kind, query, params, text, count FROM querylog"
         args: tuple[Any, ...] = ()
@@ -202,8 +311,7 @@ class CacheDB:
             sql += " WHERE kind = ?"
             args = (kind,)
         sql += " ORDER BY count DESC, last DESC LIMIT ?"
-        with self.conn() as conn:
-            rows = conn.execute(sql, (*args, n)).fetchall()
+        rows = self.run(lambda conn: conn.execute(sql, (*args, n)).fetchall())
         return [
             {"kind": k, "query": q, "params": json.loads(p), "text": t, "count": int(c)}
             for k, q, p, t, c in rows
@@ -227,16 +335,20 @@ class DiskCache:
         if not keys:
             return []
         now = time.time()
-        found: dict[str, bytes] = {}
+
+        def read(conn: sqlite3.Connection) -> dict[str, bytes]:
+            found: dict[str, bytes] = {}
+            for start in range(0, len(keys), 500):
+                part = list(keys[start : start + 500])
+                marks = ",".join("?" * len(part))
+                rows = conn.execute(
+                    f"SELECT key, value, expires FROM entries WHERE key IN ({marks})", part
+                )
+                found.update({k: bytes(v) for k, v, exp in rows if exp > now})
+            return found
+
         try:
-            with self.db.conn() as conn:
-                for start in range(0, len(keys), 500):
-                    part = list(keys[start : start + 500])
-                    marks = ",".join("?" * len(part))
-                    rows = conn.execute(
-                        f"SELECT key, value, expires FROM entries WHERE key IN ({marks})", part
-                    )
-                    found.update({k: bytes(v) for k, v, exp in rows if exp > now})
+            found = self.db.run(read)
         except sqlite3.Error as exc:
             self._failed(exc)
             return [None] * len(keys)
@@ -248,12 +360,13 @@ class DiskCache:
         now = time.time()
         rows = [(k, v, now + ttl, len(v) + len(k), now) for k, v, ttl in items]
         try:
-            with self.db.conn() as conn:
-                conn.executemany(
+            self.db.run(
+                lambda conn: conn.executemany(
                     "INSERT OR REPLACE INTO entries (key, value, expires, size, created) "
                     "VALUES (?, ?, ?, ?, ?)",
                     rows,
                 )
+            )
         except sqlite3.Error as exc:
             self._failed(exc)
             return
@@ -267,23 +380,26 @@ class DiskCache:
 
     def _shrink(self) -> int | None:
         """Drop expired entries, then the oldest until 90 % of the bound; the new total."""
-        try:
-            with self.db.conn() as conn:
-                total = conn.execute("SELECT coalesce(sum(size), 0) FROM entries").fetchone()[0]
-                if total <= self.max_bytes:
-                    return int(total)
-                conn.execute("DELETE FROM entries WHERE expires <= ?", (time.time(),))
-                total = conn.execute("SELECT coalesce(sum(size), 0) FROM entries").fetchone()[0]
-                target = int(self.max_bytes * 0.9)
-                last = None
-                for rowid, size in conn.execute("SELECT rowid, size FROM entries ORDER BY rowid"):
-                    if total <= target:
-                        break
-                    total -= size
-                    last = rowid
-                if last is not None:
-                    conn.execute("DELETE FROM entries WHERE rowid <= ?", (last,))
+
+        def shrink(conn: sqlite3.Connection) -> int:
+            total = conn.execute("SELECT coalesce(sum(size), 0) FROM entries").fetchone()[0]
+            if total <= self.max_bytes:
                 return int(total)
+            conn.execute("DELETE FROM entries WHERE expires <= ?", (time.time(),))
+            total = conn.execute("SELECT coalesce(sum(size), 0) FROM entries").fetchone()[0]
+            target = int(self.max_bytes * 0.9)
+            last = None
+            for rowid, size in conn.execute("SELECT rowid, size FROM entries ORDER BY rowid"):
+                if total <= target:
+                    break
+                total -= size
+                last = rowid
+            if last is not None:
+                conn.execute("DELETE FROM entries WHERE rowid <= ?", (last,))
+            return int(total)
+
+        try:
+            return self.db.run(shrink)
         except sqlite3.Error as exc:
             self._failed(exc)
             return None
@@ -295,21 +411,25 @@ class DiskCache:
 
     def delete(self, keys: Sequence[str]) -> None:
         try:
-            with self.db.conn() as conn:
-                conn.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in keys])
+            self.db.run(
+                lambda conn: conn.executemany(
+                    "DELETE FROM entries WHERE key = ?", [(k,) for k in keys]
+                )
+            )
         except sqlite3.Error as exc:
             self._failed(exc)
 
     def clear(self) -> int:
-        with self.db.conn() as conn:
-            n = conn.execute("DELETE FROM entries").rowcount
+        """Entries removed (none from a damaged file: it is moved aside instead)."""
+        n = self.db.run(lambda conn: conn.execute("DELETE FROM entries").rowcount)
         self._bytes = 0
         return int(n)
 
     def info(self) -> dict[str, Any]:
-        with self.db.conn() as conn:
-            row = conn.execute(
+        row = self.db.run(
+            lambda conn: conn.execute(
                 "SELECT count(*), coalesce(sum(size), 0) FROM entries WHERE expires > ?",
                 (time.time(),),
             ).fetchone()
+        )
         return {"entries": int(row[0]), "bytes": int(row[1]), "path": str(self.db.path)}

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -204,9 +205,19 @@ class QueryCache:
 
     # ------------------------------------------------------------------ statistics
     def report(self) -> dict[str, Any]:
-        """Counters of this process and earlier ones, and what each tier holds."""
+        """Counters of this process and earlier ones, and what each tier holds.
+
+        A damaged cache file has been moved aside by the time this returns (the report is
+        then of the new, empty file); a cache file that cannot be read at all (locked,
+        unreadable) leaves this process's counters and an ``unavailable`` disk tier.
+        """
         self.flush()
-        counts = self.db.read_stats() if self.db is not None else self.stats.snapshot()
+        counts = self.stats.snapshot()
+        if self.db is not None:
+            try:
+                counts = self.db.read_stats()
+            except sqlite3.Error as exc:
+                log.warning("cannot read the counters in %s: %s", self.db.path, exc)
         tiers: dict[str, Any] = {}
         if self.tiered.memory is not None:
             mem = self.tiered.memory
@@ -218,7 +229,11 @@ class QueryCache:
                 "errors": self.redis.errors,
             }
         if self.disk is not None:
-            tiers["disk"] = {**self.disk.info(), "max_bytes": self.disk.max_bytes}
+            try:
+                tiers["disk"] = {**self.disk.info(), "max_bytes": self.disk.max_bytes}
+            except sqlite3.Error as exc:
+                log.warning("cannot read the disk cache %s: %s", self.db_path, exc)
+                tiers["disk"] = {"path": self.db_path, "state": f"unavailable: {exc}"}
         if self.semantic is not None:
             tiers["semantic"] = {"entries": len(self.semantic), "bytes": self.semantic.bytes}
         return {
@@ -233,16 +248,27 @@ class QueryCache:
             self.db.reset_stats()
 
     def clear(self) -> dict[str, int | None]:
-        """Entries removed per tier (None: Redis unreachable, nothing removed there)."""
-        out = {}
+        """Entries removed per tier (None: Redis unreachable or the cache file unusable,
+        nothing removed there). The cache file is checked whole first: a damaged one is
+        moved aside, which empties it, even if its damage is not in the entries."""
+        out: dict[str, int | None] = {}
         if self.tiered.memory is not None:
             out["memory"] = len(self.tiered.memory)
             self.tiered.memory.clear()
         if self.redis is not None:
             out["redis"] = self.redis.clear()
         if self.disk is not None:
-            out["disk"] = self.disk.clear()
+            try:
+                self.disk.db.verify()
+                out["disk"] = self.disk.clear()
+            except sqlite3.Error as exc:
+                log.warning("cannot clear the disk cache %s: %s", self.db_path, exc)
+                out["disk"] = None
         return out
+
+    @property
+    def db_path(self) -> str:
+        return str(self.db.path) if self.db is not None else ""
 
     def close(self) -> None:
         self.flush()

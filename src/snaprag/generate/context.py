@@ -29,6 +29,8 @@ from ..types import Hit
 CountTokens = Callable[[Sequence[str]], list[int]]
 
 SEPARATOR = "\n\n"
+#: up to this many sentences, a chunk's prefixes are measured in one batched call
+_BATCHED_PREFIXES = 64
 _SPACE = re.compile(r"\s+")
 
 
@@ -176,12 +178,26 @@ def _trim(
     ends = [e for _, e in split_sentences(body)]
     if ends and ends[-1] == len(body):
         ends.pop()  # the whole text did not fit (or is being shortened): not a candidate
-    prefixes = [body[:e].rstrip() for e in ends]
-    if prefixes:
+    if 0 < len(ends) <= _BATCHED_PREFIXES:
+        prefixes = [body[:e].rstrip() for e in ends]
         counts = count_tokens([render_block(n, hit, p, page_format) for p in prefixes])
         for prefix, tokens in zip(reversed(prefixes), reversed(counts), strict=True):
             if tokens <= room:
                 return ContextSource(n, hit, prefix, tokens, True)
+    elif ends:
+        # many sentences: every prefix would be text quadratic in the chunk's length, so
+        # binary search (counts grow with length) measures only a logarithmic few
+        lo, hi, fit = 0, len(ends) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            prefix = body[: ends[mid]].rstrip()
+            tokens = count_tokens([render_block(n, hit, prefix, page_format)])[0]
+            if tokens <= room:
+                fit, lo = ContextSource(n, hit, prefix, tokens, True), mid + 1
+            else:
+                hi = mid - 1
+        if fit is not None:
+            return fit
     if not first:
         return None
     first_end = ends[0] if ends else len(body)

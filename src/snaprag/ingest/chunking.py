@@ -60,6 +60,7 @@ _ABBREVIATIONS = frozenset(
 #: a line at least this long that does not end a sentence was wrapped (PDF, plain text)
 _WRAPPED_LINE = 50
 _PARAGRAPH = re.compile(r"\n\s*\n")
+_NON_SPACE = re.compile(r"\S")
 
 CountTokens = Callable[[Sequence[str]], list[int]]
 TokenOffsets = Callable[[str], list[tuple[int, int]]]
@@ -83,13 +84,20 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for start, end in _logical_lines(text):
         pos = start
+        first = _first_non_space(text, pos, end)
         for m in _SENTENCE_END.finditer(text, start, end):
-            if _is_abbreviation(text, pos, m.start()):
+            if _is_abbreviation(text, first, m.start()):
                 continue
             _add_trimmed(text, pos, m.end(1) if m.group(1) is not None else m.end(2), spans)
             pos = m.end()
+            first = _first_non_space(text, pos, end)
         _add_trimmed(text, pos, end, spans)
     return spans
+
+
+def _first_non_space(text: str, start: int, end: int) -> int:
+    found = _NON_SPACE.search(text, start, end)
+    return found.start() if found is not None else end
 
 
 def _logical_lines(text: str) -> list[tuple[int, int]]:
@@ -113,17 +121,22 @@ def _logical_lines(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _is_abbreviation(text: str, sentence_start: int, end: int) -> bool:
-    """Whether the full stop ending at ``end`` closes an abbreviation or a list number."""
+def _is_abbreviation(text: str, sentence_first: int, end: int) -> bool:
+    """Whether the full stop ending at ``end`` closes an abbreviation or a list number.
+
+    ``sentence_first`` is where the sentence's text begins (its first non-space). Only a
+    few characters before ``end`` are read: a sentence that runs on through many
+    abbreviations ("J. J. J. ...") must not be read again at each one.
+    """
     if text[end - 1] != ".":
         return False
-    word = text[max(sentence_start, end - 12) : end].split()[-1:] or [""]
+    word = text[max(sentence_first, end - 12) : end].split()[-1:] or [""]
     w = word[0]
     if w.lower() in _ABBREVIATIONS:
         return True
-    # "1." / "a." opening a line, or an initial such as "J."
-    head = text[sentence_start:end].strip()
-    return (len(w) <= 4 and w[:-1].isdigit() and head == w) or (len(w) == 2 and w[0].isupper())
+    # "1." / "a." opening a line (the whole sentence so far), or an initial such as "J."
+    opens = sentence_first == end - len(w)
+    return (len(w) <= 4 and w[:-1].isdigit() and opens) or (len(w) == 2 and w[0].isupper())
 
 
 def is_list_item(sentence: str) -> bool:

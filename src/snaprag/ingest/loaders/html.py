@@ -81,8 +81,11 @@ _CELL, _LINE, _PARA, _BR = "\x01", "\x02", "\x03", "\x07"
 _PRE = str.maketrans({" ": "\x04", "\n": "\x05", "\t": "\x06"})
 _UNPRE = str.maketrans({"\x04": " ", "\x05": "\n", "\x06": "\t"})
 _SPACE_RE = re.compile(r"[ \t\n\r\f\v]+")
-_BREAKS_RE = re.compile(r"[ \t]*[\x02\x03\x07][\x02\x03\x07 \t]*")
-_CELLS_RE = re.compile(r"[ \t]*(?:\x01[ \t]*)+")
+# Both start only where a run of spaces starts (the look-behind) and take it possessively:
+# a plain "[ \t]*X" is tried again from every space of a long run that X does not follow,
+# quadratic time.
+_BREAKS_RE = re.compile(r"(?<![ \t])[ \t]*+[\x02\x03\x07][\x02\x03\x07 \t]*")
+_CELLS_RE = re.compile(r"(?<![ \t])[ \t]*+(?:\x01[ \t]*+)+")
 _META_CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 
 
