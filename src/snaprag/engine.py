@@ -420,12 +420,38 @@ class Engine:
         """
         queries = list(queries)
         try:
-            result = self.searcher.search_many(queries, k, filters, mode)
+            searchable = self._check_queries(queries)
+            if len(searchable) == len(queries):
+                result = self.searcher.search_many(queries, k, filters, mode)
+            else:  # term-less queries ("???", emoji) match nothing: not searched, not cached
+                found = self.searcher.search_many(
+                    [queries[i] for i in searchable], k, filters, mode
+                )
+                hits: list[list[Hit]] = [[] for _ in queries]
+                for i, got in zip(searchable, found, strict=True):
+                    hits[i] = got
+                result = SearchBatch(hits, found.timings)
         except Exception as exc:
             self.telemetry.error("search", exc)
             raise
         self.telemetry.stage_timings("search", result.timings, len(queries))
         return result
+
+    def _check_queries(self, queries: Sequence[str]) -> list[int]:
+        """Refuse empty and over-long queries (the whole batch, naming the bad one) before
+        any work; returns the positions of the queries that have something to search for."""
+        from .errors import QueryError
+        from .search.query import check_query, has_searchable_terms
+
+        limit = self.config.max_query_chars
+        for i, query in enumerate(queries):
+            try:
+                check_query(query, limit)
+            except QueryError as exc:
+                if len(queries) == 1:
+                    raise
+                raise QueryError(f"query {i + 1} of {len(queries)}: {exc}") from None
+        return [i for i, q in enumerate(queries) if has_searchable_terms(q)]
 
     # ------------------------------------------------------------------ answers
     def ask_events(
@@ -438,6 +464,9 @@ class Engine:
         with the error that stopped it; errors are events here, never raised.
         """
         try:
+            if not self._check_queries([question]):
+                yield from self._nothing_to_search(question)
+                return
             events = self.answerer.ask_events(question, k, filters)
         except SnapragError as exc:
             self.telemetry.error("ask", exc)
@@ -451,6 +480,17 @@ class Engine:
             elif event.kind == "error" and event.error is not None:
                 self.telemetry.error("ask", event.error)
             yield event
+
+    def _nothing_to_search(self, question: str) -> Iterator[AnswerEvent]:
+        """A question with no searchable term gets the no-answer reply, no model call."""
+        from .generate.prompts import template_for
+
+        text = template_for(question).no_answer
+        answer = Answer(question, text, [], [], generator=self.config.llm)
+        answer.metrics["no_searchable_terms"] = 1.0
+        yield AnswerEvent("hits")
+        yield AnswerEvent("token", text=text)
+        yield AnswerEvent("done", text=text, answer=answer)
 
     def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> Answer:
         """An answer with citations built from the top ``k`` chunks (extractive by default,

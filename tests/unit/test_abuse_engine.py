@@ -81,3 +81,55 @@ def test_damaged_snapshot_is_rebuilt_and_rewritten(tmp_path: Path, docs: Path, d
         assert [h.id for h in e.search("ferry pier", k=2)] == expected
         assert retriever.snapshot_loads == 1
     assert not [p for p in (index / "snapshots").iterdir() if p.name.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_empty_query_is_a_clear_error(tmp_path: Path, docs: Path, query: str) -> None:
+    with Engine(Config(index_dir=tmp_path / "index"), embedder=HashEmbedder()) as e:
+        e.ingest([docs])
+        with pytest.raises(SnapragError, match="empty"):
+            e.search(query)
+        with pytest.raises(SnapragError, match=r"query 2 of 2: .*empty"):
+            e.search_many(["ferry", query])
+        events = list(e.ask_events(query))
+        assert [ev.kind for ev in events] == ["error"] and "empty" in events[0].message
+
+
+@pytest.mark.parametrize("query", ["???", "!!! ...", "🙂🙂", "— · —"])
+def test_termless_query_returns_no_hits(tmp_path: Path, docs: Path, query: str) -> None:
+    from snaprag.generate.echo import EchoGenerator
+
+    generator = EchoGenerator()
+    cfg = Config(index_dir=tmp_path / "index")
+    with Engine(cfg, embedder=HashEmbedder(), generator=generator) as e:
+        e.ingest([docs])
+        assert e.search(query) == []
+        batch = e.search_many(["ferry pier", query])
+        assert batch[0] and batch[1] == []
+        answer = e.ask(query)
+        assert answer.hits == [] and answer.text.startswith("No answer")
+        assert generator.requests == 0  # no model call for nothing to search
+
+
+def test_query_length_limit(tmp_path: Path, docs: Path) -> None:
+    cfg = Config(index_dir=tmp_path / "index", max_query_chars=100)
+    with Engine(cfg, embedder=HashEmbedder()) as e:
+        e.ingest([docs])
+        assert e.search("ferry " * 16)  # 96 characters
+        with pytest.raises(SnapragError, match="over the limit of 100"):
+            e.search("ferry " * 17)
+
+
+@pytest.mark.timeout(120)
+def test_huge_query_of_one_character_completes(tmp_path: Path, docs: Path) -> None:
+    """'?' * 100,000 + 'a' took 21 s with the cache on (quadratic normalization); with the
+    default limit it is refused at once, and with the limit raised it runs in linear time."""
+    query = "?" * 100_000 + "a"
+    with Engine(Config(index_dir=tmp_path / "index"), embedder=HashEmbedder()) as e:
+        e.ingest([docs])
+        with pytest.raises(SnapragError, match="limit"):
+            e.search(query)
+    big = Config(index_dir=tmp_path / "index", max_query_chars=2_000_000)
+    with Engine(big, embedder=HashEmbedder()) as e:
+        e.search("?" * 1_000_000 + "a")
+        e.search("?" * 1_000_000 + "a")  # the cached path too

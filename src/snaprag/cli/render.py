@@ -53,6 +53,14 @@ def where(source: str, page: int | None) -> str:
 def print_hits(query: str, hits: Sequence[Hit], timings: Any = None) -> None:
     out = console()
     if not hits:
+        from ..search.query import has_searchable_terms
+
+        if not has_searchable_terms(query):
+            out.print(
+                f"No results: [bold]{markup(query)}[/] has no searchable terms (no letters "
+                "or digits); search for words."
+            )
+            return
         out.print(
             f"No results for [bold]{markup(query)}[/]. Is the index empty, or a filter too "
             "narrow? Try 'snaprag stats' or 'snaprag docs'."

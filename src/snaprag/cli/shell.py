@@ -92,12 +92,8 @@ def with_engine(settings: Settings, action: Callable[[Any], Any], status: bool =
 
 
 def check_query(engine: Any, text: str) -> None:
-    """Refuse a query longer than ``max_query_chars`` with a message that says so."""
-    from ..errors import QueryError
+    """Refuse an empty query or one longer than ``max_query_chars`` before any work (the
+    engine checks again; checking here first names the query of a file that fails)."""
+    from ..search.query import check_query as check
 
-    limit = engine.config.max_query_chars
-    if len(text) > limit:
-        raise QueryError(
-            f"the query is {len(text):,} characters long; the limit is {limit:,} "
-            "(setting max_query_chars, env SNAPRAG_MAX_QUERY_CHARS)"
-        )
+    check(text, engine.config.max_query_chars)
