@@ -432,7 +432,7 @@ def test_too_long_query_is_refused(index: Path, run_cli) -> None:
     env = {"SNAPRAG_MAX_QUERY_CHARS": "20"}
     res = run_cli("search", "owls " * 10, "--index", index, env=env)
     assert res.returncode == 2
-    assert "limit is 20" in one_line_error(res)
+    assert "over the limit of 20" in one_line_error(res)
     assert run_cli("ask", "owls " * 10, "--index", index, env=env).returncode == 2
     assert run_cli("search", "owls", "--index", index, env=env).returncode == 0
 

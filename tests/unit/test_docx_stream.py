@@ -236,7 +236,11 @@ _CHILD = textwrap.dedent(
         out = {"chars": len(doc.text)}
     except LoaderError as exc:
         out = {"error": str(exc)}
-    out["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child of a big test
+    # process would report its parent's peak
+    with open("/proc/self/status") as fh:
+        hwm = next(line for line in fh if line.startswith("VmHWM:"))
+    out["max_rss_kb"] = int(hwm.split()[1])
     print(json.dumps(out))
     """
 )
