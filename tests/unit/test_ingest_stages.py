@@ -279,12 +279,12 @@ def test_exclude_patterns(tmp_path: Path, store: Store) -> None:
     for rel in ("a.txt", "b.tmp.txt", "drafts/d.txt", "x/scans/s.txt", "scans/t.txt", "keep/k.md"):
         (docs / rel).parent.mkdir(parents=True, exist_ok=True)
         (docs / rel).write_text(f"Text of {rel} about herons.")
-    exclude = ["*.tmp.txt", "drafts/*", "**/scans/*"]
+    exclude = ["*.tmp.txt", "./drafts/*", "**/scans/*"]
     report = make_job(store, FakeEmbedder()).run([docs], exclude=exclude)
     got = {Path(r.path).relative_to(docs).as_posix(): (r.status, r.reason) for r in report.results}
     assert got["a.txt"][0] == "added" and got["keep/k.md"][0] == "added"
     assert got["b.tmp.txt"] == ("ignored", "excluded by --exclude *.tmp.txt")
-    assert got["drafts/d.txt"] == ("ignored", "excluded by --exclude drafts/*")
+    assert got["drafts/d.txt"] == ("ignored", "excluded by --exclude ./drafts/*")
     assert got["x/scans/s.txt"] == ("ignored", "excluded by --exclude **/scans/*")
     assert got["scans/t.txt"] == ("ignored", "excluded by --exclude **/scans/*")
     assert store.counts()["sources"] == 2

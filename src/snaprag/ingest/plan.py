@@ -80,6 +80,8 @@ class Excluder:
         forms: list[tuple[str, str]] = []
         for p in self.patterns:
             q = p.rstrip("/") or p
+            while q.startswith("./"):  # relative paths are matched without it
+                q = q[2:]
             forms.append((p, q))
             while q.startswith("**/"):
                 q = q[3:]
