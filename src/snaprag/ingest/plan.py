@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -139,7 +139,12 @@ def discover(
     return found
 
 
-def _walk(root: str, skipped: set[str], excluder: Excluder, add) -> None:
+def _walk(
+    root: str,
+    skipped: set[str],
+    excluder: Excluder,
+    add: Callable[[Candidate | SourceResult], None],
+) -> None:
     def unreadable(exc: OSError) -> None:
         where = str(exc.filename or root)
         denied = exc.errno in (errno.EACCES, errno.EPERM)
@@ -217,8 +222,8 @@ def plan_one(
             reason = f"file too large ({st.st_size} bytes > limit {max_file_bytes})"
             return SourceResult(candidate.source, FAILED, reason)
         # hash before parsing: an unchanged source costs one read, not a PDF parse
-        complete = stored is not None and stored[1] is not None
-        if complete and file_sha256(candidate.path) == stored[1]:
+        stored_hash = stored[1] if stored is not None else None
+        if stored_hash is not None and file_sha256(candidate.path) == stored_hash:
             return SourceResult(candidate.source, UNCHANGED)
     except LoaderError as exc:
         return SourceResult(candidate.source, FAILED, str(exc))
