@@ -185,3 +185,53 @@ def test_ctrl_c_exits_cleanly_then_resume(
     assert committed is not None and 0 < committed < N_DOCS
     assert committed % 512 == 0
     resume_and_check(big_corpus, index, clean_run, committed, run_cli)
+
+
+# --------------------------------------------------------------------------- one huge document
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL between two commits: nothing in snaprag catches it."""
+
+
+def test_huge_document_commits_in_batches_and_resumes(tmp_path: Path, monkeypatch) -> None:
+    """One single-paragraph file of ~600 chunks: several transactions, a kill between two
+    of them, then a resumed run that embeds only the rest and equals a clean result."""
+    from snaprag.index.store import Store
+    from snaprag.ingest.chunking import Chunker
+    from snaprag.types import Document, Section
+
+    sentences = [f"Line {i} of the {WORDS[i % len(WORDS)]} ledger is plain." for i in range(4000)]
+    text = "Zanzibar opens the ledger. " + " ".join(sentences) + " Quokka closes the ledger."
+    path = tmp_path / "ledger.html"
+    path.write_text(f"<html><body><p>{text}</p></body></html>", encoding="utf-8")
+    index = tmp_path / "index"
+    real = Store.transaction
+
+    def dying(self, bump=False):
+        if bump and self.counts()["chunks"]:
+            raise Killed  # after the first batch is in, before the second is written
+        return real(self, bump)
+
+    monkeypatch.setattr(Store, "transaction", dying)
+    with Engine.open(index, chunk_tokens=64, chunk_overlap=8) as eng:
+        emb = eng.embedder
+        chunker = Chunker(emb.count_tokens, emb.token_offsets, 64, 8)
+        expected = len(chunker.chunk(Document("x", str(path), "html", "ledger", (Section(text),))))
+        assert 512 < expected < 1024, "the document must need two transactions"
+        with pytest.raises(Killed):
+            eng.ingest([path])
+        stats = eng.stats()
+        assert stats["chunks"] == 512 and stats["partial_sources"] == 1
+    monkeypatch.setattr(Store, "transaction", real)
+    with Engine.open(index, chunk_tokens=64, chunk_overlap=8) as eng:
+        report = eng.ingest([path])
+        assert report.ok and report.chunks_embedded == expected - 512
+        stats = eng.stats()
+        assert stats["chunks"] == expected and stats["partial_sources"] == 0
+        seqs = [r[1] for r in chunk_rows(index / "snaprag.db")]
+        assert seqs == list(range(expected))  # no duplicates, no gaps
+        for word in ("Zanzibar", "Quokka"):
+            assert word in eng.search(word, k=1, mode="bm25")[0].text
+        assert "Quokka" in eng.search("Quokka closes the ledger", k=1, mode="dense")[0].text
+        assert eng.ingest([path]).count("unchanged") == 1

@@ -278,6 +278,89 @@ def test_sources_sorted(store):
     assert store.sources() == ["a.txt", "b/z.md", "c.txt"]
 
 
+def test_source_summaries(store):
+    import time
+
+    before = time.time()
+    add_source(store, "/d/a.pdf", {"a1": ["1", "2", "3"]}, type_="pdf")  # pages 1, 2, 3
+    add_source(store, "/d/b.jsonl", {"b1": ["4"], "b2": ["5"]}, type_="jsonl")
+    with store.transaction(bump=True) as conn:  # a text source: no page numbers
+        sid = store.upsert_source(conn, "/d/c.txt", "txt", 5, 1.0)
+        store.replace_document(
+            conn, sid, "c1", "c", "txt", "h", 3, [chunk(0, "six", unit_vectors(1)[0])], "float16"
+        )
+    add_source(store, "/d/empty.md", {}, finish=False)
+    got = {s["path"]: s for s in store.source_summaries()}
+    assert list(got) == ["/d/a.pdf", "/d/b.jsonl", "/d/c.txt", "/d/empty.md"]
+    assert got["/d/a.pdf"] == {
+        "path": "/d/a.pdf",
+        "type": "pdf",
+        "documents": 1,
+        "pages": 3,
+        "chunks": 3,
+        "ingested_at": got["/d/a.pdf"]["ingested_at"],
+        "complete": True,
+    }
+    assert isinstance(got["/d/a.pdf"]["ingested_at"], float)
+    assert before - 1 <= got["/d/a.pdf"]["ingested_at"] <= time.time() + 1
+    b = got["/d/b.jsonl"]
+    assert (b["documents"], b["chunks"], b["pages"]) == (2, 2, 1)  # both on page 1
+    assert got["/d/c.txt"]["pages"] == 0 and got["/d/c.txt"]["chunks"] == 1
+    e = got["/d/empty.md"]
+    assert (e["documents"], e["chunks"], e["pages"], e["complete"]) == (0, 0, 0, False)
+
+
+def test_delete_by_path_relative_path_or_document_id(store, tmp_path, monkeypatch):
+    a, b, c = (str(tmp_path / n) for n in ("a.txt", "b.jsonl", "c.txt"))
+    add_source(store, a, {"a1": ["1", "2"]})
+    add_source(store, b, {"b1": ["3"], "b2": ["4"]})
+    add_source(store, c, {"c1": ["5"]})
+    version = store.version
+    assert store.delete(a) == {"source": a, "matched": "path", "documents": 1, "chunks": 2}
+    assert store.version == version + 1
+    monkeypatch.chdir(tmp_path)
+    assert store.delete("./c.txt")["source"] == c  # resolved from the working directory
+    got = store.delete("b2")  # a document id removes its whole source
+    assert got == {"source": b, "matched": "document", "documents": 2, "chunks": 2}
+    assert store.sources() == [] and chunk_texts(store) == []
+    assert store.version == version + 3
+
+
+def test_delete_of_nothing_raises_and_changes_nothing(store):
+    add_source(store, "/d/a.txt", {"a1": ["1"]})
+    version = store.version
+    for wanted in ("/d/zzz.txt", "nope", "bad\x00name"):
+        with pytest.raises(IndexError_, match="snaprag docs") as err:
+            store.delete(wanted)
+        assert repr(wanted) in str(err.value)
+    assert store.version == version and store.sources() == ["/d/a.txt"]
+
+
+def test_documents_written_over_several_transactions(store):
+    v = unit_vectors(5)
+    with store.transaction(bump=True) as conn:
+        sid = store.upsert_source(conn, "a.txt", "txt", 10, 1.0)
+        store.replace_document(
+            conn, sid, "done", "t", "txt", "h-done", 3, [chunk(0, "x", v[0])], "float16"
+        )
+        store.begin_document(conn, sid, "big", "t", "txt", "key1", 30)
+        store.append_chunks(conn, sid, "big", [chunk(0, "a", v[1]), chunk(1, "b", v[2])], "float16")
+    assert store.document_hashes(sid) == {"done": "h-done"}  # pending ones are not complete
+    assert store.pending_documents(sid) == {"big": ("key1", 2)}
+    with store.transaction(bump=True) as conn:
+        store.append_chunks(conn, sid, "big", [chunk(2, "c", v[3])], "float16")
+        store.finish_document(conn, sid, "big", "h-big")
+    assert store.pending_documents(sid) == {}
+    assert store.document_hashes(sid) == {"done": "h-done", "big": "h-big"}
+    assert chunk_texts(store) == ["x", "a", "b", "c"]
+    with store.transaction(bump=True) as conn:  # beginning again drops what was there
+        store.begin_document(conn, sid, "big", "t", "txt", "key2", 30)
+    assert store.pending_documents(sid) == {"big": ("key2", 0)}
+    assert chunk_texts(store) == ["x"]
+    with pytest.raises(IndexError_, match="removed"), store.transaction() as conn:
+        store.append_chunks(conn, sid, "gone", [chunk(0, "y", v[4])], "float16")
+
+
 # --------------------------------------------------------------------------- vectors
 
 

@@ -8,6 +8,7 @@ keyed by that number, so nothing can outlive the data it was computed from.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -16,12 +17,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import IndexError_
+from .vector_codec import decode_vectors, encode_vector
 
 SCHEMA_VERSION = 1
+#: ``documents.doc_hash`` of a document whose chunks are still being written
+PENDING = "pending:"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,27 +89,6 @@ class ChunkRow:
     title: str
     type: str
     source: str
-
-
-def encode_vector(v: np.ndarray, dtype: str) -> bytes:
-    if dtype == "float16":
-        return v.astype(np.float16).tobytes()
-    scale = float(np.abs(v).max()) / 127.0 or 1.0
-    q = np.clip(np.rint(v / scale), -127, 127).astype(np.int8)
-    return np.float32(scale).tobytes() + q.tobytes()
-
-
-def decode_vectors(blobs: Sequence[bytes], dim: int, dtype: str) -> np.ndarray:
-    """Decode many stored vectors into one contiguous float32 matrix."""
-    n = len(blobs)
-    if n == 0:
-        return np.zeros((0, dim), dtype=np.float32)
-    raw = np.frombuffer(b"".join(blobs), dtype=np.uint8)
-    if dtype == "float16":
-        return raw.view(np.float16).reshape(n, dim).astype(np.float32)
-    rec = raw.reshape(n, 4 + dim)
-    scales = rec[:, :4].copy().view(np.float32)
-    return rec[:, 4:].view(np.int8).astype(np.float32) * scales
 
 
 class Store:
@@ -250,10 +234,69 @@ class Store:
         conn.execute("DELETE FROM sources WHERE id=?", row)
         return int(n)
 
+    def source_summaries(self) -> list[dict[str, Any]]:
+        """One row per source, by path: ``path``, ``type``, ``documents``, ``pages``
+        (distinct page numbers, 0 when it has none), ``chunks``, ``ingested_at`` (epoch
+        seconds) and ``complete`` (False while an interrupted ingest left it partial)."""
+        rows = self._conn().execute(
+            "SELECT s.path, s.type, COUNT(DISTINCT d.id), COUNT(DISTINCT c.page), COUNT(c.id), "
+            "s.ingested_at, s.content_hash IS NOT NULL FROM sources s "
+            "LEFT JOIN documents d ON d.source_id = s.id "
+            "LEFT JOIN chunks c ON c.document_id = d.id GROUP BY s.id ORDER BY s.path"
+        )
+        keys = ("path", "type", "documents", "pages", "chunks", "ingested_at", "complete")
+        return [dict(zip(keys, (*r[:5], float(r[5]), bool(r[6])), strict=True)) for r in rows]
+
+    def delete(self, source_or_doc_id: str) -> dict[str, Any]:
+        """Remove one source with its documents and chunks, in one transaction (a new version).
+
+        ``source_or_doc_id`` is a source path as stored, a path that resolves to one (relative
+        to the working directory, symlinks followed), or else a document id, whose whole
+        source goes. Returns ``{"source", "matched" ("path" or "document"), "documents",
+        "chunks"}``; raises :class:`IndexError_` when nothing matches.
+        """
+        wanted = str(source_or_doc_id)
+        with self.transaction(bump=True) as conn:
+            candidates = [(wanted, "path")]
+            try:
+                resolved = os.path.realpath(wanted)
+            except (OSError, ValueError):  # a NUL byte cannot name a file
+                resolved = None
+            if resolved and resolved != wanted:
+                candidates.append((resolved, "path"))
+            found = None
+            for path, how in candidates:
+                row = conn.execute("SELECT id, path FROM sources WHERE path=?", (path,)).fetchone()
+                if row is not None:
+                    found = (row, how)
+                    break
+            if found is None:
+                row = conn.execute(
+                    "SELECT s.id, s.path FROM documents d JOIN sources s ON s.id = d.source_id "
+                    "WHERE d.doc_id=?",
+                    (wanted,),
+                ).fetchone()
+                if row is None:
+                    raise IndexError_(
+                        f"nothing in {self.path.parent} matches {wanted!r}: give a source path "
+                        "or a document id as listed by 'snaprag docs'"
+                    )
+                found = (row, "document")
+            (source_id, path), how = found
+            documents, chunks = conn.execute(
+                "SELECT COUNT(DISTINCT d.id), COUNT(c.id) FROM documents d "
+                "LEFT JOIN chunks c ON c.document_id = d.id WHERE d.source_id=?",
+                (source_id,),
+            ).fetchone()
+            conn.execute("DELETE FROM sources WHERE id=?", (source_id,))
+        return {"source": path, "matched": how, "documents": documents, "chunks": chunks}
+
     # ------------------------------------------------------------------ documents
     def document_hashes(self, source_id: int) -> dict[str, str]:
+        """``{doc_id: document hash}`` of the source's complete documents."""
         rows = self._conn().execute(
-            "SELECT doc_id, doc_hash FROM documents WHERE source_id=?", (source_id,)
+            "SELECT doc_id, doc_hash FROM documents WHERE source_id=? AND doc_hash NOT LIKE ?",
+            (source_id, PENDING + "%"),
         )
         return {r[0]: r[1] for r in rows}
 
@@ -281,19 +324,55 @@ class Store:
         chunks: Iterable[StoredChunk],
         vector_dtype: str,
     ) -> None:
+        """Write a whole document in one go (inside ``conn``), replacing its old version."""
+        self.begin_document(conn, source_id, doc_id, title, type_, doc_hash, n_chars)
+        self.append_chunks(conn, source_id, doc_id, chunks, vector_dtype)
+        self.finish_document(conn, source_id, doc_id, doc_hash)
+
+    def begin_document(
+        self,
+        conn: sqlite3.Connection,
+        source_id: int,
+        doc_id: str,
+        title: str,
+        type_: str,
+        resume_key: str,
+        n_chars: int,
+    ) -> None:
+        """Replace a document by an empty, pending one (chunks follow, maybe over several
+        transactions); ``resume_key`` says which content its chunks will be of.
+
+        Raises ``sqlite3.IntegrityError`` when another source has a document ``doc_id``.
+        """
         conn.execute("DELETE FROM documents WHERE doc_id=? AND source_id=?", (doc_id, source_id))
-        cur = conn.execute(
+        conn.execute(
             "INSERT INTO documents(source_id, doc_id, title, type, doc_hash, n_chars) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (source_id, doc_id, title, type_, doc_hash, n_chars),
+            (source_id, doc_id, title, type_, PENDING + resume_key, n_chars),
         )
-        document_id = cur.lastrowid
+
+    def append_chunks(
+        self,
+        conn: sqlite3.Connection,
+        source_id: int,
+        doc_id: str,
+        chunks: Iterable[StoredChunk],
+        vector_dtype: str,
+    ) -> None:
+        """Add chunks to a document of the source (inside ``conn``)."""
+        row = conn.execute(
+            "SELECT id FROM documents WHERE doc_id=? AND source_id=?", (doc_id, source_id)
+        ).fetchone()
+        if row is None:
+            raise IndexError_(
+                f"document {doc_id!r} was removed while it was being written; run the ingest again"
+            )
         conn.executemany(
             "INSERT INTO chunks(document_id, seq, text, page, char_start, char_end, tokens, "
             "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    document_id,
+                    row[0],
                     c.seq,
                     c.text,
                     c.page,
@@ -305,6 +384,26 @@ class Store:
                 for c in chunks
             ],
         )
+
+    def finish_document(
+        self, conn: sqlite3.Connection, source_id: int, doc_id: str, doc_hash: str
+    ) -> None:
+        """Mark a document complete: record its hash (in the transaction of its last chunk)."""
+        conn.execute(
+            "UPDATE documents SET doc_hash=? WHERE doc_id=? AND source_id=?",
+            (doc_hash, doc_id, source_id),
+        )
+
+    def pending_documents(self, source_id: int) -> dict[str, tuple[str, int]]:
+        """Documents of a source cut short by an interrupted run:
+        ``{doc_id: (resume key, chunks stored)}``."""
+        rows = self._conn().execute(
+            "SELECT d.doc_id, d.doc_hash, COUNT(c.id) FROM documents d "
+            "LEFT JOIN chunks c ON c.document_id = d.id "
+            "WHERE d.source_id=? AND d.doc_hash LIKE ? GROUP BY d.id",
+            (source_id, PENDING + "%"),
+        )
+        return {r[0]: (r[1][len(PENDING) :], int(r[2])) for r in rows}
 
     def delete_documents_except(
         self, conn: sqlite3.Connection, source_id: int, keep: Sequence[str]

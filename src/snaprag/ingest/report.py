@@ -1,0 +1,64 @@
+"""What an ingest run reports: one result per source, totals, and the progress events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+ADDED, UPDATED, UNCHANGED, FAILED, IGNORED, REMOVED = (
+    "added",
+    "updated",
+    "unchanged",
+    "failed",
+    "ignored",
+    "removed",
+)
+
+#: progress callback ``(event, data)``; events: ``"discovered"`` (number of sources found),
+#: ``"start"`` (the path about to be read, loaded and embedded), ``"source"`` (its
+#: :class:`SourceResult`), ``"chunks"`` (number of chunks just committed)
+Progress = Callable[[str, object], None]
+
+
+@dataclass
+class SourceResult:
+    path: str
+    status: str
+    reason: str = ""
+    documents: int = 0
+    chunks: int = 0
+
+
+@dataclass
+class IngestReport:
+    results: list[SourceResult] = field(default_factory=list)
+    seconds: float = 0.0
+    chunks_embedded: int = 0
+    embed_seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def failed(self) -> list[SourceResult]:
+        return [r for r in self.results if r.status == FAILED]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "added": self.count(ADDED),
+            "updated": self.count(UPDATED),
+            "unchanged": self.count(UNCHANGED),
+            "removed": self.count(REMOVED),
+            "failed": self.count(FAILED),
+            "ignored": self.count(IGNORED),
+            "chunks_embedded": self.chunks_embedded,
+            "seconds": round(self.seconds, 3),
+            "chunks_per_s": round(self.chunks_embedded / self.embed_seconds, 1)
+            if self.embed_seconds
+            else None,
+            "sources": [r.__dict__ for r in self.results if r.status != UNCHANGED],
+        }
