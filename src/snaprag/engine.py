@@ -327,27 +327,33 @@ class Engine:
         """Index files and directories; unchanged sources are skipped.
 
         With ``prune``, indexed sources under ``paths`` that no longer exist are removed;
-        ``exclude`` globs skip matching files. Nothing is written before the ingest lock
-        is held, so a refused ingest changes nothing.
-        """
-        from .ingest.job import FAILED, IngestJob, IngestReport, SourceResult
+        ``exclude`` globs skip matching files (matched against the path under each given
+        directory, the absolute path and folder names). ``progress(event, data)`` gets
+        ``discovered`` (files found), ``start`` (the path about to be read), ``chunks``
+        (just embedded) and ``source`` (its result).
 
-        paths = [Path(p) for p in paths]
-        if not self.db_path.exists() and not any(p.exists() or p.is_symlink() for p in paths):
-            # nothing to read and no index yet: report it without creating the directory
-            report = IngestReport(
-                [
-                    SourceResult(str(p.absolute()), FAILED, "no such file or directory")
-                    for p in paths
-                ]
-            )
+        The files are discovered before anything is written (no index directory appears
+        when there is nothing to read), and nothing is written before the ingest lock is
+        held, so a refused ingest changes nothing.
+        """
+        from .ingest.chunking import Chunker
+        from .ingest.job import IngestJob
+        from .ingest.plan import discover
+
+        cfg = self.config
+        found = discover([Path(p) for p in paths], skip=[cfg.index_dir], exclude=exclude)
+        if not found.candidates and not (prune and self.db_path.exists()):
+            report = found.report()
+            if progress is not None:
+                progress("discovered", 0)
+                for result in report.results:
+                    progress("source", result)
             return report
-        self.config.index_dir.mkdir(parents=True, exist_ok=True)
+        cfg.index_dir.mkdir(parents=True, exist_ok=True)
         with self._ingest_lock():
             store = self._open_store(create=True)
             self._check_settings(store)  # again, now that no other ingest can change it
             emb = self.embedder
-            cfg = self.config
             dtype = store.get_meta("vector_dtype") or cfg.vector_dtype
             if store.get_meta("model") is None or not store.counts()["chunks"]:
                 store.set_meta(
@@ -361,8 +367,6 @@ class Engine:
                         "quantization": cfg.quantization,
                     }
                 )
-            from .ingest.chunking import Chunker
-
             chunker = Chunker(
                 emb.count_tokens,
                 emb.token_offsets,
@@ -370,7 +374,7 @@ class Engine:
                 cfg.chunk_overlap,
             )
             job = IngestJob(store, emb, chunker, dtype, cfg.max_file_bytes, progress)
-            return job.run(paths, prune=prune, skip=[cfg.index_dir])
+            return job.run_discovered(found, prune=prune)
 
     @contextlib.contextmanager
     def _ingest_lock(self) -> Iterator[None]:
@@ -524,6 +528,18 @@ class Engine:
             "read_only": bool(getattr(store, "read_only", False)),
         }
 
+    def documents(self) -> list[dict[str, Any]]:
+        """Indexed sources: ``path``, ``type``, ``documents``, ``pages``, ``chunks``,
+        ``ingested_at`` (epoch seconds), ``complete`` (False while partly ingested)."""
+        return self.store.source_summaries()
+
+    def delete(self, source_or_doc_id: str) -> dict[str, Any]:
+        """Remove one source (by path) or one document (by id); the index version moves
+        on, so cached results that included it become unreachable at once."""
+        store = self.store
+        with self._ingest_lock():  # not in the middle of an ingest writing that source
+            return store.delete(source_or_doc_id)
+
     def _require_cache(self) -> QueryCache:
         self.require_index()
         cache = self.cache
@@ -605,90 +621,6 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # ---- temporary until the store offers source_summaries() / delete()
-    def documents(self) -> list[dict[str, Any]]:
-        """The indexed sources, by path: ``path``, ``type``, ``documents``, ``pages``
-        (None for sources without pages), ``chunks``, ``ingested_at`` (epoch seconds) and
-        ``complete`` (False while a source is only partly ingested)."""
-        store = self._open_store(create=False)
-        rows = (
-            store._conn()  # temporary: store.source_summaries() replaces this query
-            .execute(
-                "SELECT s.path, s.type, s.ingested_at, s.content_hash IS NOT NULL, "
-                "COUNT(DISTINCT d.id), COUNT(DISTINCT c.page), COUNT(c.id) "
-                "FROM sources s LEFT JOIN documents d ON d.source_id = s.id "
-                "LEFT JOIN chunks c ON c.document_id = d.id GROUP BY s.id ORDER BY s.path"
-            )
-            .fetchall()
-        )
-        return [
-            {
-                "path": path,
-                "type": type_,
-                "documents": int(docs),
-                "pages": int(pages) if pages else None,
-                "chunks": int(chunks),
-                "ingested_at": float(at),
-                "complete": bool(complete),
-            }
-            for path, type_, at, complete, docs, pages, chunks in rows
-        ]
-
-    def delete(self, source_or_doc_id: str) -> dict[str, Any]:
-        """Remove a source (its path, as listed by :meth:`documents`) or one document (its
-        id) with its chunks; the index version goes up. A deleted document of a source that
-        holds several comes back only when its source changes and is ingested again."""
-        store = self._open_store(create=False)
-        conn = store._conn()  # temporary: store.delete() replaces these queries
-        wanted = source_or_doc_id
-        candidates = [wanted, str(Path(wanted).expanduser().resolve())]
-        for path in candidates:
-            if store.source(path) is not None:
-                with store.transaction(bump=True) as tx:
-                    chunks = self._count_chunks(tx, "s.path = ?", path)
-                    documents = store.delete_source(tx, path)
-                return {
-                    "deleted": "source",
-                    "source": path,
-                    "documents": documents,
-                    "chunks": chunks,
-                }
-        row = conn.execute(
-            "SELECT d.id, d.source_id, s.path FROM documents d "
-            "JOIN sources s ON s.id = d.source_id WHERE d.doc_id = ?",
-            (wanted,),
-        ).fetchone()
-        if row is None:
-            raise IndexError_(
-                f"nothing indexed as {wanted!r}: give a source path as 'snaprag docs' lists it, "
-                "or a document id as search results show it (doc_id)"
-            )
-        with store.transaction(bump=True) as tx:
-            chunks = self._count_chunks(tx, "d.id = ?", row[0])
-            tx.execute("DELETE FROM documents WHERE id = ?", (row[0],))
-            left = tx.execute(
-                "SELECT COUNT(*) FROM documents WHERE source_id = ?", (row[1],)
-            ).fetchone()[0]
-            if not left:
-                tx.execute("DELETE FROM sources WHERE id = ?", (row[1],))
-        return {
-            "deleted": "document",
-            "doc_id": wanted,
-            "source": row[2],
-            "documents": 1,
-            "chunks": chunks,
-        }
-
-    @staticmethod
-    def _count_chunks(conn: Any, where: str, arg: Any) -> int:
-        return int(
-            conn.execute(
-                "SELECT COUNT(*) FROM chunks c JOIN documents d ON d.id = c.document_id "
-                f"JOIN sources s ON s.id = d.source_id WHERE {where}",
-                (arg,),
-            ).fetchone()[0]
-        )
 
 
 __all__ = ["Engine", "Hit"]

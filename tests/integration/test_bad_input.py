@@ -302,7 +302,6 @@ def test_cli_hostile_paths_are_failed_sources(tmp_path: Path, run_cli) -> None:
     assert found.json()["hits"][0]["source"].endswith("pipe.txt")  # the stored text is kept
 
 
-@pytest.mark.xfail(reason="Engine.ingest must run ingest.plan.discover before creating the index")
 def test_missing_path_creates_no_index(tmp_path: Path, run_cli) -> None:
     res = run_cli("ingest", tmp_path / "nope", "--index", tmp_path / "index")
     assert res.returncode == 1 and "no such file or directory" in res.out_flat

@@ -475,7 +475,10 @@ def test_ingest_exclude(tmp_path: Path, corpus: Path, run_cli) -> None:
         "ingest", corpus, "--index", index, "--json", "--exclude", "*.pdf", "--exclude", "c*.jsonl"
     )
     assert res.returncode == 0, res.stderr
-    assert {Path(s["path"]).name for s in res.json()["sources"]} == {"guide.md", "notes.txt"}
+    sources = {Path(s["path"]).name: s for s in res.json()["sources"]}
+    assert {n for n, s in sources.items() if s["status"] == "added"} == {"guide.md", "notes.txt"}
+    for name in ("manual.pdf", "corpus.jsonl"):
+        assert sources[name]["status"] == "ignored" and "excluded" in sources[name]["reason"]
 
 
 def test_unindexable_source_hints_at_exclude(tmp_path: Path, make, run_cli) -> None:

@@ -27,10 +27,9 @@ def test_refused_ingest_changes_nothing(tmp_path: Path, docs: Path) -> None:
     index's model (it used to, before taking the lock: vectors of one model, queries
     embedded with another)."""
     index = tmp_path / "index"
-    empty = tmp_path / "empty"
-    empty.mkdir()
     with Engine(Config(index_dir=index), embedder=HashEmbedder(dim=32)) as first:
-        first.ingest([empty])  # an index with no chunks yet: the case that broke
+        first.ingest([docs / "b.txt"])
+        first.delete(str(docs / "b.txt"))  # an index with no chunks: the case that broke
         assert first.stats()["chunks"] == 0 and first.stats()["model"] == "hash:32"
     with open(index / "ingest.lock", "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another ingest is running

@@ -130,11 +130,13 @@ def test_onnx_embedder_pickles_without_loading(tmp_path: Path) -> None:
     from snaprag.embed.onnx_embedder import OnnxEmbedder
 
     emb = OnnxEmbedder("minilm", tmp_path / "cache", "int8", 1, 8)
-    try:
-        copy = pickle.loads(pickle.dumps(Processor(emb)))
-    except TypeError as exc:  # a lock in the embedder: see the report of the ingest split
-        pytest.xfail(f"OnnxEmbedder is not picklable yet: {exc}")
+    copy = pickle.loads(pickle.dumps(Processor(emb)))
     assert copy.embedder.spec == "minilm" and copy.embedder.batch_size == 8
+    assert not copy.embedder.loaded  # the worker loads the model on its side
+    emb.embed_queries(["load it"])
+    again = pickle.loads(pickle.dumps(emb))  # a loaded one pickles without its session
+    assert emb.loaded and not again.loaded
+    assert again.embed_queries(["load it"]).shape == (1, again.dim)
 
 
 def test_process_reads_no_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

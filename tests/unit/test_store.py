@@ -305,9 +305,9 @@ def test_source_summaries(store):
     assert before - 1 <= got["/d/a.pdf"]["ingested_at"] <= time.time() + 1
     b = got["/d/b.jsonl"]
     assert (b["documents"], b["chunks"], b["pages"]) == (2, 2, 1)  # both on page 1
-    assert got["/d/c.txt"]["pages"] == 0 and got["/d/c.txt"]["chunks"] == 1
+    assert got["/d/c.txt"]["pages"] is None and got["/d/c.txt"]["chunks"] == 1
     e = got["/d/empty.md"]
-    assert (e["documents"], e["chunks"], e["pages"], e["complete"]) == (0, 0, 0, False)
+    assert (e["documents"], e["chunks"], e["pages"], e["complete"]) == (0, 0, None, False)
 
 
 def test_delete_by_path_relative_path_or_document_id(store, tmp_path, monkeypatch):
@@ -316,14 +316,22 @@ def test_delete_by_path_relative_path_or_document_id(store, tmp_path, monkeypatc
     add_source(store, b, {"b1": ["3"], "b2": ["4"]})
     add_source(store, c, {"c1": ["5"]})
     version = store.version
-    assert store.delete(a) == {"source": a, "matched": "path", "documents": 1, "chunks": 2}
+    assert store.delete(a) == {"deleted": "source", "source": a, "documents": 1, "chunks": 2}
     assert store.version == version + 1
     monkeypatch.chdir(tmp_path)
     assert store.delete("./c.txt")["source"] == c  # resolved from the working directory
-    got = store.delete("b2")  # a document id removes its whole source
-    assert got == {"source": b, "matched": "document", "documents": 2, "chunks": 2}
+    got = store.delete("b2")  # a document id removes that document only
+    assert got == {
+        "deleted": "document",
+        "source": b,
+        "doc_id": "b2",
+        "documents": 1,
+        "chunks": 1,
+    }
+    assert store.sources() == [b] and chunk_texts(store) == ["3"]
+    assert store.delete("b1")["deleted"] == "document"  # its last document: the source goes
     assert store.sources() == [] and chunk_texts(store) == []
-    assert store.version == version + 3
+    assert store.version == version + 4
 
 
 def test_delete_of_nothing_raises_and_changes_nothing(store):

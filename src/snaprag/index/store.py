@@ -236,7 +236,7 @@ class Store:
 
     def source_summaries(self) -> list[dict[str, Any]]:
         """One row per source, by path: ``path``, ``type``, ``documents``, ``pages``
-        (distinct page numbers, 0 when it has none), ``chunks``, ``ingested_at`` (epoch
+        (distinct page numbers, None for a source without pages), ``chunks``, ``ingested_at`` (epoch
         seconds) and ``complete`` (False while an interrupted ingest left it partial)."""
         rows = self._conn().execute(
             "SELECT s.path, s.type, COUNT(DISTINCT d.id), COUNT(DISTINCT c.page), COUNT(c.id), "
@@ -245,51 +245,76 @@ class Store:
             "LEFT JOIN chunks c ON c.document_id = d.id GROUP BY s.id ORDER BY s.path"
         )
         keys = ("path", "type", "documents", "pages", "chunks", "ingested_at", "complete")
-        return [dict(zip(keys, (*r[:5], float(r[5]), bool(r[6])), strict=True)) for r in rows]
+        return [
+            dict(zip(keys, (*r[:3], r[3] or None, r[4], float(r[5]), bool(r[6])), strict=True))
+            for r in rows
+        ]
 
     def delete(self, source_or_doc_id: str) -> dict[str, Any]:
-        """Remove one source with its documents and chunks, in one transaction (a new version).
+        """Remove one source, or one document, in one transaction (a new version).
 
-        ``source_or_doc_id`` is a source path as stored, a path that resolves to one (relative
-        to the working directory, symlinks followed), or else a document id, whose whole
-        source goes. Returns ``{"source", "matched" ("path" or "document"), "documents",
-        "chunks"}``; raises :class:`IndexError_` when nothing matches.
+        ``source_or_doc_id`` is a source path as stored, a path that resolves to one
+        (relative to the working directory, symlinks followed), or else a document id:
+        that document alone goes (its source too when it was the last one; a document
+        deleted from a source that holds several comes back only when the file changes).
+        Returns ``{"deleted": "source" | "document", "source", "doc_id" (documents only),
+        "documents", "chunks"}``; raises :class:`IndexError_` when nothing matches.
         """
         wanted = str(source_or_doc_id)
         with self.transaction(bump=True) as conn:
-            candidates = [(wanted, "path")]
+            candidates = [wanted]
             try:
                 resolved = os.path.realpath(wanted)
             except (OSError, ValueError):  # a NUL byte cannot name a file
                 resolved = None
             if resolved and resolved != wanted:
-                candidates.append((resolved, "path"))
-            found = None
-            for path, how in candidates:
-                row = conn.execute("SELECT id, path FROM sources WHERE path=?", (path,)).fetchone()
+                candidates.append(resolved)
+            for path in candidates:
+                row = conn.execute("SELECT id FROM sources WHERE path=?", (path,)).fetchone()
                 if row is not None:
-                    found = (row, how)
-                    break
-            if found is None:
-                row = conn.execute(
-                    "SELECT s.id, s.path FROM documents d JOIN sources s ON s.id = d.source_id "
-                    "WHERE d.doc_id=?",
-                    (wanted,),
-                ).fetchone()
-                if row is None:
-                    raise IndexError_(
-                        f"nothing in {self.path.parent} matches {wanted!r}: give a source path "
-                        "or a document id as listed by 'snaprag docs'"
-                    )
-                found = (row, "document")
-            (source_id, path), how = found
-            documents, chunks = conn.execute(
-                "SELECT COUNT(DISTINCT d.id), COUNT(c.id) FROM documents d "
-                "LEFT JOIN chunks c ON c.document_id = d.id WHERE d.source_id=?",
-                (source_id,),
+                    documents, chunks = self._sizes(conn, "d.source_id=?", row[0])
+                    conn.execute("DELETE FROM sources WHERE id=?", (row[0],))
+                    return {
+                        "deleted": "source",
+                        "source": path,
+                        "documents": documents,
+                        "chunks": chunks,
+                    }
+            row = conn.execute(
+                "SELECT d.id, s.id, s.path FROM documents d JOIN sources s ON s.id = d.source_id "
+                "WHERE d.doc_id=?",
+                (wanted,),
             ).fetchone()
-            conn.execute("DELETE FROM sources WHERE id=?", (source_id,))
-        return {"source": path, "matched": how, "documents": documents, "chunks": chunks}
+            if row is None:
+                raise IndexError_(
+                    f"nothing in {self.path.parent} matches {wanted!r}: give a source path "
+                    "or a document id as listed by 'snaprag docs' (or a hit's doc_id)"
+                )
+            document_id, source_id, path = row
+            documents, chunks = self._sizes(conn, "d.id=?", document_id)
+            conn.execute("DELETE FROM documents WHERE id=?", (document_id,))
+            left = conn.execute(
+                "SELECT COUNT(*) FROM documents WHERE source_id=?", (source_id,)
+            ).fetchone()[0]
+            if not left:
+                conn.execute("DELETE FROM sources WHERE id=?", (source_id,))
+        return {
+            "deleted": "document",
+            "source": path,
+            "doc_id": wanted,
+            "documents": documents,
+            "chunks": chunks,
+        }
+
+    @staticmethod
+    def _sizes(conn: sqlite3.Connection, where: str, arg: int) -> tuple[int, int]:
+        """Documents and chunks matching ``where`` (over ``documents d``)."""
+        documents, chunks = conn.execute(
+            "SELECT COUNT(DISTINCT d.id), COUNT(c.id) FROM documents d "
+            f"LEFT JOIN chunks c ON c.document_id = d.id WHERE {where}",
+            (arg,),
+        ).fetchone()
+        return int(documents), int(chunks)
 
     # ------------------------------------------------------------------ documents
     def document_hashes(self, source_id: int) -> dict[str, str]:
