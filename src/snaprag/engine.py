@@ -24,6 +24,7 @@ others wait for it. The engine holds no retrieval, caching or generation logic i
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import threading
@@ -382,7 +383,9 @@ class Engine:
         path = self.config.index_dir / layout.INGEST_LOCK
         try:
             fh = open(path, "a+")  # noqa: SIM115 - held for the whole ingest
-        except PermissionError:
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
             raise IndexError_(
                 f"the index {self.config.index_dir} is read-only for this user; it can be "
                 "searched but not changed (ingest as its owner, or into another --index)"

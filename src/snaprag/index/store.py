@@ -91,17 +91,34 @@ class ChunkRow:
     source: str
 
 
+def _read_only(path: Path) -> bool:
+    """Whether this process may not write the database file or create files next to it."""
+    directory = path.parent
+    if path.exists() and not os.access(path, os.W_OK):
+        return True
+    return directory.exists() and not os.access(directory, os.W_OK | os.X_OK)
+
+
 class Store:
-    """The SQLite side of an index. Thread-safe: one connection per thread."""
+    """The SQLite side of an index. Thread-safe: one connection per thread.
 
-    #: opened without write access (see :class:`~snaprag.index.base.DocumentStore`)
-    read_only = False
+    Opened read-only when this process may not write the database or its directory (a
+    read-only mount, another user's index): searching works, every write raises a
+    read-only :class:`IndexError_`. SQLite opens it with ``mode=ro``, or, when that is
+    refused (a WAL database whose ``-shm`` file cannot be created), as ``immutable``.
+    """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool | None = None) -> None:
         self.path = Path(path)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        #: opened without write access (see :class:`~snaprag.index.base.DocumentStore`)
+        self.read_only = _read_only(self.path) if read_only is None else read_only
+        self._immutable = False
         conn = self._conn()
+        if self.read_only:
+            self._check_schema(self.get_meta("schema_version") or SCHEMA_VERSION)
+            return
         with conn:
             conn.executescript(_SCHEMA)
             found = self.get_meta("schema_version")
@@ -113,27 +130,54 @@ class Store:
                 conn.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('index_id', ?)", (uuid.uuid4().hex,)
                 )
-            elif int(found) != SCHEMA_VERSION:
-                raise IndexError_(
-                    f"{self.path} uses index schema {found}, this snaprag reads {SCHEMA_VERSION}; "
-                    "re-ingest into a new index directory"
-                )
+            else:
+                self._check_schema(found)
+
+    def _check_schema(self, found: object) -> None:
+        if int(str(found)) != SCHEMA_VERSION:
+            raise IndexError_(
+                f"{self.path} uses index schema {found}, this snaprag reads {SCHEMA_VERSION}; "
+                "re-ingest into a new index directory"
+            )
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA foreign_keys=ON")
+                conn = self._connect_read_only() if self.read_only else self._connect()
             except sqlite3.DatabaseError as exc:
+                if self.read_only:
+                    raise IndexError_(
+                        f"cannot open the read-only index database {self.path}: {exc}"
+                    ) from exc
                 raise IndexError_(
                     f"cannot open index database {self.path}: {exc}; if the file is damaged, "
                     "move the index directory away and ingest again"
                 ) from exc
             self._local.conn = conn
         return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        base = self.path.resolve().as_uri()
+        if not self._immutable:
+            conn = sqlite3.connect(f"{base}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+            try:
+                conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+                return conn
+            except sqlite3.OperationalError:  # WAL without a writable directory for -shm
+                conn.close()
+                self._immutable = True
+        # nobody can be writing a file this process may not even lock: read it as it is
+        return sqlite3.connect(
+            f"{base}?mode=ro&immutable=1", uri=True, timeout=30, check_same_thread=False
+        )
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -174,6 +218,11 @@ class Store:
     @contextmanager
     def transaction(self, bump: bool = False) -> Iterator[sqlite3.Connection]:
         """A write transaction; with ``bump`` the index version increases with it."""
+        if self.read_only:
+            raise IndexError_(
+                f"the index {self.path.parent} is read-only for this process; it can be "
+                "searched but not changed (write it as its owner, or ingest into another --index)"
+            )
         conn = self._conn()
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
