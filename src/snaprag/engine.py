@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from .config import Config
 from .embed.base import Embedder
 from .embed.models import PRESETS, canonical_name
-from .errors import ConfigError, GenerationError, IndexError_, SnapragError
+from .errors import ConfigError, GenerationError, IndexStateError, SnapragError
 from .generate.base import Generator
 from .index import layout
 from .index.base import DocumentStore
@@ -135,7 +135,7 @@ class Engine:
         def build() -> DocumentStore:
             if not self.db_path.exists():
                 if not create:
-                    raise IndexError_(
+                    raise IndexStateError(
                         f"no index at {self.config.index_dir}: run 'snaprag ingest PATH' "
                         "first (or pass --index DIR / set SNAPRAG_INDEX)"
                     )
@@ -386,7 +386,7 @@ class Engine:
         except OSError as exc:
             if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise
-            raise IndexError_(
+            raise IndexStateError(
                 f"the index {self.config.index_dir} is read-only for this user; it can be "
                 "searched but not changed (ingest as its owner, or into another --index)"
             ) from None
@@ -394,7 +394,7 @@ class Engine:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise IndexError_(
+                raise IndexStateError(
                     f"another 'snaprag ingest' is running on {self.config.index_dir}; "
                     "wait for it to finish (searches keep working meanwhile)"
                 ) from None

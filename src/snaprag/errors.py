@@ -8,7 +8,8 @@ can catch one class. Messages say what was wrong and what to do next::
     ├── LoaderError          one source could not be read (corrupt, encrypted, too big...)
     │   └── UnsupportedFormatError
     ├── ModelError           an embedding model could not be found, fetched or converted
-    ├── IndexError_          the index directory is missing, locked or from another version
+    ├── IndexStateError      the index is missing, locked by an ingest, read-only or from
+    │                        another version
     ├── QueryError           a query or query file is malformed
     └── GenerationError      an LLM could not be loaded or reached, or failed mid-answer
                              (``code`` says which: model_missing, connection_refused, ...)
@@ -37,8 +38,9 @@ class ModelError(SnapragError):
     """An embedding model could not be located, fetched or converted."""
 
 
-class IndexError_(SnapragError):  # trailing underscore: do not shadow the builtin
-    """The index directory cannot be used as asked."""
+class IndexStateError(SnapragError):
+    """The index directory cannot be used as asked (missing, locked, read-only, or of
+    another schema version)."""
 
 
 class QueryError(SnapragError, ValueError):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from snaprag import Engine
-from snaprag.errors import IndexError_
+from snaprag.errors import IndexStateError
 
 DOCS = {
     "alpha.txt": "The alpha reactor cools with liquid sodium at 550 degrees.",
@@ -82,7 +82,7 @@ def test_one_ingest_at_a_time(tmp_path: Path, docs: Path) -> None:
         assert eng.ingest([docs]).ok
     with open(index / "ingest.lock", "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running ingest would
-        with Engine.open(index) as eng, pytest.raises(IndexError_, match="another"):
+        with Engine.open(index) as eng, pytest.raises(IndexStateError, match="another"):
             eng.ingest([docs])
         with Engine.open(index) as eng:  # searching is not blocked
             assert top_name(eng, "gamma rays") == "gamma.md"

@@ -10,7 +10,7 @@ import bm25s
 import numpy as np
 import pytest
 
-from snaprag.errors import ConfigError, IndexError_, QueryError
+from snaprag.errors import ConfigError, IndexStateError, QueryError
 from snaprag.index import bm25 as bm25_module
 from snaprag.index.bm25 import Bm25Index
 
@@ -356,19 +356,19 @@ def test_save_overwrites_and_leaves_no_temporary_files(tmp_path):
 
 
 def test_load_missing_or_foreign_directory(tmp_path):
-    with pytest.raises(IndexError_, match="build and save"):
+    with pytest.raises(IndexStateError, match="build and save"):
         Bm25Index.load(tmp_path / "nowhere")
     Bm25Index.build(CORPUS).save(tmp_path)
     meta = tmp_path / "bm25_meta.json"
     version = f'"version": {bm25_module._FORMAT_VERSION}'
     assert version in meta.read_text()
     meta.write_text(meta.read_text().replace(version, '"version": 99'))
-    with pytest.raises(IndexError_, match="rebuild"):
+    with pytest.raises(IndexStateError, match="rebuild"):
         Bm25Index.load(tmp_path)
 
 
 def test_load_incomplete_directory(tmp_path):
     Bm25Index.build(CORPUS).save(tmp_path)
     (tmp_path / "bm25_data.npy").unlink()
-    with pytest.raises(IndexError_, match="incomplete"):
+    with pytest.raises(IndexStateError, match="incomplete"):
         Bm25Index.load(tmp_path)

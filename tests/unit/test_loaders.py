@@ -131,7 +131,7 @@ def test_too_large_is_checked_before_reading(tmp_path: Path) -> None:
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
-    expect_error(tmp_path / "gone.txt", "file not found")
+    expect_error(tmp_path / "gone.txt", "no such file or directory")
     (tmp_path / "dir.md").mkdir()
     expect_error(tmp_path / "dir.md", "not a regular file")
 

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from snaprag.errors import IndexError_
+from snaprag.errors import IndexStateError
 from snaprag.index.store import (
     SCHEMA_VERSION,
     ChunkRow,
@@ -338,7 +338,7 @@ def test_delete_of_nothing_raises_and_changes_nothing(store):
     add_source(store, "/d/a.txt", {"a1": ["1"]})
     version = store.version
     for wanted in ("/d/zzz.txt", "nope", "bad\x00name"):
-        with pytest.raises(IndexError_, match="snaprag docs") as err:
+        with pytest.raises(IndexStateError, match="snaprag docs") as err:
             store.delete(wanted)
         assert repr(wanted) in str(err.value)
     assert store.version == version and store.sources() == ["/d/a.txt"]
@@ -365,7 +365,7 @@ def test_documents_written_over_several_transactions(store):
         store.begin_document(conn, sid, "big", "t", "txt", "key2", 30)
     assert store.pending_documents(sid) == {"big": ("key2", 0)}
     assert chunk_texts(store) == ["x"]
-    with pytest.raises(IndexError_, match="removed"), store.transaction() as conn:
+    with pytest.raises(IndexStateError, match="removed"), store.transaction() as conn:
         store.append_chunks(conn, sid, "gone", [chunk(0, "y", v[4])], "float16")
 
 
@@ -491,7 +491,7 @@ def test_other_schema_version_raises(tmp_path):
     s = Store(path)
     s.set_meta({"schema_version": SCHEMA_VERSION + 1})
     s.close()
-    with pytest.raises(IndexError_) as info:
+    with pytest.raises(IndexStateError) as info:
         Store(path)
     message = str(info.value)
     assert str(path) in message
@@ -504,14 +504,14 @@ def test_other_schema_version_raises(tmp_path):
 def test_random_bytes_file_raises_index_error(tmp_path, size):
     path = tmp_path / "index.db"
     path.write_bytes(np.random.default_rng(size).bytes(size))
-    with pytest.raises(IndexError_, match="cannot open index database"):
+    with pytest.raises(IndexStateError, match="cannot open index database"):
         Store(path)
 
 
 def test_text_file_raises_index_error(tmp_path):
     path = tmp_path / "index.db"
     path.write_text("definitely not a database\n" * 100)
-    with pytest.raises(IndexError_, match="move the index directory away"):
+    with pytest.raises(IndexStateError, match="move the index directory away"):
         Store(path)
 
 
@@ -527,10 +527,10 @@ def test_damaged_pages_raise_index_error(tmp_path):
     data = bytearray(path.read_bytes())
     data[100:] = np.random.default_rng(0).bytes(len(data) - 100)  # keep only the header
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexError_):
+    with pytest.raises(IndexStateError):
         Store(path)
 
 
 def test_missing_directory_raises_index_error(tmp_path):
-    with pytest.raises(IndexError_):
+    with pytest.raises(IndexStateError):
         Store(tmp_path / "does" / "not" / "exist" / "index.db")

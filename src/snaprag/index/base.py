@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from ..types import Filters
 RowScores = tuple[np.ndarray, np.ndarray]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChunkRow:
     """What a search hit needs to know about a chunk."""
 
@@ -87,8 +87,8 @@ class DocumentStore(Protocol):
         one transaction (so they belong to exactly the returned version)."""
         ...
 
-    def chunk_rows(self, row_ids: Sequence[int]) -> dict[int, Any]:
-        """Chunk rows (see :class:`ChunkRow`) by row id; missing ids are left out."""
+    def chunk_rows(self, row_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        """Chunk rows by row id; missing ids are left out."""
         ...
 
     def filtered_row_ids(self, source: str | None, type_: str | None) -> np.ndarray:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snaprag.errors import ConfigError, IndexError_, QueryError
+from snaprag.errors import ConfigError, IndexStateError, QueryError
 from snaprag.fs import atomic_write
 from snaprag.index.tokenize import has_hangul
 
@@ -104,12 +104,12 @@ class Bm25Index:
         hangul_b: float | None = None,
     ) -> None:
         if indptr.shape != (len(vocab) + 1,):
-            raise IndexError_(
+            raise IndexStateError(
                 f"BM25 index is inconsistent: {len(vocab)} vocabulary entries but "
                 f"{indptr.shape[0]} index pointers; rebuild the index"
             )
         if indices.shape != data.shape:
-            raise IndexError_(
+            raise IndexStateError(
                 "BM25 index is inconsistent: postings and scores differ in length; "
                 "rebuild the index"
             )
@@ -350,15 +350,15 @@ class Bm25Index:
         try:
             meta = json.loads((directory / _META).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise IndexError_(
+            raise IndexStateError(
                 f"no BM25 index in {directory} ({_META} is missing); build and save one first"
             ) from None
         except (OSError, ValueError) as exc:
-            raise IndexError_(
+            raise IndexStateError(
                 f"cannot read {directory / _META} ({exc}); rebuild the index"
             ) from None
         if meta.get("format") != _FORMAT or meta.get("version") != _FORMAT_VERSION:
-            raise IndexError_(
+            raise IndexStateError(
                 f"{directory} holds a BM25 index of format {meta.get('format')!r} version "
                 f"{meta.get('version')!r}; this snaprag reads {_FORMAT!r} version "
                 f"{_FORMAT_VERSION}: rebuild the index"
@@ -370,7 +370,7 @@ class Bm25Index:
             data = np.load(directory / _DATA, mmap_mode=mode)
             vocab_list = json.loads((directory / _VOCAB).read_bytes())
         except (OSError, ValueError, EOFError) as exc:
-            raise IndexError_(
+            raise IndexStateError(
                 f"BM25 index in {directory} is incomplete or corrupt ({exc}); rebuild it"
             ) from None
         return cls(

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IndexError_
+from ..errors import IndexStateError
+from .base import ChunkRow
 from .vector_codec import decode_vectors, encode_vector
 
 SCHEMA_VERSION = 1
@@ -77,20 +78,6 @@ class StoredChunk:
     vector: np.ndarray
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkRow:
-    """What a search hit needs to know about a chunk."""
-
-    row_id: int
-    doc_id: str
-    seq: int
-    text: str
-    page: int | None
-    title: str
-    type: str
-    source: str
-
-
 def _read_only(path: Path) -> bool:
     """Whether this process may not write the database file or create files next to it."""
     directory = path.parent
@@ -104,7 +91,7 @@ class Store:
 
     Opened read-only when this process may not write the database or its directory (a
     read-only mount, another user's index): searching works, every write raises a
-    read-only :class:`IndexError_`. SQLite opens it with ``mode=ro``, or, when that is
+    read-only :class:`IndexStateError`. SQLite opens it with ``mode=ro``, or, when that is
     refused (a WAL database whose ``-shm`` file cannot be created), as ``immutable``.
     """
 
@@ -135,7 +122,7 @@ class Store:
 
     def _check_schema(self, found: object) -> None:
         if int(str(found)) != SCHEMA_VERSION:
-            raise IndexError_(
+            raise IndexStateError(
                 f"{self.path} uses index schema {found}, this snaprag reads {SCHEMA_VERSION}; "
                 "re-ingest into a new index directory"
             )
@@ -147,10 +134,10 @@ class Store:
                 conn = self._connect_read_only() if self.read_only else self._connect()
             except sqlite3.DatabaseError as exc:
                 if self.read_only:
-                    raise IndexError_(
+                    raise IndexStateError(
                         f"cannot open the read-only index database {self.path}: {exc}"
                     ) from exc
-                raise IndexError_(
+                raise IndexStateError(
                     f"cannot open index database {self.path}: {exc}; if the file is damaged, "
                     "move the index directory away and ingest again"
                 ) from exc
@@ -219,7 +206,7 @@ class Store:
     def transaction(self, bump: bool = False) -> Iterator[sqlite3.Connection]:
         """A write transaction; with ``bump`` the index version increases with it."""
         if self.read_only:
-            raise IndexError_(
+            raise IndexStateError(
                 f"the index {self.path.parent} is read-only for this process; it can be "
                 "searched but not changed (write it as its owner, or ingest into another --index)"
             )
@@ -307,7 +294,7 @@ class Store:
         that document alone goes (its source too when it was the last one; a document
         deleted from a source that holds several comes back only when the file changes).
         Returns ``{"deleted": "source" | "document", "source", "doc_id" (documents only),
-        "documents", "chunks"}``; raises :class:`IndexError_` when nothing matches.
+        "documents", "chunks"}``; raises :class:`IndexStateError` when nothing matches.
         """
         wanted = str(source_or_doc_id)
         with self.transaction(bump=True) as conn:
@@ -335,7 +322,7 @@ class Store:
                 (wanted,),
             ).fetchone()
             if row is None:
-                raise IndexError_(
+                raise IndexStateError(
                     f"nothing in {self.path.parent} matches {wanted!r}: give a source path "
                     "or a document id as listed by 'snaprag docs' (or a hit's doc_id)"
                 )
@@ -438,7 +425,7 @@ class Store:
             "SELECT id FROM documents WHERE doc_id=? AND source_id=?", (doc_id, source_id)
         ).fetchone()
         if row is None:
-            raise IndexError_(
+            raise IndexStateError(
                 f"document {doc_id!r} was removed while it was being written; run the ingest again"
             )
         conn.executemany(

@@ -72,18 +72,13 @@ def load_source(path: Path, max_bytes: int) -> tuple[list[Document], bytes]:
     Raises :class:`LoaderError` (and only that) when the file has an unsupported suffix,
     is larger than ``max_bytes``, cannot be read, or its loader rejects or chokes on it.
     """
+    from ..files import read_regular  # never blocks on a FIFO swapped in meanwhile
+
     loader = loader_for(path)
     try:
-        if not path.is_file():
-            raise LoaderError("not a regular file" if path.exists() else "file not found")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise LoaderError(f"file too large ({size} bytes > limit {max_bytes})")
-        data = path.read_bytes()
+        data = read_regular(path, max_bytes)
     except OSError as exc:
         raise LoaderError(f"cannot read file: {exc.strerror or type(exc).__name__}") from None
-    if len(data) > max_bytes:  # grew between stat and read
-        raise LoaderError(f"file too large ({len(data)} bytes > limit {max_bytes})")
     try:
         documents = loader.load(path, data)
     except LoaderError:
