@@ -253,8 +253,9 @@ class Engine:
 
                 fingerprint = f"{embedder.fingerprint}|{code_fingerprint()}"
                 embedder = CachedQueryEmbedder(embedder, cache, fingerprint)
+            model = store.get_meta("model") or self.model_name
             return Retriever(
-                store, embedder, self.config, dim, dtype, self.reranker, self._vector_index
+                store, embedder, self.config, dim, dtype, self.reranker, self._vector_index, model
             )
 
         return self._once("_retriever", build)
@@ -603,12 +604,15 @@ class Engine:
         return sorted(warmed, key=lambda e: order[id(e)])
 
     def close(self) -> None:
-        """Release models, connections and the cache (flushing its counters)."""
+        """Release models, connections and the cache (flushing its counters).
+
+        Meant for shutdown, once no other thread uses the engine; a call still running
+        finishes, and an engine used again after ``close`` reopens what it needs."""
         with self._lock:
             if self._cache is not None:
-                self._cache.close()
+                cache, self._cache_built = self._cache, False  # readers now wait for the lock
                 self._cache = None
-                self._cache_built = False
+                cache.close()
             if self._generator is not None:
                 self._generator.close()  # a local model nobody uses any more can be unloaded
             if self._retriever is not None:

@@ -132,3 +132,50 @@ def test_huge_query_of_one_character_completes(tmp_path: Path, docs: Path) -> No
     with Engine(big, embedder=HashEmbedder()) as e:
         e.search("?" * 1_000_000 + "a")
         e.search("?" * 1_000_000 + "a")  # the cached path too
+
+
+def test_snapshot_of_another_history_is_not_used(tmp_path: Path) -> None:
+    """A database restored from a backup can reach a version number again with other
+    contents; the snapshot saved for that number by the other history must not be used."""
+    import shutil
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    index = tmp_path / "index"
+
+    def ingest(name: str, text: str) -> None:
+        (docs / name).write_text(text)
+        with Engine(Config(index_dir=index, cache=False), embedder=HashEmbedder()) as e:
+            e.ingest([docs / name])
+            e.search("warm")  # saves the snapshot of this version
+
+    ingest("a.txt", "apple orchard harvest.")
+    shutil.copy(index / "snaprag.db", tmp_path / "backup.db")
+    ingest("b.txt", "banana smoothie recipe.")
+    version = Engine(Config(index_dir=index), embedder=HashEmbedder()).store.version
+    shutil.copy(tmp_path / "backup.db", index / "snaprag.db")
+    for name in ("snaprag.db-wal", "snaprag.db-shm"):
+        (index / name).unlink(missing_ok=True)
+    ingest("c.txt", "cherry pie instructions.")
+    with Engine(Config(index_dir=index, cache=False), embedder=HashEmbedder()) as e:
+        assert e.store.version == version  # the same number, other contents
+        hits = e.search("cherry pie", k=1, mode="bm25")
+        assert hits and hits[0].source.endswith("c.txt")
+        assert e.search("banana smoothie", k=3, mode="bm25") == []
+
+
+def test_open_engine_never_searches_with_a_model_the_index_no_longer_has(
+    tmp_path: Path, docs: Path
+) -> None:
+    """A long-lived engine (a server) on an index emptied and re-created with another model
+    by another process gets a clear error, not another model's query vectors."""
+    index = tmp_path / "index"
+    with Engine(Config(index_dir=index), embedder=HashEmbedder(dim=32)) as first:
+        first.ingest([docs / "b.txt"])
+        first.delete(str(docs / "b.txt"))
+    server = Engine(Config(index_dir=index, cache=False))  # the stored model: hash:32
+    assert server.search("ferry") == []
+    with Engine(Config(index_dir=index), embedder=HashEmbedder(dim=64)) as other:
+        other.ingest([docs])  # allowed: the index had no chunks
+    with server, pytest.raises(SnapragError, match="open it again"):
+        server.search("ferry")

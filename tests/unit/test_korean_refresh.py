@@ -45,7 +45,8 @@ def build_old_index(path, tokenizer_version: str) -> np.ndarray:
 def stored(path):
     store = Store(path)
     try:
-        version, _, vectors, tokens = store.load_index_arrays(4, "float16")
+        a = store.read_index(4, "float16")
+        version, vectors, tokens = a.version, a.vectors, a.tokens
         return version, vectors, tokens, store.get_meta("tokenizer_version")
     finally:
         store.close()

@@ -412,7 +412,8 @@ def test_decode_empty(dtype):
 def test_load_index_arrays_in_id_order(store, dtype):
     add_source(store, "a.txt", {"a": ["Alpha one", "alpha two"]}, dtype=dtype, seed=1)
     add_source(store, "b.txt", {"b": ["beta"]}, dtype=dtype, seed=2)
-    _, ids, vectors, tokens = store.load_index_arrays(DIM, dtype)
+    a = store.read_index(DIM, dtype)
+    ids, vectors, tokens = a.row_ids, a.vectors, a.tokens
     assert ids.dtype == np.int64
     assert ids.tolist() == sorted(ids.tolist()) and len(ids) == 3
     assert tokens == [["alpha", "one"], ["alpha", "two"], ["beta"]]
@@ -422,7 +423,8 @@ def test_load_index_arrays_in_id_order(store, dtype):
 
 
 def test_load_index_arrays_empty(store):
-    _, ids, vectors, tokens = store.load_index_arrays(DIM, "float16")
+    a = store.read_index(DIM, "float16")
+    ids, vectors, tokens = a.row_ids, a.vectors, a.tokens
     assert ids.shape == (0,) and vectors.shape == (0, DIM) and tokens == []
 
 
@@ -432,7 +434,7 @@ def test_load_index_arrays_empty(store):
 def test_chunk_rows_join(store):
     add_source(store, "docs/a.txt", {"a": ["first", "second"]})
     add_source(store, "docs/b.pdf", {"b": ["third"]}, type_="pdf")
-    _, ids, _, _ = store.load_index_arrays(DIM, "float16")
+    ids = store.read_index(DIM, "float16").row_ids
     rows = store.chunk_rows(np.asarray(ids))
     assert set(rows) == set(ids.tolist())
     r = rows[int(ids[1])]
@@ -456,7 +458,7 @@ def test_filtered_row_ids(store):
     add_source(store, "docs/guide.md", {"g": ["1", "2"]}, type_="markdown")
     add_source(store, "docs/report.pdf", {"r": ["3"]}, type_="pdf")
     add_source(store, "notes/todo.txt", {"t": ["4", "5"]}, type_="text")
-    _, ids, _, _ = store.load_index_arrays(DIM, "float16")
+    ids = store.read_index(DIM, "float16").row_ids
     g1, g2, r, t1, t2 = ids.tolist()
 
     def f(source=None, type_=None):

@@ -49,6 +49,17 @@ class ChunkRow:
     source: str
 
 
+@dataclass(frozen=True)
+class IndexArrays:
+    """Everything the in-memory indexes are built from, as of one generation."""
+
+    version: int
+    generation: str
+    row_ids: np.ndarray
+    vectors: np.ndarray
+    tokens: list[list[str]]
+
+
 @runtime_checkable
 class DocumentStore(Protocol):
     """Documents, chunks and metadata of one index, with its version and generation.
@@ -80,11 +91,9 @@ class DocumentStore(Protocol):
         """``sources``, ``documents``, ``chunks``, ``partial_sources``."""
         ...
 
-    def load_index_arrays(
-        self, dim: int, dtype: str
-    ) -> tuple[int, np.ndarray, np.ndarray, list[list[str]]]:
-        """Version, chunk row ids, float32 vectors and BM25 terms of every chunk, read in
-        one transaction (so they belong to exactly the returned version)."""
+    def read_index(self, dim: int, dtype: str) -> IndexArrays:
+        """Row ids, float32 vectors and BM25 terms of every chunk with the version and
+        generation they belong to, read in one transaction."""
         ...
 
     def chunk_rows(self, row_ids: Sequence[int]) -> dict[int, ChunkRow]:

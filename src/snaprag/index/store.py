@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import IndexStateError
-from .base import ChunkRow
+from .base import ChunkRow, IndexArrays
 from .vector_codec import decode_vectors, encode_vector
 
 SCHEMA_VERSION = 1
@@ -86,6 +86,13 @@ def _read_only(path: Path) -> bool:
     return directory.exists() and not os.access(directory, os.W_OK | os.X_OK)
 
 
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 class Store:
     """The SQLite side of an index. Thread-safe: one connection per thread.
 
@@ -99,6 +106,9 @@ class Store:
         self.path = Path(path)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._epoch = 0
         #: opened without write access (see :class:`~snaprag.index.base.DocumentStore`)
         self.read_only = _read_only(self.path) if read_only is None else read_only
         self._immutable = False
@@ -129,6 +139,8 @@ class Store:
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "epoch", -1) != self._epoch:
+            conn = None  # closed by close() from another thread: open a new one
         if conn is None:
             try:
                 conn = self._connect_read_only() if self.read_only else self._connect()
@@ -142,6 +154,9 @@ class Store:
                     "move the index directory away and ingest again"
                 ) from exc
             self._local.conn = conn
+            self._local.epoch = self._epoch
+            with self._conns_lock:
+                self._conns.append(conn)
         return conn
 
     def _connect(self) -> sqlite3.Connection:
@@ -158,19 +173,29 @@ class Store:
             try:
                 conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
                 return conn
-            except sqlite3.OperationalError:  # WAL without a writable directory for -shm
+            except sqlite3.OperationalError as exc:  # WAL without a writable dir for -shm
                 conn.close()
+                if not _read_only_mount(self.path):
+                    raise IndexStateError(
+                        f"the index {self.path.parent} is read-only for this user and "
+                        "SQLite cannot read its write-ahead log without creating a file "
+                        f"next to it ({exc}); search it as its owner, or copy it"
+                    ) from exc
                 self._immutable = True
-        # nobody can be writing a file this process may not even lock: read it as it is
+        # on a read-only mount nobody can be writing it: read the file as it is
         return sqlite3.connect(
             f"{base}?mode=ro&immutable=1", uri=True, timeout=30, check_same_thread=False
         )
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close every connection, of every thread (for shutdown: a thread still using
+        the store gets a new connection on its next call)."""
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+            self._epoch += 1
+        for conn in conns:
             conn.close()
-            self._local.conn = None
+        self._local.conn = None
 
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
@@ -490,24 +515,23 @@ class Store:
         return None if row is None else (str(row[0]), str(row[1]))
 
     # ------------------------------------------------------------------ reading
-    def load_index_arrays(
-        self, dim: int, dtype: str
-    ) -> tuple[int, np.ndarray, np.ndarray, list[list[str]]]:
-        """Version, row ids, float32 vector matrix and BM25 terms of every chunk, in id order.
-
-        Read in one transaction, so the arrays are exactly those of the returned version.
-        """
+    def read_index(self, dim: int, dtype: str) -> IndexArrays:
+        """Version, generation, row ids, float32 vectors and BM25 terms of every chunk, in
+        id order, read in one transaction (so they are exactly those of that generation)."""
         conn = self._conn()
         conn.execute("BEGIN")
         try:
-            version = int(conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
+            version, generation = conn.execute(
+                "SELECT (SELECT value FROM meta WHERE key='version'), "
+                "(SELECT value FROM meta WHERE key='generation')"
+            ).fetchone()
             rows = conn.execute("SELECT id, vector, tokens FROM chunks ORDER BY id").fetchall()
         finally:
             conn.execute("COMMIT")
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vectors = decode_vectors([r[1] for r in rows], dim, dtype)
         tokens = [r[2].split() for r in rows]
-        return version, ids, vectors, tokens
+        return IndexArrays(int(version), f"{version}:{generation}", ids, vectors, tokens)
 
     def chunk_rows(self, row_ids: Sequence[int]) -> dict[int, ChunkRow]:
         if not len(row_ids):

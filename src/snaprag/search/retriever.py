@@ -57,6 +57,7 @@ class Retriever:
         vector_dtype: str,
         reranker: Reranker | None = None,
         vector_index: str | None = None,
+        model: str | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -66,6 +67,8 @@ class Retriever:
         self.reranker = reranker
         #: the vector index backend (None: config.dense_backend, ``auto`` by size)
         self.vector_index = vector_index
+        #: the embedding model this retriever embeds queries with (checked on every reload)
+        self.model = model
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -85,6 +88,7 @@ class Retriever:
             with self._lock:
                 snap = self._snapshot
                 if snap is None or snap.version != version:
+                    self._check_model()
                     setting = self.vector_index or self.config.dense_backend
                     n = self.store.counts()["chunks"] if setting == "auto" else 0
                     snap = load_snapshot(
@@ -99,6 +103,18 @@ class Retriever:
                     self.snapshot_loads += 1
                     self._snapshot = snap
         return snap
+
+    def _check_model(self) -> None:
+        """The index may have been re-modelled by another process while it had no chunks:
+        its vectors must never be searched with another model's query vectors."""
+        stored = self.store.get_meta("model")
+        dim = int(self.store.get_meta("dim") or self.dim)
+        if (self.model and stored and stored != self.model) or dim != self.dim:
+            raise ConfigError(
+                f"the index {self.config.index_dir} is now built with model {stored!r} "
+                f"({dim}-d), not {self.model!r} ({self.dim}-d): another process re-created "
+                "it; open it again (restart the server or command) to search it"
+            )
 
     def warm_up(self) -> None:
         self.embedder.warm_up()
@@ -115,6 +131,7 @@ class Retriever:
         k: int = 10,
         filters: Filters | None = None,
         mode: str = "hybrid",
+        _attempt: int = 0,
     ) -> SearchBatch:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -143,9 +160,12 @@ class Retriever:
 
         lexical_future = None
         if mode != "dense":
-            if mode == "hybrid" and len(snap):
-                lexical_future = self._executor().submit(lexical)
-            else:
+            pool = self._executor() if mode == "hybrid" and len(snap) else None
+            try:
+                lexical_future = pool.submit(lexical) if pool is not None else None
+            except RuntimeError:  # closed by another thread meanwhile: score it here
+                lexical_future = None
+            if lexical_future is None:
                 lexical_lists = lexical()
         dense_lists: list[tuple[np.ndarray, np.ndarray]] = []
         if mode != "bm25":
@@ -179,6 +199,10 @@ class Retriever:
         t = time.perf_counter()
         hits = self._hits(snap, fused)
         timings.add("fetch", (time.perf_counter() - t) * 1000)
+        if self.store.version != snap.version and _attempt < 2:
+            # a write landed between the snapshot and the fetch: a fetched row id may now
+            # belong to another chunk (SQLite reuses deleted ids); search the new version
+            return self.search_many(queries, k, filters, mode, _attempt + 1)
         if self.reranker is not None:
             t = time.perf_counter()
             hits = [
@@ -199,7 +223,11 @@ class Retriever:
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snaprag-bm25")
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        max_workers=1, thread_name_prefix="snaprag-bm25"
+                    )
         return self._pool
 
     def _hits(self, snap: Snapshot, fused: list[tuple[np.ndarray, np.ndarray]]) -> list[list[Hit]]:
@@ -228,6 +256,8 @@ class Retriever:
         return out
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
+        """Stop the BM25 worker; searches still running finish (scoring BM25 inline)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)

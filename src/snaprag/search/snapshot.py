@@ -7,8 +7,10 @@ directory, then renamed), so a new process loads a few ``.npy`` files instead of
 every chunk.
 
 A saved snapshot is trusted only after it is verified: it must belong to this very
-database (``index_id``), have the expected dimension, kind and row count, and every file
-must load. A damaged or incomplete one (a file deleted or truncated) is rebuilt and
+database and its current contents (``index_id`` and the store's **generation**, which
+changes with every write and differs between two histories that reach the same version
+number, e.g. after a database was restored from a backup), have the expected dimension,
+kind and row count, and every file must load. A damaged or stale one is rebuilt and
 written again, so the next process loads it fast again.
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import IndexStateError
 from ..index.base import LexicalIndex, RowFilter, VectorIndex
 from ..index.bm25 import Bm25Index
 from ..index.factory import vector_index_class
@@ -87,31 +90,31 @@ def load_snapshot(
     (and saved, unless the index is read-only)."""
     index_id = store.get_meta("index_id") or ""
     directory = root / f"v{version}"
-    saved = _load_saved(directory, index_id, dim, kind)
+    saved = _load_saved(directory, index_id, store.generation, dim, kind)
     if saved is not None:
         return saved
-    version, row_ids, matrix, tokens = store.load_index_arrays(dim, vector_dtype)
-    bm25 = Bm25Index.build(tokens)
-    dense = vector_index_class(kind).build(matrix, threads)
-    snap = Snapshot(version, row_ids, dense, bm25)
+    arrays = store.read_index(dim, vector_dtype)
+    bm25 = Bm25Index.build(arrays.tokens)
+    dense = vector_index_class(kind).build(arrays.vectors, threads)
+    snap = Snapshot(arrays.version, arrays.row_ids, dense, bm25)
     if not getattr(store, "read_only", False):
         try:
-            _save(snap, root, root / f"v{snap.version}", index_id, dim)
+            _save(snap, root, index_id, arrays.generation, dim)
         except OSError as exc:  # a full disk: search on, the next process rebuilds
             log.warning("could not save the search snapshot under %s: %s", root, exc)
     return snap
 
 
-def _load_saved(directory: Path, index_id: str, dim: int, kind: str) -> Snapshot | None:
+def _load_saved(
+    directory: Path, index_id: str, generation: str, dim: int, kind: str
+) -> Snapshot | None:
     meta_path = directory / META
     if not meta_path.exists():
         return None
     try:
         meta = json.loads(meta_path.read_text())
-        if meta.get("index_id") != index_id or meta.get("dim") != dim:
-            return None
-        if (kind == "hnsw") != bool(meta.get("hnsw")):
-            return None
+        if not _matches(meta, index_id, generation, dim, kind):
+            return None  # another history, model or backend: rebuilt and written over
         row_ids = np.load(directory / "row_ids.npy")
         n = len(row_ids)
         bm25 = Bm25Index.load(directory / "bm25")
@@ -119,11 +122,24 @@ def _load_saved(directory: Path, index_id: str, dim: int, kind: str) -> Snapshot
             raise ValueError(f"BM25 index has {len(bm25)} rows, not {n}")
         dense = vector_index_class(kind).load(directory, dim, n)
         return Snapshot(int(meta["version"]), row_ids, dense, bm25)
-    except Exception as exc:  # a file deleted, truncated or damaged: rebuild, rewrite
+    except (ValueError, EOFError, KeyError, TypeError, FileNotFoundError, IndexStateError) as exc:
+        # a file deleted, truncated or garbled: rebuild it and write it again
         log.warning("search snapshot %s is damaged (%s); rebuilding it", directory, exc)
         with contextlib.suppress(OSError):
             _quarantine(directory)
         return None
+    except OSError as exc:  # EMFILE, EIO...: not the snapshot's fault; leave it in place
+        log.warning("could not read search snapshot %s (%s); rebuilding in memory", directory, exc)
+        return None
+
+
+def _matches(meta: dict, index_id: str, generation: str, dim: int, kind: str) -> bool:
+    return (
+        meta.get("index_id") == index_id
+        and meta.get("generation") == generation
+        and meta.get("dim") == dim
+        and meta.get("kind", "hnsw" if meta.get("hnsw") else "exact") == kind
+    )
 
 
 def _quarantine(directory: Path) -> None:
@@ -132,11 +148,14 @@ def _quarantine(directory: Path) -> None:
     os.replace(directory, target)
 
 
-def _save(snap: Snapshot, root: Path, directory: Path, index_id: str, dim: int) -> None:
+def _save(snap: Snapshot, root: Path, index_id: str, generation: str, dim: int) -> None:
     root.mkdir(parents=True, exist_ok=True)
     _sweep(root, snap.version)
-    if (directory / META).exists():
-        return  # another process saved this version meanwhile; readers may be using it
+    directory = root / f"v{snap.version}"
+    with contextlib.suppress(OSError, ValueError):
+        meta = json.loads((directory / META).read_text())
+        if _matches(meta, index_id, generation, dim, snap.dense.kind):
+            return  # another process saved this very state meanwhile; readers may use it
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
         np.save(tmp / "row_ids.npy", snap.row_ids)
@@ -147,12 +166,18 @@ def _save(snap: Snapshot, root: Path, directory: Path, index_id: str, dim: int) 
             "hnsw": snap.dense.kind == "hnsw",
             "kind": snap.dense.kind,
             "index_id": index_id,
+            "generation": generation,
             "dim": dim,
         }
         (tmp / META).write_text(json.dumps(meta))
-        if directory.exists():  # a damaged leftover of this version
-            shutil.rmtree(directory, ignore_errors=True)
-        os.replace(tmp, directory)
+        if directory.exists():  # a damaged or stale leftover of this version
+            with contextlib.suppress(OSError):
+                _quarantine(directory)  # moved, not deleted: readers may map its files
+        try:
+            os.replace(tmp, directory)
+        except OSError:  # another process put its copy there first: use either
+            if not (directory / META).exists():
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
