@@ -154,58 +154,59 @@ def test_no_index_is_a_clear_error_and_creates_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "index").exists()
 
 
-class CountingEmbedder(HashEmbedder):
-    """Counts how often the (fake) model is loaded; loading takes a while, like a real one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.loads = 0
-        self._lock = threading.Lock()
-        self._loaded = False
-
-    def _load(self) -> None:
-        with self._lock:
-            if not self._loaded:
-                threading.Event().wait(0.05)
-                self.loads += 1
-                self._loaded = True
-
-    def warm_up(self) -> None:
-        self._load()
-
-    def embed_queries(self, texts):
-        self._load()
-        return super().embed_queries(texts)
-
-
 @pytest.mark.parametrize("after_ingest", [False, True])
 def test_cold_engine_under_32_threads_builds_each_part_once(
-    tmp_path: Path, docs: Path, after_ingest: bool
+    tmp_path: Path, docs: Path, after_ingest: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """32 threads on a cold engine: one store, one retriever, one snapshot, one model load,
-    and the same results as a single thread."""
+    """32 threads on a cold engine (built from the config: model, cache and all): one
+    store, one embedder, one cache, one retriever, one snapshot build, and the results of
+    a single thread. Every builder is slowed down so that an unlocked build would run in
+    many threads at once (without the engine's lock these counts reach 32)."""
+    import time
+
+    import snaprag.embed.factory
+    from snaprag.cache.query_cache import QueryCache
+    from snaprag.index.store import Store
+    from snaprag.search.retriever import Retriever
+
     index = tmp_path / "index"
-    with Engine(Config(index_dir=index), embedder=HashEmbedder(), cache=None) as e:
+    with Engine(Config(index_dir=index, model="hash"), cache=None) as e:
         e.ingest([docs])
         expected = [h.id for h in e.search("desk height control box", k=4)]
     if after_ingest:  # no saved snapshot: every thread would build one
         import shutil
 
         shutil.rmtree(index / "snapshots")
-    embedder = CountingEmbedder()
-    engine = Engine(Config(index_dir=index), embedder=embedder, cache=None)
+    counts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def spy(name: str, fn):
+        def wrapper(*args, **kwargs):
+            with lock:
+                counts[name] = counts.get(name, 0) + 1
+            time.sleep(0.02)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(Store, "__init__", spy("store", Store.__init__))
+    monkeypatch.setattr(Store, "read_index", spy("snapshot build", Store.read_index))
+    monkeypatch.setattr(Retriever, "__init__", spy("retriever", Retriever.__init__))
+    monkeypatch.setattr(QueryCache, "__init__", spy("cache", QueryCache.__init__))
+    monkeypatch.setattr(
+        snaprag.embed.factory,
+        "create_embedder",
+        spy("embedder", snaprag.embed.factory.create_embedder),
+    )
+    engine = Engine(Config(index_dir=index))  # cold: nothing built yet
     barrier = threading.Barrier(32)
     results: list[list[str]] = []
     errors: list[BaseException] = []
-    stores, retrievers = set(), set()
 
     def worker() -> None:
         try:
             barrier.wait()
-            hits = engine.search("desk height control box", k=4)
-            stores.add(id(engine.store))
-            retrievers.add(id(engine.retriever))
-            results.append([h.id for h in hits])
+            results.append([h.id for h in engine.search("desk height control box", k=4)])
         except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
 
@@ -217,9 +218,10 @@ def test_cold_engine_under_32_threads_builds_each_part_once(
     try:
         assert not errors, errors
         assert len(results) == 32 and all(r == expected for r in results)
-        assert len(stores) == 1 and len(retrievers) == 1
-        assert engine.retriever.snapshot_loads == 1
-        assert embedder.loads == 1
+        want = {"store": 1, "embedder": 1, "cache": 1, "retriever": 1}
+        if after_ingest:
+            want["snapshot build"] = 1
+        assert counts == want
     finally:
         engine.close()
 
