@@ -82,6 +82,7 @@ class Engine:
         self.config = config
         self.telemetry: Telemetry = telemetry or NullTelemetry()
         self._store = store
+        self._store_checked = False
         self._vector_index = vector_index
         self._embedder = embedder
         self._injected_embedder = embedder is not None
@@ -149,9 +150,17 @@ class Engine:
                 store.close()
                 raise
             self._upgrade_terms(store)
+            self._store_checked = True
             return store
 
-        return self._once("_store", build)
+        store = self._once("_store", build)
+        if not self._store_checked:  # an injected store: checked like an opened one, once
+            with self._lock:
+                if not self._store_checked:
+                    self._check_settings(store)
+                    self._upgrade_terms(store)
+                    self._store_checked = True
+        return store
 
     @staticmethod
     def _upgrade_terms(store: DocumentStore) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from snaprag.index.base import StoredChunk
 from snaprag.index.retokenize import refresh_bm25_terms
-from snaprag.index.store import Store, StoredChunk
+from snaprag.index.store import Store
 from snaprag.index.tokenize import TOKENIZER_VERSION, tokenize, tokenize_many
 from snaprag.ingest.job import indexed_text
 

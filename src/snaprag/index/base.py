@@ -22,10 +22,11 @@ it into its own expression.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -49,6 +50,19 @@ class ChunkRow:
     source: str
 
 
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk ready to be written: text, BM25 terms and its embedding."""
+
+    seq: int
+    text: str
+    page: int | None
+    char_start: int
+    char_end: int
+    tokens: list[str]
+    vector: np.ndarray
+
+
 @dataclass(frozen=True)
 class IndexArrays:
     """Everything the in-memory indexes are built from, as of one generation."""
@@ -66,7 +80,18 @@ class DocumentStore(Protocol):
 
     Thread-safety: every method may be called from any thread; writes are serialised
     inside the store (one transaction at a time) and readers never block on them.
+
+    Reading (search): ``version``, ``generation``, ``get_meta``, ``counts``,
+    ``read_index``, ``chunk_rows``, ``filtered_row_ids``, ``source_summaries``.
+    Writing (the ingest's commit stage, one writer): every change happens inside
+    ``transaction(bump=True)``, whose handle ``tx`` is passed back to the write methods;
+    a document may span several transactions (``begin_document`` marks it pending,
+    ``append_chunks`` adds to it, ``finish_document`` records its hash), so a killed
+    ingest resumes after its last committed chunk. A read-only store raises
+    :class:`~snaprag.errors.IndexStateError` from ``transaction``.
     """
+
+    path: Path
 
     @property
     def version(self) -> int:
@@ -83,9 +108,8 @@ class DocumentStore(Protocol):
         """True when the store was opened without write access (searching still works)."""
         ...
 
+    # ---- reading
     def get_meta(self, key: str) -> str | None: ...
-
-    def set_meta(self, values: dict[str, object]) -> None: ...
 
     def counts(self) -> dict[str, int]:
         """``sources``, ``documents``, ``chunks``, ``partial_sources``."""
@@ -104,7 +128,70 @@ class DocumentStore(Protocol):
         """Row ids (sorted) of the chunks that :class:`~snaprag.types.Filters` allows."""
         ...
 
+    def sources(self) -> list[str]: ...
+
+    def source(self, path: str) -> tuple[int, str | None] | None:
+        """``(source id, content hash)`` of an indexed source (hash None while partial)."""
+        ...
+
+    def source_summaries(self) -> list[dict[str, Any]]: ...
+
+    def document_hashes(self, source_id: int) -> dict[str, str]: ...
+
+    def pending_documents(self, source_id: int) -> dict[str, tuple[str, int]]: ...
+
+    def foreign_document(self, doc_ids: Sequence[str], source: str) -> tuple[str, str] | None: ...
+
+    def document_owner(self, doc_id: str) -> str | None: ...
+
+    # ---- writing
+    def set_meta(self, values: dict[str, object]) -> None: ...
+
+    def transaction(self, bump: bool = False) -> AbstractContextManager[Any]: ...
+
+    def upsert_source(self, tx: Any, path: str, type_: str, size: int, mtime: float) -> int: ...
+
+    def begin_document(
+        self,
+        tx: Any,
+        source_id: int,
+        doc_id: str,
+        title: str,
+        type_: str,
+        resume_key: str,
+        n_chars: int,
+    ) -> None: ...
+
+    def append_chunks(
+        self,
+        tx: Any,
+        source_id: int,
+        doc_id: str,
+        chunks: Iterable[StoredChunk],
+        vector_dtype: str,
+    ) -> None: ...
+
+    def finish_document(self, tx: Any, source_id: int, doc_id: str, doc_hash: str) -> None: ...
+
+    def delete_documents_except(self, tx: Any, source_id: int, keep: Sequence[str]) -> None: ...
+
+    def finish_source(self, tx: Any, source_id: int, content_hash: str) -> None: ...
+
+    def delete_source(self, tx: Any, path: str) -> int: ...
+
+    def delete(self, source_or_doc_id: str) -> dict[str, Any]:
+        """Remove one source (by path) or one document (by id), in one transaction."""
+        ...
+
     def close(self) -> None: ...
+
+
+class VectorIndexClass(Protocol):
+    """How a vector index backend is built and loaded (what the factory returns)."""
+
+    def build(self, vectors: np.ndarray, threads: int = 1) -> VectorIndex: ...
+
+    def load(self, directory: Path, dim: int, n: int) -> VectorIndex: ...
 
 
 @runtime_checkable

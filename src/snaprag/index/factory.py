@@ -13,15 +13,15 @@ that names the extra to install.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, IndexStateError
+from .base import DocumentStore, VectorIndexClass
 
 STORES = ("sqlite",)
 VECTOR_INDEXES = ("exact", "hnsw")
 
 
-def vector_index_class(name: str) -> Any:
+def vector_index_class(name: str) -> VectorIndexClass:
     """The class of the vector index ``name`` (it builds with ``build(matrix, threads)``
     and loads with ``load(directory, dim, n)``)."""
     if name == "exact":
@@ -47,10 +47,13 @@ def choose_vector_index(setting: str, chunks: int, hnsw_min_chunks: int) -> str:
     return setting
 
 
-def open_store(name: str, path: Path, create: bool) -> Any:
-    """The document store ``name`` at ``path`` (an index directory's database file)."""
+def open_store(name: str, path: Path, create: bool) -> DocumentStore:
+    """The document store ``name`` at ``path`` (an index directory's database file);
+    ``create`` False: the index must exist already."""
     if name == "sqlite":
         from .store import Store
 
+        if not create and not Path(path).exists():
+            raise IndexStateError(f"no index database at {path}")
         return Store(path)
     raise ConfigError(f"unknown store {name!r}; valid: {', '.join(STORES)}")

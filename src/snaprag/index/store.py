@@ -15,14 +15,13 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import IndexStateError
-from .base import ChunkRow, IndexArrays
+from .base import ChunkRow, IndexArrays, StoredChunk
 from .vector_codec import decode_vectors, encode_vector
 
 SCHEMA_VERSION = 1
@@ -63,19 +62,6 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 """
-
-
-@dataclass(frozen=True, slots=True)
-class StoredChunk:
-    """A chunk ready to be written: text, BM25 terms and its embedding."""
-
-    seq: int
-    text: str
-    page: int | None
-    char_start: int
-    char_end: int
-    tokens: list[str]
-    vector: np.ndarray
 
 
 def _read_only(path: Path) -> bool:

@@ -16,14 +16,14 @@ import sqlite3
 from collections.abc import Sequence
 
 from ..errors import LoaderError
-from ..index.store import Store, StoredChunk
+from ..index.base import DocumentStore, StoredChunk
 from .process import ChunkBatch, SourceInfo
 
 
 class Committer:
-    """Writes processed batches into a :class:`~snaprag.index.store.Store`."""
+    """Writes processed batches into a :class:`~snaprag.index.base.DocumentStore`."""
 
-    def __init__(self, store: Store, vector_dtype: str) -> None:
+    def __init__(self, store: DocumentStore, vector_dtype: str) -> None:
         self.store = store
         self.vector_dtype = vector_dtype
 

@@ -22,8 +22,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..embed.base import Embedder
 from ..errors import SnapragError
-from ..index.store import Store
+from ..index.base import DocumentStore
 from ..index.tokenize import indexed_text
 from .chunking import Chunker
 from .commit import Committer
@@ -64,8 +65,8 @@ class IngestJob:
 
     def __init__(
         self,
-        store: Store,
-        embedder,
+        store: DocumentStore,
+        embedder: Embedder,
         chunker: Chunker,
         vector_dtype: str,
         max_file_bytes: int,

@@ -22,7 +22,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from ..errors import LoaderError
-from ..index.store import Store
+from ..index.base import DocumentStore
 from .files import UTF8_REASON, check_regular, display, file_sha256, is_utf8, source_key
 from .loaders import SUPPORTED_SUFFIXES
 from .report import FAILED, IGNORED, UNCHANGED, IngestReport, SourceResult
@@ -209,7 +209,7 @@ def _check(path: str, rel: str, explicit: bool, excluder: Excluder) -> Candidate
 
 
 def plan_one(
-    candidate: Candidate, store: Store | None, max_file_bytes: int
+    candidate: Candidate, store: DocumentStore | None, max_file_bytes: int
 ) -> WorkItem | SourceResult:
     """The work for one candidate, or its result when there is none (unchanged, failed).
 
@@ -239,7 +239,7 @@ def plan_one(
 
 
 def plan(
-    discovery: Discovery, store: Store | None, max_file_bytes: int
+    discovery: Discovery, store: DocumentStore | None, max_file_bytes: int
 ) -> list[WorkItem | SourceResult]:
     """``plan_one`` for every entry, in order (for runners that hand out work up front)."""
     return [
