@@ -512,3 +512,24 @@ def test_real_tokenizer_long_sentence_windows_fit_on_recount(real_embedder):
         make_doc(long)
     )
     assert max(emb.count_tokens([c.text for c in chunks])) <= 64
+
+
+def test_wrapped_korean_and_comma_lines_are_one_sentence() -> None:
+    """A Korean line wrapped at 30 syllables (as wide as 60 letters) and a line ending in
+    a comma continue on the next line; an answer quoting only the second half of such a
+    sentence stated the wrong fact (the handset's 3 years for the frame's 7)."""
+    from snaprag.ingest.chunking import split_sentences
+
+    line1, line2 = (
+        "이 책상의 프레임 보증 기간은 7년이고, 컨트롤 박스와",
+        "핸드셋은 3년 동안 보증합니다.",
+    )
+    text = f"제품 안내\n\n{line1}\n{line2}\n"
+    got = [text[a:b] for a, b in split_sentences(text)]
+    assert got == [
+        "제품 안내",
+        "이 책상의 프레임 보증 기간은 7년이고, 컨트롤 박스와\n핸드셋은 3년 동안 보증합니다.",
+    ]
+    short = "Covered for seven years,\nthe motors for five.\n- one\n- two"
+    got = [short[a:b] for a, b in split_sentences(short)]
+    assert got == ["Covered for seven years,\nthe motors for five.", "- one", "- two"]

@@ -9,6 +9,7 @@ Chunks never cross a page boundary, so each chunk has exactly one page number.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -107,7 +108,7 @@ def _logical_lines(text: str) -> list[tuple[int, int]]:
     for line in text.split("\n"):
         stripped = line.strip()
         wrapped = (
-            len(prev) >= _WRAPPED_LINE
+            (_width(prev) >= _WRAPPED_LINE or prev.endswith((",", "，", "、")))
             and not prev.endswith(_TERMINAL)
             and stripped
             and not _LIST_ITEM.match(line)
@@ -119,6 +120,14 @@ def _logical_lines(text: str) -> list[tuple[int, int]]:
         pos += len(line) + 1
     out.append((start, len(text)))
     return out
+
+
+def _width(line: str) -> int:
+    """Display columns: Hangul and CJK characters take two, so a wrapped Korean line (some
+    30 syllables) counts as long as a wrapped English one (some 60 letters)."""
+    if line.isascii():
+        return len(line)
+    return len(line) + sum(1 for ch in line if unicodedata.east_asian_width(ch) in "WF")
 
 
 def _is_abbreviation(text: str, sentence_first: int, end: int) -> bool:
