@@ -391,6 +391,29 @@ FIELD_SECTIONS: dict[str, str] = {
 SECRET_SETTINGS = frozenset({"llm_api_key"})
 
 
+def redact(name: str, value: Any) -> Any:
+    """``value`` safe to print: secrets masked, passwords in URLs (``redis_url``,
+    ``llm``'s ``openai:https://user:pass@host``) replaced by ``****``."""
+    if value is None:
+        return None
+    if name in SECRET_SETTINGS:
+        return "********"
+    if isinstance(value, str) and "@" in value and "://" in value:
+        from urllib.parse import urlsplit, urlunsplit
+
+        prefix, sep, url = (
+            value.rpartition("openai:") if value.startswith("openai:") else ("", "", value)
+        )
+        parts = urlsplit(url)
+        if parts.password is not None:
+            user = parts.username or ""
+            host = parts.hostname or ""
+            port = f":{parts.port}" if parts.port else ""
+            netloc = f"{user}:****@{host}{port}"
+            return prefix + sep + urlunsplit(parts._replace(netloc=netloc))
+    return value
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The settings of a TOML config file, by field name, checked against the sections.
 

@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 DB_NAME = layout.DB_NAME
 DEFAULT_MODEL = "minilm"
+#: said with the no-answer reply when a question has nothing to search for
+NO_TERMS = "(The question has no searchable terms: no letters or digits.)"
 _UNSET: Any = object()
 
 
@@ -482,6 +484,7 @@ class Engine:
         """
         try:
             if not self._check_queries([question]):
+                self.require_index()  # no index is still an error, not an empty answer
                 yield from self._nothing_to_search(question)
                 return
             events = self.answerer.ask_events(question, k, filters)
@@ -502,7 +505,7 @@ class Engine:
         """A question with no searchable term gets the no-answer reply, no model call."""
         from .generate.prompts import template_for
 
-        text = template_for(question).no_answer
+        text = f"{template_for(question).no_answer} {NO_TERMS}"
         answer = Answer(question, text, [], [], generator=self.config.llm)
         answer.metrics["no_searchable_terms"] = 1.0
         yield AnswerEvent("hits")

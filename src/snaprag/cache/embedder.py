@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .query_cache import QueryCache, _hash
+from .query_cache import QueryCache, hash_key
 
 
 class CachedQueryEmbedder:
@@ -23,7 +23,7 @@ class CachedQueryEmbedder:
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
-        keys = [f"e:{_hash([self.fingerprint, t])}" for t in texts]
+        keys = [f"e:{hash_key([self.fingerprint, t])}" for t in texts]
         found = self.cache.tiered.get_many("embedding", keys)
         dim = self.inner.dim
         missing = [i for i, v in enumerate(found) if v is None or v.shape != (dim,)]

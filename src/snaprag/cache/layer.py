@@ -214,6 +214,7 @@ class CachedAnswerer:
             if event.kind == "done" and event.answer is not None:
                 event.answer.timings.add("normalize", normalize_ms)
                 event.answer.timings.add("cache", lookup_ms)
+                event.answer.timings.stages["total"] = _ms(started)  # look-up included
                 cache.tiered.put("answer", key, dump_answer(event.answer))
                 if 0 in vectors:
                     cache.semantic.add(scope, norm, vectors[0], key)

@@ -51,6 +51,8 @@ NEUTRAL_SETTINGS = frozenset(
         "max_file_bytes",
         "chunk_tokens",  # ingest-time: the index version changes when chunks do
         "chunk_overlap",
+        "max_query_chars",  # refuses queries; never changes the result of one it accepts
+        "store",  # the index id in every key already names the data
     }
 )
 FLUSH_EVERY_S = 5.0
@@ -63,8 +65,10 @@ def code_fingerprint() -> str:
     never serves entries computed by the previous code."""
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.blake2b(digest_size=8)
-    for part in ("embed", "index", "search", "generate", "ingest"):
-        for path in sorted((root / part).rglob("*.py")):
+    parts = ("embed", "index", "search", "generate", "ingest", "cache", "types.py")
+    for part in parts:  # everything that computes or shapes a cached value
+        paths = [root / part] if part.endswith(".py") else sorted((root / part).rglob("*.py"))
+        for path in paths:
             digest.update(path.relative_to(root).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -79,10 +83,11 @@ def settings_fingerprint(config: Config, prefix: str = "") -> str:
         and not k.startswith(("cache", "redis", "semantic", "llm"))
         and k != "context_tokens"
     }
-    return _hash([KEY_FORMAT, code_fingerprint(), prefix, sorted(values.items())])[:16]
+    return hash_key([KEY_FORMAT, code_fingerprint(), prefix, sorted(values.items())])[:16]
 
 
-def _hash(parts: Any) -> str:
+def hash_key(parts: Any) -> str:
+    """A 128-bit hex digest of JSON-serialisable ``parts`` (cache keys and fingerprints)."""
     raw = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 

@@ -109,7 +109,7 @@ config_app = typer.Typer(no_args_is_help=True, help="Settings: what is in effect
 def config_show(as_json: JsonOpt = False, *, settings: Settings) -> None:
     """Every effective setting by section, with where its value came from (default, the
     config file, a SNAPRAG_* variable or an option). Secrets are masked."""
-    from ..config import FIELD_SECTIONS, SECRET_SETTINGS, SECTIONS, Config
+    from ..config import FIELD_SECTIONS, SECTIONS, Config, redact
 
     try:
         config = Config.from_env(config_file=settings.config_file, **settings.overrides)
@@ -122,10 +122,8 @@ def config_show(as_json: JsonOpt = False, *, settings: Settings) -> None:
         "settings": {section: {} for section in SECTIONS},
     }
     for name, section in FIELD_SECTIONS.items():
-        value = getattr(config, name)
-        if name in SECRET_SETTINGS and value is not None:
-            value = MASK
-        elif isinstance(value, Path):
+        value = redact(name, getattr(config, name))
+        if isinstance(value, Path):
             value = str(value)
         data["settings"][section][name] = {"value": value, "source": sources[name]}
     emit(data, as_json, print_settings)

@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .onnx_graph import _fused_layers, _GraphBuilder, _plain_layers
+from .onnx_graph import GraphBuilder, fused_layers, plain_layers
 
 
 def normalize_bert_weights(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -62,13 +62,13 @@ def build_bert_cross_encoder(
     num_labels = int(w["classifier.weight"].shape[0])
     cls_bias = w.get("classifier.bias", np.zeros(num_labels, np.float32))
 
-    g = _GraphBuilder()
+    g = GraphBuilder()
     x = _pair_embeddings(g, w, eps, int(config.get("position_offset", 0)))
     maskf = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
     if fused:
-        x = _fused_layers(g, w, x, layers, heads, eps, act)
+        x = fused_layers(g, w, x, layers, heads, eps, act)
     else:
-        x = _plain_layers(g, w, x, maskf, layers, heads, hidden, eps, act)
+        x = plain_layers(g, w, x, maskf, layers, heads, hidden, eps, act)
 
     # --- pooler: tanh(dense(first token)), then the classifier
     first = g.op("Gather", [x, g.const("first_token", np.array(0, np.int64))], axis=1)
@@ -91,7 +91,7 @@ def build_bert_cross_encoder(
 
 
 def _pair_embeddings(
-    g: _GraphBuilder, w: Mapping[str, np.ndarray], eps: float, pos_offset: int
+    g: GraphBuilder, w: Mapping[str, np.ndarray], eps: float, pos_offset: int
 ) -> str:
     """LayerNorm(word + position + token type), token types taken from the input."""
 

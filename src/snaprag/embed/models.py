@@ -116,8 +116,11 @@ def files_identity(spec: str) -> list[str]:
 
 
 def canonical_name(spec: str) -> str:
-    """Preset aliases to preset names; local directories to absolute paths."""
+    """Preset aliases to preset names; local directories to absolute paths; ``hash`` to
+    ``hash:384`` (the fake's default size)."""
     spec = PRESET_ALIASES.get(spec, spec)
+    if spec == "hash":
+        return "hash:384"
     if spec not in PRESETS and not spec.startswith("hf:"):
         path = Path(spec).expanduser()
         if path.is_dir():

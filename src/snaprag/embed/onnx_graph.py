@@ -25,7 +25,7 @@ OPSET = 17
 MS_DOMAIN = "com.microsoft"
 
 
-class _GraphBuilder:
+class GraphBuilder:
     def __init__(self) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
@@ -90,7 +90,7 @@ def build_bert_encoder(
     act = str(config.get("hidden_act", "gelu"))
     w = {k.removeprefix("bert."): v for k, v in weights.items()}
 
-    g = _GraphBuilder()
+    g = GraphBuilder()
     i64 = lambda *v: np.array(v, dtype=np.int64)  # noqa: E731
     # --- embeddings: word + position + token type 0, then LayerNorm
     word = g.op(
@@ -137,9 +137,9 @@ def build_bert_encoder(
 
     maskf = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
     if fused:
-        x = _fused_layers(g, w, x, layers, heads, eps, act)
+        x = fused_layers(g, w, x, layers, heads, eps, act)
     else:
-        x = _plain_layers(g, w, x, maskf, layers, heads, hidden, eps, act)
+        x = plain_layers(g, w, x, maskf, layers, heads, hidden, eps, act)
 
     # --- mean pooling over attended tokens, then L2 normalisation
     m3 = g.op("Unsqueeze", [maskf, g.const("pool_axis", i64(2))])
@@ -164,14 +164,14 @@ def build_bert_encoder(
     return g.model("sentence_encoder", ["input_ids", "attention_mask"], "embeddings", hidden)
 
 
-def _gelu_erf(g: _GraphBuilder, h: str, sqrt2: str, half: str, one: str) -> str:
+def _gelu_erf(g: GraphBuilder, h: str, sqrt2: str, half: str, one: str) -> str:
     """Exact GELU: 0.5 * x * (1 + erf(x / sqrt(2)))."""
     return g.op(
         "Mul", [g.op("Mul", [h, half]), g.op("Add", [g.op("Erf", [g.op("Div", [h, sqrt2])]), one])]
     )
 
 
-def _gelu_tanh(g: _GraphBuilder, h: str, half: str, one: str) -> str:
+def _gelu_tanh(g: GraphBuilder, h: str, half: str, one: str) -> str:
     """Tanh-approximate GELU: 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))."""
     c = g.const(f"gelu_c_{g._n}", np.array(math.sqrt(2.0 / math.pi), np.float32))
     a = g.const(f"gelu_a_{g._n}", np.array(0.044715, np.float32))
@@ -181,7 +181,7 @@ def _gelu_tanh(g: _GraphBuilder, h: str, half: str, one: str) -> str:
 
 
 def _fused_layer(
-    g: _GraphBuilder,
+    g: GraphBuilder,
     w: Mapping[str, np.ndarray],
     p: str,
     x: str,
@@ -247,7 +247,7 @@ def _fused_layer(
 
 
 def _add_norm(
-    g: _GraphBuilder, y: str, bias: str, residual: str, gamma: str, beta: str, eps: float
+    g: GraphBuilder, y: str, bias: str, residual: str, gamma: str, beta: str, eps: float
 ) -> str:
     """LayerNorm(y + bias + residual) in standard operators.
 
@@ -259,8 +259,8 @@ def _add_norm(
     return g.op("LayerNormalization", [summed, gamma, beta], axis=-1, epsilon=eps)
 
 
-def _fused_layers(
-    g: _GraphBuilder,
+def fused_layers(
+    g: GraphBuilder,
     w: Mapping[str, np.ndarray],
     x: str,
     layers: int,
@@ -274,8 +274,8 @@ def _fused_layers(
     return x
 
 
-def _plain_layers(
-    g: _GraphBuilder,
+def plain_layers(
+    g: GraphBuilder,
     w: Mapping[str, np.ndarray],
     x: str,
     maskf: str,

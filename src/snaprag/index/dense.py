@@ -65,6 +65,9 @@ class ExactIndex:
             self._deleted = np.zeros(len(self), bool)
         self._deleted[np.asarray(rows, dtype=np.int64)] = True
 
+    def is_deleted(self, row: int) -> bool:
+        return self._deleted is not None and bool(self._deleted[row])
+
     def save(self, directory: Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -184,9 +187,11 @@ class HnswIndex:
         return rows
 
     def delete(self, rows: np.ndarray) -> None:
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        fresh = [int(r) for r in rows if not self._exact.is_deleted(int(r))]
         self._exact.delete(rows)
-        for row in np.asarray(rows, dtype=np.int64).tolist():
-            self.index.mark_deleted(int(row))  # type: ignore[attr-defined]
+        for row in fresh:  # hnswlib refuses to delete a row twice; deleting is idempotent here
+            self.index.mark_deleted(row)  # type: ignore[attr-defined]
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
