@@ -34,18 +34,16 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .embed.base import Embedder
-from .embed.models import PRESETS, canonical_name
+from .embed.models import canonical_name
 from .errors import ConfigError, GenerationError, IndexStateError, SnapragError
 from .generate.base import Generator
 from .index import layout
 from .index.base import DocumentStore
-from .index.tokenize import TOKENIZER_VERSION
 from .observe.telemetry import NullTelemetry, Telemetry
 from .search.base import Reranker, Searcher
 from .types import Answer, AnswerEvent, Filters, Hit, SearchBatch, SearchHits
 
 if TYPE_CHECKING:
-    from .cache.layer import CachedAnswerer
     from .cache.query_cache import QueryCache
     from .ingest.job import IngestReport, Progress
     from .search.retriever import Retriever
@@ -54,8 +52,6 @@ log = logging.getLogger(__name__)
 
 DB_NAME = layout.DB_NAME
 DEFAULT_MODEL = "minilm"
-#: said with the no-answer reply when a question has nothing to search for
-NO_TERMS = "(The question has no searchable terms: no letters or digits.)"
 _UNSET: Any = object()
 
 
@@ -349,7 +345,6 @@ class Engine:
         when there is nothing to read), and nothing is written before the ingest lock is
         held, so a refused ingest changes nothing.
         """
-        from .ingest.chunking import Chunker
         from .ingest.job import IngestJob
         from .ingest.plan import discover
 
@@ -366,27 +361,7 @@ class Engine:
         with self._ingest_lock():
             store = self._open_store(create=True)
             self._check_settings(store)  # again, now that no other ingest can change it
-            emb = self.embedder
-            dtype = store.get_meta("vector_dtype") or cfg.vector_dtype
-            if store.get_meta("model") is None or not store.counts()["chunks"]:
-                store.set_meta(
-                    {
-                        "model": self.model_name,
-                        "dim": emb.dim,
-                        "vector_dtype": dtype,
-                        "chunk_tokens": cfg.chunk_tokens,
-                        "chunk_overlap": cfg.chunk_overlap,
-                        "tokenizer_version": TOKENIZER_VERSION,
-                        "quantization": cfg.quantization,
-                    }
-                )
-            chunker = Chunker(
-                emb.count_tokens,
-                emb.token_offsets,
-                min(cfg.chunk_tokens, emb.max_tokens - 16),
-                cfg.chunk_overlap,
-            )
-            job = IngestJob(store, emb, chunker, dtype, cfg.max_file_bytes, progress)
+            job = IngestJob.for_index(store, self.embedder, self.model_name, cfg, progress)
             return job.run_discovered(found, prune=prune)
 
     @contextlib.contextmanager
@@ -457,20 +432,9 @@ class Engine:
         return result
 
     def _check_queries(self, queries: Sequence[str]) -> list[int]:
-        """Refuse empty and over-long queries (the whole batch, naming the bad one) before
-        any work; returns the positions of the queries that have something to search for."""
-        from .errors import QueryError
-        from .search.query import check_query, has_searchable_terms
+        from .search.query import check_batch
 
-        limit = self.config.max_query_chars
-        for i, query in enumerate(queries):
-            try:
-                check_query(query, limit)
-            except QueryError as exc:
-                if len(queries) == 1:
-                    raise
-                raise QueryError(f"query {i + 1} of {len(queries)}: {exc}") from None
-        return [i for i, q in enumerate(queries) if has_searchable_terms(q)]
+        return check_batch(queries, self.config.max_query_chars)
 
     # ------------------------------------------------------------------ answers
     def ask_events(
@@ -484,8 +448,10 @@ class Engine:
         """
         try:
             if not self._check_queries([question]):
+                from .generate.rag import no_terms_events
+
                 self.require_index()  # no index is still an error, not an empty answer
-                yield from self._nothing_to_search(question)
+                yield from no_terms_events(question, self.config.llm)
                 return
             events = self.answerer.ask_events(question, k, filters)
         except SnapragError as exc:
@@ -501,17 +467,6 @@ class Engine:
                 self.telemetry.error("ask", event.error)
             yield event
 
-    def _nothing_to_search(self, question: str) -> Iterator[AnswerEvent]:
-        """A question with no searchable term gets the no-answer reply, no model call."""
-        from .generate.prompts import template_for
-
-        text = f"{template_for(question).no_answer} {NO_TERMS}"
-        answer = Answer(question, text, [], [], generator=self.config.llm)
-        answer.metrics["no_searchable_terms"] = 1.0
-        yield AnswerEvent("hits")
-        yield AnswerEvent("token", text=text)
-        yield AnswerEvent("done", text=text, answer=answer)
-
     def ask(self, question: str, k: int = 5, filters: Filters | None = None) -> Answer:
         """An answer with citations built from the top ``k`` chunks (extractive by default,
         or written by the LLM of ``config.llm``); raises the error of an ``error`` event."""
@@ -524,25 +479,8 @@ class Engine:
 
     # ------------------------------------------------------------------ admin
     def stats(self) -> dict[str, Any]:
-        store = self.store
-        counts = store.counts()
-        model = store.get_meta("model") or self.model_name
-        return {
-            "index": str(self.config.index_dir.resolve()),
-            "version": store.version,
-            "sources": counts["sources"],
-            "documents": counts["documents"],
-            "chunks": counts["chunks"],
-            "partial_sources": counts["partial_sources"],
-            "bytes": layout.directory_bytes(self.config.index_dir),
-            "model": model,
-            "model_description": PRESETS[model].description if model in PRESETS else model,
-            "dim": int(store.get_meta("dim") or 0),
-            "vector_dtype": store.get_meta("vector_dtype"),
-            "quantization": store.get_meta("quantization"),
-            "chunk_tokens": int(store.get_meta("chunk_tokens") or 0),
-            "read_only": bool(getattr(store, "read_only", False)),
-        }
+        """Counts, size on disk, model and vector format of the index."""
+        return layout.index_stats(self.store, self.config.index_dir, self.model_name)
 
     def documents(self) -> list[dict[str, Any]]:
         """Indexed sources: ``path``, ``type``, ``documents``, ``pages``, ``chunks``,
@@ -588,32 +526,10 @@ class Engine:
         Returns the warmed queries (``kind``, ``text``, ``count``, ``params``), most frequent
         first. Warming is not counted in the query log.
         """
+        from .cache.layer import warm
+
         cache = self._require_cache()
-        searcher: Any = self.searcher
-        answerer: CachedAnswerer = self.answerer
-        entries = cache.top_queries(top)
-        groups: dict[tuple[Any, ...], list[str]] = {}
-        for entry in entries:
-            if entry["kind"] == "search":
-                k, mode, fkey = entry["params"]
-                groups.setdefault((k, mode, tuple(fkey) if fkey else None), []).append(
-                    entry["text"]
-                )
-        for (k, mode, fkey), texts in groups.items():
-            filters = Filters(source=fkey[0], type=fkey[1]) if fkey else None
-            for start in range(0, len(texts), 64):
-                searcher.search_many(texts[start : start + 64], k, filters, mode, log=False)
-        warmed = [e for e in entries if e["kind"] == "search"]
-        for entry in entries:
-            if entry["kind"] != "ask":
-                continue
-            k, fkey = entry["params"]
-            filters = Filters(source=fkey[0], type=fkey[1]) if fkey else None
-            events = list(answerer.ask_events(entry["text"], k, filters, log=False))
-            if events and events[-1].kind == "done":  # a failed answer is not cached
-                warmed.append(entry)
-        order = {id(e): i for i, e in enumerate(entries)}
-        return sorted(warmed, key=lambda e: order[id(e)])
+        return warm(cache, self.searcher, self.answerer, top)
 
     def close(self) -> None:
         """Release models, connections and the cache (flushing its counters).

@@ -219,3 +219,34 @@ class CachedAnswerer:
                 if 0 in vectors:
                     cache.semantic.add(scope, norm, vectors[0], key)
             yield event
+
+
+def warm(cache: Cache, searcher: Any, answerer: Any, top: int) -> list[dict[str, Any]]:
+    """Run the ``top`` most frequent logged queries through the caching ``searcher`` and
+    ``answerer`` (not counted in the query log), so their results are cached.
+
+    Returns the warmed queries (``kind``, ``text``, ``count``, ``params``), most frequent
+    first; an answer that failed is not cached, so not listed.
+    """
+    entries = cache.top_queries(top)
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for entry in entries:
+        if entry["kind"] == "search":
+            k, mode, fkey = entry["params"]
+            key = (k, mode, tuple(fkey) if fkey else None)
+            groups.setdefault(key, []).append(entry["text"])
+    for (k, mode, fkey), texts in groups.items():
+        filters = Filters(source=fkey[0], type=fkey[1]) if fkey else None
+        for start in range(0, len(texts), 64):
+            searcher.search_many(texts[start : start + 64], k, filters, mode, log=False)
+    warmed = [e for e in entries if e["kind"] == "search"]
+    for entry in entries:
+        if entry["kind"] != "ask":
+            continue
+        k, fkey = entry["params"]
+        filters = Filters(source=fkey[0], type=fkey[1]) if fkey else None
+        events = list(answerer.ask_events(entry["text"], k, filters, log=False))
+        if events and events[-1].kind == "done":
+            warmed.append(entry)
+    order = {id(e): i for i, e in enumerate(entries)}
+    return sorted(warmed, key=lambda e: order[id(e)])

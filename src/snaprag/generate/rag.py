@@ -59,3 +59,21 @@ class RagAnswerer:
         timings.merge(result.timings)
         timings.stages["retrieve"] = (time.perf_counter() - started) * 1000
         yield from answer_events(generator, question, result[0], timings, started)
+
+
+#: said with the no-answer reply when a question has nothing to search for
+NO_TERMS = "(The question has no searchable terms: no letters or digits.)"
+
+
+def no_terms_events(question: str, generator: str) -> Iterator[AnswerEvent]:
+    """The answer to a question with no searchable term: the no-answer reply, saying why,
+    with no retrieval and no model call."""
+    from ..types import Answer
+    from .prompts import template_for
+
+    text = f"{template_for(question).no_answer} {NO_TERMS}"
+    answer = Answer(question, text, [], [], generator=generator)
+    answer.metrics["no_searchable_terms"] = 1.0
+    yield AnswerEvent("hits")
+    yield AnswerEvent("token", text=text)
+    yield AnswerEvent("done", text=text, answer=answer)

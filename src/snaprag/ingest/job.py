@@ -22,10 +22,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..config import Config
 from ..embed.base import Embedder
 from ..errors import SnapragError
 from ..index.base import DocumentStore
-from ..index.tokenize import indexed_text
+from ..index.tokenize import TOKENIZER_VERSION, indexed_text
 from .chunking import Chunker
 from .commit import Committer
 from .plan import Candidate, Discovery, Excluder, WorkItem, discover, plan_one
@@ -82,6 +83,39 @@ class IngestJob:
         self.committer = Committer(store, vector_dtype)
         self.progress = progress or (lambda event, data: None)
         self.report = IngestReport()
+
+    @classmethod
+    def for_index(
+        cls,
+        store: DocumentStore,
+        embedder: Embedder,
+        model: str,
+        config: Config,
+        progress: Progress | None = None,
+    ) -> IngestJob:
+        """The job for an index with the config's settings. An index with no chunks yet
+        records the model, vector format and chunk settings its chunks will be made with
+        (the caller holds the ingest lock, so no other writer can disagree)."""
+        dtype = store.get_meta("vector_dtype") or config.vector_dtype
+        if store.get_meta("model") is None or not store.counts()["chunks"]:
+            store.set_meta(
+                {
+                    "model": model,
+                    "dim": embedder.dim,
+                    "vector_dtype": dtype,
+                    "chunk_tokens": config.chunk_tokens,
+                    "chunk_overlap": config.chunk_overlap,
+                    "tokenizer_version": TOKENIZER_VERSION,
+                    "quantization": config.quantization,
+                }
+            )
+        chunker = Chunker(
+            embedder.count_tokens,
+            embedder.token_offsets,
+            min(config.chunk_tokens, embedder.max_tokens - 16),
+            config.chunk_overlap,
+        )
+        return cls(store, embedder, chunker, dtype, config.max_file_bytes, progress)
 
     def run(
         self,

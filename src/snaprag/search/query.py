@@ -15,10 +15,12 @@ Two questions, asked in this order by whatever takes a query (search, ask, the s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..errors import ConfigError, QueryError
 from ..index.tokenize import tokenize
 
-__all__ = ["MAX_QUERY_CHARS", "check_query", "has_searchable_terms"]
+__all__ = ["MAX_QUERY_CHARS", "check_batch", "check_query", "has_searchable_terms"]
 
 #: the default limit on a query's length, in characters (Python ``len``, code points):
 #: some 1,500 English words, far beyond any question and beyond what the embedding model
@@ -58,3 +60,19 @@ def has_searchable_terms(text: str) -> bool:
     if any(ch.isalnum() for ch in text):
         return True
     return bool(text.strip()) and bool(tokenize(text))
+
+
+def check_batch(queries: Sequence[str], max_chars: int = MAX_QUERY_CHARS) -> list[int]:
+    """:func:`check_query` on every query before any work (a bad one fails the whole
+    batch, and the message names it); returns the positions of the queries that have
+    something to search for (:func:`has_searchable_terms`)."""
+    if isinstance(queries, str):
+        raise QueryError("expected a list of queries, got one string; use search() for one")
+    for i, query in enumerate(queries):
+        try:
+            check_query(query, max_chars)
+        except QueryError as exc:
+            if len(queries) == 1:
+                raise
+            raise QueryError(f"query {i + 1} of {len(queries)}: {exc}") from None
+    return [i for i, q in enumerate(queries) if has_searchable_terms(q)]
