@@ -32,19 +32,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cache.base import Cache
 from .config import Config
 from .embed.base import Embedder
 from .embed.models import canonical_name
 from .errors import ConfigError, GenerationError, IndexStateError, SnapragError
-from .generate.base import Generator
+from .generate.base import Answerer, Generator
 from .index import layout
 from .index.base import DocumentStore
-from .observe.telemetry import NullTelemetry, Telemetry
+from .observe.base import Telemetry
+from .observe.telemetry import NullTelemetry
 from .search.base import Reranker, Searcher
 from .types import Answer, AnswerEvent, Filters, Hit, SearchBatch, SearchHits
 
 if TYPE_CHECKING:
-    from .cache.query_cache import QueryCache
     from .ingest.job import IngestReport, Progress
     from .search.retriever import Retriever
 
@@ -67,7 +68,7 @@ class Engine:
         embedder: Embedder | None = None,
         reranker: Reranker | None = None,
         generator: Generator | None = None,
-        cache: QueryCache | None = _UNSET,
+        cache: Cache | None = _UNSET,
         telemetry: Telemetry | None = None,
     ) -> None:
         """Parts left out are built from ``config`` when first needed.
@@ -223,12 +224,12 @@ class Engine:
         return self._reranker
 
     @property
-    def cache(self) -> QueryCache | None:
+    def cache(self) -> Cache | None:
         """The query cache (None when ``cache`` is off or there is no index yet)."""
         if not self._cache_built and self.db_path.exists():
             with self._lock:
                 if not self._cache_built:
-                    from .cache.base import create_cache
+                    from .cache.factory import create_cache
 
                     store = self.store
                     self._cache = create_cache(
@@ -295,10 +296,10 @@ class Engine:
         )
 
     @property
-    def answerer(self) -> Any:
+    def answerer(self) -> Answerer:
         """What ``ask_events`` calls: retrieval + generator, through the answer cache."""
 
-        def build() -> Any:
+        def build() -> Answerer:
             from .generate.rag import RagAnswerer
 
             plain = RagAnswerer(self.retriever, lambda: self.generator)
@@ -494,7 +495,7 @@ class Engine:
         with self._ingest_lock():  # not in the middle of an ingest writing that source
             return store.delete(source_or_doc_id)
 
-    def _require_cache(self) -> QueryCache:
+    def _require_cache(self) -> Cache:
         self.require_index()
         cache = self.cache
         if cache is None:

@@ -1,7 +1,7 @@
 """The cache contract: what the caching layer needs from a query cache.
 
 :class:`~snaprag.cache.query_cache.QueryCache` is the implementation (L1 memory, L2 Redis,
-L3 ``cache.db``, built from the config by :func:`create_cache`); with ``cache_disk=False``
+L3 ``cache.db``, built from the config by :func:`~.factory.create_cache`); with ``cache_disk=False``
 and no ``redis_url`` it is a purely in-memory cache, the one to use in tests. The layer
 that uses it (:mod:`snaprag.cache.layer`) wraps a plain searcher and answerer, so the
 engine itself holds no cache logic.
@@ -12,10 +12,7 @@ Thread-safety: every method may be called from many threads at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-
-from ..config import Config
 
 
 @runtime_checkable
@@ -40,17 +37,3 @@ class Cache(Protocol):
     def clear(self) -> dict[str, int | None]: ...
 
     def close(self) -> None: ...
-
-
-def create_cache(config: Config, index_dir: Path, index_id: str, read_only: bool = False) -> Any:
-    """The query cache of an index, or None when ``config.cache`` is off.
-
-    A read-only index gets no disk tier (nothing may be written there): memory and Redis.
-    """
-    if not config.cache:
-        return None
-    from .query_cache import QueryCache
-
-    if read_only:
-        config = config.with_(cache_disk=False)
-    return QueryCache(config, index_dir=index_dir, index_id=index_id, persist=not read_only)

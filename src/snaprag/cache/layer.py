@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SnapragError
+from ..generate.base import Answerer
 from ..search.base import Searcher
 from ..types import AnswerEvent, Filters, SearchBatch, StageTimings
 from .answers import answer_from_cache, dump_answer
@@ -155,7 +156,7 @@ class CachedAnswerer:
 
     def __init__(
         self,
-        inner: Any,  # the plain answerer: ask_events(question, k, filters)
+        inner: Answerer,
         cache: Cache,
         searcher: Searcher,
         scope: Callable[[], str],

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..types import AnswerEvent, Hit, StageTimings
+    from ..types import AnswerEvent, Filters, Hit, StageTimings
 
 Message = dict[str, str]
 
@@ -91,6 +91,18 @@ class Generator(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Answerer(Protocol):
+    """Retrieval and generation as one stream of events (:class:`~.rag.RagAnswerer`;
+    :class:`~snaprag.cache.layer.CachedAnswerer` wraps one with the answer cache)."""
+
+    def ask_events(
+        self, question: str, k: int = 5, filters: Filters | None = None
+    ) -> Iterator[AnswerEvent]:
+        """``hits``, ``token``..., then one ``done`` or ``error`` event (never raises)."""
+        ...
 
 
 @runtime_checkable

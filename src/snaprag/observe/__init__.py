@@ -1,5 +1,6 @@
 """Observability: the telemetry seam (null by default) that exporters plug into."""
 
-from .telemetry import NullTelemetry, RecordingTelemetry, Telemetry
+from .base import Telemetry
+from .telemetry import NullTelemetry, RecordingTelemetry
 
 __all__ = ["NullTelemetry", "RecordingTelemetry", "Telemetry"]
