@@ -102,3 +102,6 @@ def test_cli_on_a_read_only_index(ro_index) -> None:
     ingest = _run_read_only(index, mnt, *cli, "ingest", str(docs), "--index", str(mnt))
     assert ingest.returncode == 2 and "read-only" in ingest.stderr
     assert "move the index" not in ingest.stderr + search.stderr
+    clear = _run_read_only(index, mnt, *cli, "cache", "clear", "--index", str(mnt))
+    assert clear.returncode == 1 and "disk: unreachable, not cleared" in clear.stdout
+    assert "read-only" in clear.stderr

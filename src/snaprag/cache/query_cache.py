@@ -104,6 +104,8 @@ class QueryCache:
     ) -> None:
         """``persist`` False: no ``cache.db`` at all (a read-only index directory)."""
         self.config = config
+        #: a read-only index: its cache file is neither read nor written
+        self.read_only = not persist
         index_dir = Path(index_dir or config.index_dir)
         self.stats = CacheStats()
         memory = (
@@ -269,6 +271,9 @@ class QueryCache:
             except sqlite3.Error as exc:
                 log.warning("cannot clear the disk cache %s: %s", self.db_path, exc)
                 out["disk"] = None
+        elif self.read_only:
+            log.warning("the index is read-only: its disk cache (cache.db) was not cleared")
+            out["disk"] = None
         return out
 
     @property
