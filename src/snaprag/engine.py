@@ -43,6 +43,7 @@ from .index.base import DocumentStore
 from .observe.base import Telemetry
 from .observe.telemetry import NullTelemetry
 from .search.base import Reranker, Searcher
+from .search.query import check_batch
 from .types import Answer, AnswerEvent, Filters, Hit, SearchBatch, SearchHits
 
 if TYPE_CHECKING:
@@ -315,16 +316,20 @@ class Engine:
         return self._once("_answerer", build)
 
     def _scope(self) -> str:
-        """The part of a cache key that changes whenever the index or a setting does."""
+        """The part of a cache key that changes whenever the index or a setting does.
+
+        On the hot path (every cached search): one SQLite read, of the generation; the
+        index id and the settings fingerprint are fixed for the life of the store."""
         store = self.store
         if self._settings_fingerprint is None:
             from .cache.query_cache import settings_fingerprint
 
             reranker = self.reranker
             parts = [self.embedder.fingerprint, reranker.fingerprint if reranker else ""]
-            self._settings_fingerprint = settings_fingerprint(self.config, "|".join(parts))
-        index_id = store.get_meta("index_id") or ""
-        return f"{index_id}:{store.generation}:{self._settings_fingerprint}"
+            index_id = store.get_meta("index_id") or ""
+            fingerprint = settings_fingerprint(self.config, "|".join(parts))
+            self._settings_fingerprint = f"{index_id}:{{}}:{fingerprint}"
+        return self._settings_fingerprint.format(store.generation)
 
     # ------------------------------------------------------------------ ingest
     def ingest(
@@ -433,8 +438,6 @@ class Engine:
         return result
 
     def _check_queries(self, queries: Sequence[str]) -> list[int]:
-        from .search.query import check_batch
-
         return check_batch(queries, self.config.max_query_chars)
 
     # ------------------------------------------------------------------ answers
