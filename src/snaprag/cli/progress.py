@@ -13,18 +13,11 @@ import shlex
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.status import Status
-from rich.table import Table
+if TYPE_CHECKING:  # rich loads only when something is printed (cold start)
+    from rich.console import Console
+
 
 from .render import console, markup, safe
 
@@ -38,6 +31,8 @@ class StatusLine(logging.Handler):
     else as a transient spinner line on stderr."""
 
     def __init__(self, out: Console) -> None:
+        from rich.status import Status
+
         super().__init__(logging.INFO)
         self.out = out
         self.sink: Callable[[str], None] | None = None
@@ -45,6 +40,8 @@ class StatusLine(logging.Handler):
         self.last = ""
 
     def emit(self, record: logging.LogRecord) -> None:
+        from rich.status import Status
+
         try:
             message = safe(record.getMessage())
         except Exception:  # a bad log call must not stop the command
@@ -90,6 +87,8 @@ class IngestProgress:
     disabled."""
 
     def __init__(self, enabled: bool = True) -> None:
+        from rich.progress import Progress
+
         self.enabled = enabled
         self.files = 0
         self.chunks = 0
@@ -99,6 +98,14 @@ class IngestProgress:
         self._total: int | None = None
 
     def __enter__(self) -> IngestProgress:
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         if self.enabled:
             self._progress = Progress(
                 TextColumn("[bold]ingest"),
@@ -157,6 +164,8 @@ def _short(name: str, width: int = 48) -> str:
 
 def print_summary(report: Any) -> None:
     """The counts of an ingest run, then every source that was not indexed and why."""
+    from rich.table import Table
+
     out = console()
     table = Table(title="Ingest summary", show_header=False)
     table.add_column("what", style="bold")

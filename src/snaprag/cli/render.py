@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+if TYPE_CHECKING:  # rich loads only when something is printed (cold start)
+    from rich.console import Console
+
 
 from ..types import Answer, Citation, Hit
 
@@ -36,11 +36,15 @@ def safe(text: object, multiline: bool = False) -> str:
 
 def markup(text: object, multiline: bool = False) -> str:
     """:func:`safe`, then escaped for rich markup."""
+    from rich.markup import escape
+
     return escape(safe(text, multiline))
 
 
 def console(stderr: bool = False) -> Console:
     # soft_wrap: long lines are not folded at the terminal width (logs are grepped by line)
+    from rich.console import Console
+
     return Console(stderr=stderr, soft_wrap=stderr)
 
 
@@ -51,6 +55,8 @@ def where(source: str, page: int | None) -> str:
 
 
 def print_hits(query: str, hits: Sequence[Hit], timings: Any = None) -> None:
+    from rich.table import Table
+
     out = console()
     if not hits:
         from ..search.query import has_searchable_terms
@@ -83,6 +89,8 @@ def print_hits(query: str, hits: Sequence[Hit], timings: Any = None) -> None:
 
 def print_query_summary(rows: Iterable[tuple[Any, str, Sequence[Hit]]]) -> None:
     """One line per query of a ``--queries`` file: its id, text, hits and the best one."""
+    from rich.table import Table
+
     table = Table(title="Queries", expand=True)
     table.add_column("query id", overflow="fold")
     table.add_column("query", ratio=2, overflow="ellipsis", no_wrap=True)
@@ -168,6 +176,8 @@ STATS_KEYS = (
 
 
 def print_stats(data: dict[str, Any]) -> None:
+    from rich.table import Table
+
     table = Table(title="snaprag index", show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value")
@@ -180,6 +190,8 @@ def print_stats(data: dict[str, Any]) -> None:
 
 
 def print_documents(rows: Sequence[dict[str, Any]]) -> None:
+    from rich.table import Table
+
     out = console()
     if not rows:
         out.print("The index holds no sources yet: run 'snaprag ingest PATH'.")
@@ -218,6 +230,8 @@ def print_deleted(result: dict[str, Any]) -> None:
 
 def print_settings(data: dict[str, Any]) -> None:
     """``config show``: every effective setting by section, with where it came from."""
+    from rich.table import Table
+
     out = console()
     table = Table(title="snaprag settings", show_lines=False)
     table.add_column("section", style="bold")
@@ -249,6 +263,8 @@ def print_settings(data: dict[str, Any]) -> None:
 
 
 def print_cache_report(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
     out = console()
     tiers = Table(title="cache tiers")
     for col in ("tier", "entries", "bytes", "state"):
