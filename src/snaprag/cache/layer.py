@@ -47,8 +47,8 @@ def semantic_lookup(
     where: list[str | None],
 ) -> dict[int, np.ndarray]:
     """Fill ``found[i]`` (for ``i`` in ``missing``) from the nearest cached query of
-    ``scope`` that asks the same thing; returns the query vectors computed on the way
-    (reused by the search itself, and to add the new entries)."""
+    ``scope`` that asks the same thing; returns the query vectors computed on the way,
+    to add the new entries (the search of a miss embeds again, from the embedding cache)."""
     # an English-only model cannot compare Korean queries: exact keys only for those
     comparable = [i for i in missing if not searcher.dense_blind_to(queries[i])]
     if not comparable:

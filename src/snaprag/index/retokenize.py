@@ -27,7 +27,6 @@ def refresh_bm25_terms(index: Store | Path) -> int:
     try:
         if store.get_meta("tokenizer_version") == str(TOKENIZER_VERSION):
             return 0
-        # only now: the ingest package imports the PDF/DOCX parsers (~0.1 s at start-up)
         with store.transaction(bump=True) as conn:
             found = conn.execute("SELECT value FROM meta WHERE key='tokenizer_version'").fetchone()
             if found is not None and found[0] == str(TOKENIZER_VERSION):
