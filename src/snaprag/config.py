@@ -229,6 +229,7 @@ class Config:
         unknown = {k for k, v in overrides.items() if v is not None} - names
         if unknown:
             raise ConfigError(f"unknown settings {sorted(unknown)}; valid: {sorted(names)}")
+        _warn_unknown_env(names)
         values: dict[str, Any] = {}
         origin: dict[str, str] = {}
         path = config_file
@@ -486,6 +487,29 @@ def _is_default(config: Config, f: Any) -> bool:
     if f.name == "cache_dir":
         return config.cache_dir == default_cache_dir()
     return getattr(config, f.name) == f.default
+
+
+#: SNAPRAG_* variables that are not settings fields but are read by snaprag or its tools
+OTHER_VARIABLES = frozenset({"SNAPRAG_INDEX", "SNAPRAG_CONFIG", "SNAPRAG_TESTS_NO_REDIS"})
+_warned: set[str] = set()
+
+
+def _warn_unknown_env(names: set[str]) -> None:
+    """A misspelled variable (``SNAPRAG_FUSOIN``) would silently change nothing: say so,
+    once per process, with the nearest setting's name."""
+    import difflib
+    import logging
+
+    for var in sorted(os.environ):
+        if not var.startswith("SNAPRAG_") or var in OTHER_VARIABLES or var in _warned:
+            continue
+        name = var[len("SNAPRAG_") :].lower()
+        if name in names:
+            continue
+        _warned.add(var)
+        near = difflib.get_close_matches(name, sorted(names), n=1)
+        hint = f"; did you mean SNAPRAG_{near[0].upper()}?" if near else ""
+        logging.getLogger("snaprag").warning("%s is not a snaprag setting%s", var, hint)
 
 
 def _parse(name: str, raw: str, typ: str) -> Any:

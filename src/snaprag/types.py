@@ -8,6 +8,8 @@ from typing import Any
 
 #: the ``type`` of documents from each loader (see ``ingest/loaders``)
 DOCUMENT_TYPES = ("docx", "html", "jsonl", "md", "pdf", "txt")
+#: other names users give those types
+TYPE_ALIASES = {"markdown": "md", "htm": "html", "text": "txt", "beir": "jsonl"}
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Filters:
     def __post_init__(self) -> None:
         if self.type is not None:
             kind = self.type.strip().lower().lstrip(".")
+            kind = TYPE_ALIASES.get(kind, kind)
             if kind not in DOCUMENT_TYPES:
                 from .errors import ConfigError
 

@@ -101,9 +101,14 @@ def test_empty_env_value_ignored(monkeypatch):
     assert cfg.chunk_tokens == 192 and cfg.fusion == "weighted"
 
 
-def test_unrelated_env_ignored(monkeypatch):
+def test_unrelated_env_ignored_with_a_warning(monkeypatch, caplog):
     monkeypatch.setenv("SNAPRAG_NOT_A_SETTING", "x")
-    assert Config.from_env() == Config()
+    monkeypatch.setenv("SNAPRAG_FUSOIN", "rrf")
+    with caplog.at_level("WARNING", logger="snaprag"):
+        assert Config.from_env() == Config()
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "SNAPRAG_FUSOIN is not a snaprag setting; did you mean SNAPRAG_FUSION?" in said
+    assert "SNAPRAG_NOT_A_SETTING is not a snaprag setting" in said
 
 
 # --------------------------------------------------------------------------- invalid values

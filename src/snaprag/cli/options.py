@@ -17,6 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ..types import TYPE_ALIASES
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
 SourceOpt = Annotated[str | None, typer.Option("--source", help="Only sources matching this glob")]
 TypeOpt = Annotated[
@@ -183,7 +185,6 @@ def with_settings(*names: str) -> Callable[[Callable[..., Any]], Callable[..., A
 
 
 #: spellings people type for the document types the index knows
-TYPE_ALIASES = {"markdown": "md", "htm": "html", "text": "txt", "beir": "jsonl"}
 
 
 def normalize_type(value: str | None) -> str | None:
