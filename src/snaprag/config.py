@@ -36,7 +36,7 @@ VECTOR_DTYPES = ("float16", "int8")
 #: document stores by name (a Milvus backend adds "milvus")
 STORES = ("sqlite",)
 #: the forms ``llm`` takes (see ``generate/factory.py``)
-LLM_FORMS = ("extractive", "smollm2", "gguf:PATH", "openai:BASE_URL", "echo")
+LLM_FORMS = ("extractive", "smollm2", "gguf:PATH", "openai:BASE_URL", "echo[:SECONDS]")
 
 
 def default_cache_dir() -> Path:
@@ -132,6 +132,15 @@ class Config:
     store: str = "sqlite"
     #: longer queries are refused with a QueryError (a pasted document is not a query)
     max_query_chars: int = 8192
+    # ---- the HTTP server (snaprag serve): per-route admission control
+    #: requests of one route worked on at once (0: the CPUs this process may use)
+    server_concurrency: int = 0
+    #: requests of one route waiting beyond those; more get 429 with Retry-After
+    server_queue: int = 64
+    #: seconds a request may take, queueing included; past it: 504
+    server_timeout: float = 30.0
+    #: largest request body accepted, in bytes
+    server_max_body: int = 1_048_576
 
     def __post_init__(self) -> None:
         if self.cache_dir == Path():
@@ -150,6 +159,14 @@ class Config:
         _positive("max_file_bytes", self.max_file_bytes)
         _positive("rrf_k", self.rrf_k)
         _positive("rerank_top_n", self.rerank_top_n)
+        _positive("server_queue", self.server_queue, minimum=0)
+        _positive("server_max_body", self.server_max_body, minimum=1024)
+        if self.server_concurrency < 0:
+            raise ConfigError(
+                f"server_concurrency must be >= 0 (0 = CPUs), got {self.server_concurrency}"
+            )
+        if not (math.isfinite(self.server_timeout) and self.server_timeout > 0):
+            raise ConfigError(f"server_timeout must be > 0 seconds, got {self.server_timeout}")
         if self.rerank_model and self.rescore_model:
             raise ConfigError("set rerank_model or rescore_model, not both")
         if not 0.0 <= self.rescore_alpha <= 1.0:
@@ -189,9 +206,18 @@ class Config:
         llm = self.llm.strip()
         object.__setattr__(self, "llm", llm)
         kind, _, arg = llm.partition(":")
-        if llm not in ("extractive", "smollm2", "echo") and not (
-            kind in ("gguf", "openai") and arg
-        ):
+        named = llm in ("extractive", "smollm2", "echo")
+        if kind == "echo" and arg:
+            try:
+                delay = float(arg)
+            except ValueError:
+                delay = -1.0
+            if not (math.isfinite(delay) and 0 <= delay <= 10):
+                raise ConfigError(
+                    f"llm echo:SECONDS takes a pause per token in [0, 10]; got {arg!r}"
+                )
+            named = True
+        if not named and not (kind in ("gguf", "openai") and arg):
             raise ConfigError(f"llm must be one of {', '.join(LLM_FORMS)}; got {llm!r}")
         if kind == "openai" and not arg.startswith(("http://", "https://")):
             raise ConfigError(
@@ -386,6 +412,10 @@ FIELD_SECTIONS: dict[str, str] = {
     "context_tokens": "llm",
     # the running process (the HTTP server adds its own settings here)
     "threads": "server",
+    "server_concurrency": "server",
+    "server_queue": "server",
+    "server_timeout": "server",
+    "server_max_body": "server",
 }
 
 #: settings never shown in clear (``snaprag config show`` masks them)

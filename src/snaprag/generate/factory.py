@@ -5,7 +5,8 @@
 ``smollm2``                 the bundled SmolLM2-135M-Instruct GGUF (a demo model)
 ``gguf:PATH``               any local GGUF file, run by llama.cpp (``xllamacpp``)
 ``openai:BASE_URL``         an OpenAI-compatible server, e.g. ``http://host:8000/v1``
-``echo``                    a deterministic fake for tests: cites the hits it was given
+``echo[:SECONDS]``          a deterministic fake for tests: cites the hits it was given
+                            (SECONDS: a pause before each token, to test streaming)
 ==========================  ====================================================
 
 Construction is cheap and loads nothing; models load on first use or ``load()``.
@@ -33,10 +34,10 @@ def create_generator(
     spec = config.llm
     if spec == "extractive":
         return ExtractiveGenerator(embedder, model_name)
-    if spec == "echo":
+    if spec == "echo" or spec.startswith("echo:"):
         from .echo import EchoGenerator
 
-        return EchoGenerator()
+        return EchoGenerator(delay_s=float(spec.partition(":")[2] or 0))
     return LLMAnswerer(create_backend(config))
 
 

@@ -1,0 +1,118 @@
+"""Admission control: per-route lanes with bounded concurrency, a bounded queue and a
+deadline.
+
+A lane runs at most ``concurrency`` requests at once; up to ``queue`` more wait. One
+beyond that is refused at once with ``429`` and a ``Retry-After`` computed from the
+queue's depth and the lane's measured throughput; a request that waits or works past its
+deadline gets ``504``. Answering overload early keeps the latency of admitted requests
+bounded instead of letting every request slow down together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from .errors import HTTPError
+
+
+@dataclass
+class LaneStats:
+    admitted: int = 0
+    rejected: int = 0
+    timed_out: int = 0
+    wait_ms_total: float = 0.0
+    #: seconds per request, an exponential moving average of the lane's own work
+    service_s: float = 0.05
+    latencies: list[float] = field(default_factory=list)
+
+
+class Lane:
+    def __init__(self, name: str, concurrency: int, queue: int, timeout_s: float) -> None:
+        self.name = name
+        self.concurrency = max(1, concurrency)
+        self.queue = max(0, queue)
+        self.timeout_s = timeout_s
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._waiting = 0
+        self._running = 0
+        self.stats = LaneStats()
+
+    @property
+    def depth(self) -> int:
+        return self._waiting
+
+    @property
+    def full(self) -> bool:
+        """Whether a new request would be refused right now."""
+        return self._running >= self.concurrency and self._waiting >= self.queue
+
+    def refuse_if_full(self) -> None:
+        """The 429 a full lane answers (checked before a streamed response starts)."""
+        if self.full:
+            self.stats.rejected += 1
+            raise HTTPError(
+                429,
+                "overloaded",
+                f"the {self.name} queue is full ({self._waiting} waiting); retry later",
+                {"Retry-After": str(self.retry_after())},
+            )
+
+    def retry_after(self) -> int:
+        """Seconds until the queue ahead has likely drained (at least 1)."""
+        ahead = self._waiting + self._running
+        return max(1, math.ceil(ahead * self.stats.service_s / self.concurrency))
+
+    @asynccontextmanager
+    async def admit(self) -> AsyncIterator[float]:
+        """Wait for a slot (or be refused); yields the deadline (``time.monotonic()``)."""
+        self.refuse_if_full()
+        deadline = time.monotonic() + self.timeout_s
+        start = time.perf_counter()
+        self._waiting += 1
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout=self.timeout_s)
+        except TimeoutError:
+            self.stats.timed_out += 1
+            raise HTTPError(
+                504, "deadline", f"waited {self.timeout_s:g} s for a {self.name} slot"
+            ) from None
+        finally:
+            self._waiting -= 1
+        self.stats.admitted += 1
+        self.stats.wait_ms_total += (time.perf_counter() - start) * 1000
+        self._running += 1
+        work = time.perf_counter()
+        try:
+            yield deadline
+        finally:
+            self._running -= 1
+            self._slots.release()
+            took = time.perf_counter() - work
+            self.stats.service_s = 0.9 * self.stats.service_s + 0.1 * took
+
+    def report(self) -> dict[str, float | int]:
+        s = self.stats
+        return {
+            "concurrency": self.concurrency,
+            "queue_limit": self.queue,
+            "running": self._running,
+            "waiting": self._waiting,
+            "admitted": s.admitted,
+            "rejected": s.rejected,
+            "timed_out": s.timed_out,
+            "mean_wait_ms": round(s.wait_ms_total / s.admitted, 3) if s.admitted else 0.0,
+        }
+
+
+async def run_with_deadline(coro, deadline: float, what: str):
+    """Await ``coro`` until ``deadline`` (monotonic); past it: 504."""
+    left = deadline - time.monotonic()
+    try:
+        return await asyncio.wait_for(coro, timeout=max(0.001, left))
+    except TimeoutError:
+        raise HTTPError(504, "deadline", f"{what} did not finish within its deadline") from None

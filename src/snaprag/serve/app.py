@@ -1,0 +1,76 @@
+"""The app factory: one engine per collection, opened and warmed in the lifespan; every
+route calls public Engine API through admission control and worker threads."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from .. import __version__
+from ..config import Config
+from .collections import Collections
+from .errors import HTTPError, body, to_http
+from .state import State
+
+log = logging.getLogger("snaprag.serve")
+
+
+def create_app(config: Config, index: Path | None = None, data: Path | None = None) -> FastAPI:
+    """An ASGI app serving the index at ``index`` (as ``default``) or the collections
+    under ``data``."""
+    collections = Collections(config, index=index, data=data)
+    state = State(config, collections)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.run(collections.warm_up)
+        state.ready = True
+        try:
+            yield
+        finally:
+            state.ready = False
+            collections.close()
+
+    app = FastAPI(title="snaprag", version=__version__, lifespan=lifespan)
+    app.state.snaprag = state
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > config.server_max_body):
+            error = HTTPError(413, "too_large", f"request body over {config.server_max_body} bytes")
+            return JSONResponse(body(error), status_code=413)
+        try:
+            return await call_next(request)
+        except Exception as exc:  # anything a handler missed: JSON, never a trace
+            error = to_http(exc)
+            return JSONResponse(body(error), status_code=error.status, headers=error.headers)
+
+    @app.exception_handler(HTTPError)
+    async def http_error(request: Request, exc: HTTPError) -> JSONResponse:
+        return JSONResponse(body(exc), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+        return JSONResponse(body(HTTPError(422, "bad_request", message)), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        error = to_http(exc)
+        return JSONResponse(body(error), status_code=error.status, headers=error.headers)
+
+    from .openai_routes import router as openai_router
+    from .routes import router
+
+    app.include_router(router)
+    app.include_router(openai_router)
+    return app

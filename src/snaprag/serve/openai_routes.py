@@ -1,0 +1,157 @@
+"""OpenAI-compatible endpoints, so chat front ends and the official client work unchanged.
+
+``model`` names the collection (``snaprag`` is the default one); the last user message is
+the question; the answer's citations also travel in a ``snaprag`` field.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ..types import Answer
+from .admission import run_with_deadline
+from .collections import ALIAS, DEFAULT
+from .errors import HTTPError, body, to_http
+from .routes import _state, answer_body
+from .schemas import ChatIn, EmbeddingsIn
+from .streaming import events_from_thread, sse_data
+
+router = APIRouter()
+
+
+def _question(req: ChatIn) -> str:
+    for message in reversed(req.messages):
+        if message.role == "user":
+            content = message.content
+            if isinstance(content, list):  # content parts: keep the text ones
+                content = " ".join(
+                    str(p.get("text", "")) for p in content if p.get("type") == "text"
+                )
+            if content and str(content).strip():
+                return str(content)
+    raise HTTPError(422, "bad_request", "the messages hold no user message with text")
+
+
+def _usage(answer: Answer) -> dict[str, int]:
+    prompt = int(answer.metrics.get("prompt_tokens", 0))
+    completion = int(answer.metrics.get("completion_tokens", 0))
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _snaprag(answer: Answer) -> dict[str, Any]:
+    data = answer_body(answer)
+    return {"citations": data["citations"], "timings": data["timings"]}
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingResponse:
+    state = _state(request)
+    engine = state.collections.get(req.model)
+    question = _question(req)
+    cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    lane = state.lanes["chat"]
+    if not req.stream:
+        async with lane.admit() as deadline:
+            answer = await run_with_deadline(state.run(engine.ask, question), deadline, "chat")
+        return JSONResponse(
+            {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": req.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer.text},
+                        "finish_reason": "length" if answer.finish_reason == "length" else "stop",
+                    }
+                ],
+                "usage": _usage(answer),
+                "snaprag": _snaprag(answer),
+            }
+        )
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        data = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": req.model,
+            "choices": [choice],
+            **extra,
+        }
+        return sse_data(data)
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield chunk({"role": "assistant", "content": ""})
+        try:
+            async with lane.admit():
+                make = lambda: engine.ask_events(question)  # noqa: E731
+                async for event in events_from_thread(make, state.limiter):
+                    if event.kind == "token" and event.text:
+                        yield chunk({"content": event.text})
+                    elif event.kind == "done" and event.answer is not None:
+                        finish = "length" if event.answer.finish_reason == "length" else "stop"
+                        yield chunk({}, finish, snaprag=_snaprag(event.answer))
+                    elif event.kind == "error" and event.error is not None:
+                        yield sse_data(body(to_http(event.error)))
+        except Exception as exc:  # after the headers: the error travels in the stream
+            yield sse_data(body(to_http(exc)))
+        yield sse_data("[DONE]")
+
+    lane.refuse_if_full()
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/v1/models")
+async def models(request: Request) -> dict[str, Any]:
+    names = _state(request).collections.names()
+    if DEFAULT in names:
+        names = [ALIAS, *names]
+    return {
+        "object": "list",
+        "data": [{"id": n, "object": "model", "created": 0, "owned_by": "snaprag"} for n in names],
+    }
+
+
+@router.post("/v1/embeddings")
+async def embeddings(req: EmbeddingsIn, request: Request) -> dict[str, Any]:
+    """Vectors of the collection's embedding model (as passages: what the index stores)."""
+    state = _state(request)
+    engine = state.collections.get(req.model)
+    texts = [req.input] if isinstance(req.input, str) else list(req.input)
+    if not texts or len(texts) > 2048:
+        raise HTTPError(422, "bad_request", "input must hold 1 to 2048 texts")
+    limit = state.config.max_query_chars
+    if any(len(t) > limit for t in texts):
+        raise HTTPError(422, "bad_request", f"every input must be at most {limit} characters")
+    async with state.lanes["embed"].admit() as deadline:
+        vectors = await run_with_deadline(
+            state.run(engine.embedder.embed_passages, texts), deadline, "embeddings"
+        )
+    tokens = sum(await state.run(engine.embedder.count_tokens, texts))
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": v.tolist()}
+            for i, v in enumerate(vectors)
+        ],
+        "model": req.model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

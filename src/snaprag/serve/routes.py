@@ -1,0 +1,138 @@
+"""The snaprag API: health, search, batch search and answers (JSON or Server-Sent Events)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ..types import Answer, Filters
+from .admission import run_with_deadline
+from .errors import body, to_http
+from .schemas import AskIn, BatchIn, FiltersIn, SearchIn
+from .state import State, server_timing
+from .streaming import events_from_thread, sse
+
+router = APIRouter()
+
+
+def _filters(f: FiltersIn | None) -> Filters | None:
+    if f is None or not (f.source or f.type):
+        return None
+    return Filters(source=f.source, type=f.type)
+
+
+def _state(request: Request) -> State:
+    return request.app.state.snaprag
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """200 once models are loaded and indexes opened and warmed; 503 before."""
+    state = _state(request)
+    if not state.ready:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    return JSONResponse({"status": "ready", "collections": state.collections.names()})
+
+
+@router.post("/v1/search")
+async def search(req: SearchIn, request: Request) -> JSONResponse:
+    state = _state(request)
+    engine = state.collections.get(req.collection)
+    filters = _filters(req.filters)
+    async with state.lanes["search"].admit() as deadline:
+        hits = await run_with_deadline(
+            state.run(engine.search, req.query, req.k, filters, req.mode), deadline, "search"
+        )
+    timings = hits.timings.to_dict()
+    return JSONResponse(
+        {"hits": [h.to_dict() for h in hits], "timings": timings},
+        headers={"Server-Timing": server_timing(timings)},
+    )
+
+
+@router.post("/v1/search/batch")
+async def search_batch(req: BatchIn, request: Request) -> JSONResponse:
+    state = _state(request)
+    engine = state.collections.get(req.collection)
+    filters = _filters(req.filters)
+    async with state.lanes["search"].admit() as deadline:
+        batch = await run_with_deadline(
+            state.run(engine.search_many, req.queries, req.k, filters, req.mode),
+            deadline,
+            "search",
+        )
+    timings = batch.timings.to_dict()
+    return JSONResponse(
+        {"results": [{"hits": [h.to_dict() for h in hits]} for hits in batch], "timings": timings},
+        headers={"Server-Timing": server_timing(timings)},
+    )
+
+
+def answer_body(answer: Answer) -> dict[str, Any]:
+    return {
+        "answer": answer.text,
+        "citations": [
+            {"n": c.n, "source": c.source, "page": c.page, "doc_id": c.doc_id}
+            for c in answer.citations
+        ],
+        "timings": answer.timings.to_dict(),
+        "metrics": {k: round(float(v), 3) for k, v in answer.metrics.items()},
+        "generator": answer.generator,
+    }
+
+
+@router.post("/v1/ask", response_model=None)
+async def ask(req: AskIn, request: Request) -> JSONResponse | StreamingResponse:
+    state = _state(request)
+    engine = state.collections.get(req.collection)
+    filters = _filters(req.filters)
+    if not req.stream:
+        async with state.lanes["ask"].admit() as deadline:
+            answer = await run_with_deadline(
+                state.run(engine.ask, req.question, req.k, filters), deadline, "ask"
+            )
+        data = answer_body(answer)
+        return JSONResponse(data, headers={"Server-Timing": server_timing(data["timings"])})
+    lane = state.lanes["ask"]
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            async with lane.admit():
+                make = lambda: engine.ask_events(req.question, req.k, filters)  # noqa: E731
+                async for event in events_from_thread(make, state.limiter):
+                    if event.kind == "done" and event.answer is not None:
+                        yield sse("done", answer_body(event.answer))
+                    else:
+                        yield sse(event.kind, event.to_dict())
+        except Exception as exc:  # after the headers: the error travels as an event
+            error = to_http(exc)
+            yield sse("error", body(error)["error"])
+
+    lane.refuse_if_full()  # before the 200 is sent: an overloaded server still says 429
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/v1/stats")
+async def stats(request: Request) -> dict[str, Any]:
+    state = _state(request)
+    out: dict[str, Any] = {"collections": {}, "queues": state.queues()}
+    for name in state.collections.names():
+        engine = state.collections.get(name)
+        try:
+            out["collections"][name] = await state.run(engine.stats)
+        except Exception as exc:
+            out["collections"][name] = {"error": body(to_http(exc))["error"]}
+    return out

@@ -1,0 +1,55 @@
+"""Request bodies (validated by FastAPI; a bad one is a 422 JSON error)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class FiltersIn(BaseModel):
+    source: str | None = None
+    type: str | None = None
+
+
+class SearchIn(BaseModel):
+    query: str
+    k: int = Field(10, ge=1, le=1000)
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    filters: FiltersIn | None = None
+    collection: str = "default"
+
+
+class BatchIn(BaseModel):
+    queries: list[str] = Field(..., min_length=1, max_length=1024)
+    k: int = Field(10, ge=1, le=1000)
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    filters: FiltersIn | None = None
+    collection: str = "default"
+
+
+class AskIn(BaseModel):
+    question: str
+    k: int = Field(5, ge=1, le=100)
+    stream: bool = False
+    filters: FiltersIn | None = None
+    collection: str = "default"
+
+
+class Message(BaseModel):
+    role: str
+    content: str | list[dict] | None = None
+
+
+class ChatIn(BaseModel):
+    model: str = "snaprag"
+    messages: list[Message] = Field(..., min_length=1)
+    stream: bool = False
+    # accepted for compatibility; the collection's generator settings apply
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class EmbeddingsIn(BaseModel):
+    input: str | list[str]
+    model: str = "snaprag"

@@ -1,0 +1,48 @@
+"""What a running server holds: its collections, its lanes and its worker threads."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+
+from ..config import Config
+from .admission import Lane
+from .collections import Collections
+
+T = TypeVar("T")
+ROUTES = ("search", "ask", "chat", "embed")
+
+
+class State:
+    def __init__(self, config: Config, collections: Collections) -> None:
+        self.config = config
+        self.collections = collections
+        cpus = config.server_concurrency or _cpus()
+        # CPU work runs on worker threads, never on the event loop; ONNX Runtime and NumPy
+        # release the GIL, so threads up to the CPUs (plus one for I/O waits) are useful
+        self.limiter = anyio.CapacityLimiter(cpus + 1)
+        self.lanes = {
+            name: Lane(name, cpus, config.server_queue, config.server_timeout) for name in ROUTES
+        }
+        self.ready = False
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=self.limiter)
+
+    def queues(self) -> dict[str, dict[str, float | int]]:
+        return {name: lane.report() for name, lane in self.lanes.items()}
+
+
+def _cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def server_timing(timings: dict[str, float]) -> str:
+    """The standard ``Server-Timing`` header (browsers' developer tools show it)."""
+    return ", ".join(f"{name};dur={ms:.3f}" for name, ms in timings.items())

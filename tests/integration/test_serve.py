@@ -1,0 +1,204 @@
+"""`snaprag serve` over real HTTP: a real server process on a free loopback port, the real
+embedding model over the bundled samples, the official openai client.
+
+The answers come from the ``echo`` generator (with a pause per token), so that streaming
+can be seen token by token and a burst can fill the queue; search is the real pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def start(index: Path, *args: str, env: dict[str, str] | None = None):
+    """Start ``snaprag serve`` on a free loopback port; return (process, base URL)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snaprag.cli", "serve", "--index", str(index), "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    line = proc.stdout.readline()  # printed once the models are loaded and ready
+    if not line.startswith("serving http://127.0.0.1:"):
+        proc.kill()
+        raise AssertionError(f"server did not start: {line!r} {proc.stderr.read()}")
+    return proc, line.split()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from snaprag import Engine
+
+    path = tmp_path_factory.mktemp("serve") / "index"
+    with Engine.open(path) as e:
+        assert e.ingest([SAMPLES]).ok
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(index: Path):
+    # the query cache off: a repeated question would be replayed as one piece of text
+    proc, url = start(index, "--llm", "echo:0.02", env={"SNAPRAG_CACHE": "0"})
+    yield url
+    stop(proc)
+
+
+def test_health_ready_and_openapi(server: str) -> None:
+    assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{server}/readyz")
+    assert ready.status_code == 200 and ready.json()["collections"] == ["default"]
+    spec = httpx.get(f"{server}/openapi.json").json()
+    assert "/v1/search" in spec["paths"] and "/v1/chat/completions" in spec["paths"]
+
+
+def test_search_contract_and_server_timing(server: str) -> None:
+    res = httpx.post(f"{server}/v1/search", json={"query": "frame warranty years", "k": 3})
+    assert res.status_code == 200, res.text
+    data = res.json()
+    assert len(data["hits"]) == 3
+    assert set(data["hits"][0]) == {"id", "doc_id", "source", "page", "score", "text"}
+    assert data["hits"][0]["source"].endswith("warranty-and-service.pdf")
+    assert "embed" in data["timings"] or data["timings"].get("cache") is not None
+    assert "dur=" in res.headers["server-timing"]
+    pdf = httpx.post(
+        f"{server}/v1/search",
+        json={"query": "warranty", "k": 5, "filters": {"type": "PDF"}},
+    ).json()
+    assert pdf["hits"] and all(h["source"].endswith(".pdf") for h in pdf["hits"])
+
+
+def test_batch_search(server: str) -> None:
+    res = httpx.post(
+        f"{server}/v1/search/batch", json={"queries": ["frame warranty", "reset the desk"], "k": 2}
+    )
+    assert res.status_code == 200, res.text
+    results = res.json()["results"]
+    assert len(results) == 2 and all(len(r["hits"]) == 2 for r in results)
+
+
+def test_ask_json_and_streamed_events(server: str) -> None:
+    res = httpx.post(f"{server}/v1/ask", json={"question": "How long is the frame warranty?"})
+    assert res.status_code == 200, res.text
+    data = res.json()
+    assert data["answer"] and data["citations"][0]["n"] == 1 and "total" in data["timings"]
+    events: list[tuple[str, float]] = []
+    with httpx.stream(
+        "POST",
+        f"{server}/v1/ask",
+        json={"question": "How long is the frame warranty?", "stream": True},
+        timeout=30,
+    ) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                events.append((line[7:], time.perf_counter()))
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "hits" and kinds[-1] == "done" and kinds.count("token") > 5
+    tokens = [t for k, t in events if k == "token"]
+    assert tokens[-1] - tokens[0] > 0.05  # they arrived as generated, not all at once
+
+
+def test_errors_are_json_4xx(server: str) -> None:
+    cases = [
+        ({"query": ""}, 422, "bad_query"),
+        ({"k": 3}, 422, "bad_request"),
+        ({"query": "x", "k": 0}, 422, "bad_request"),
+        ({"query": "x", "collection": "nope"}, 404, "not_found"),
+        ({"query": "x", "mode": "fuzzy"}, 422, "bad_request"),
+        ({"query": "x", "filters": {"type": "exe"}}, 400, "bad_request"),
+        ({"query": "x" * 9000}, 422, "bad_query"),
+    ]
+    for payload, status, code in cases:
+        res = httpx.post(f"{server}/v1/search", json=payload)
+        assert res.status_code == status, (payload, res.text)
+        assert res.json()["error"]["code"] == code, payload
+    raw = httpx.post(
+        f"{server}/v1/search", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert raw.status_code == 422 and "error" in raw.json()
+    big = httpx.post(f"{server}/v1/search", content=b"x" * 2_000_000)
+    assert big.status_code == 413 and big.json()["error"]["code"] == "too_large"
+    assert httpx.get(f"{server}/v1/nothing").status_code == 404
+
+
+def test_openai_client_chat_stream_embeddings_models(server: str) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{server}/v1", api_key="unused")
+    question = [{"role": "user", "content": "How long is the frame warranty?"}]
+    reply = client.chat.completions.create(model="snaprag", messages=question)
+    assert reply.choices[0].message.content and reply.choices[0].finish_reason == "stop"
+    assert reply.model_extra["snaprag"]["citations"][0]["n"] == 1
+    pieces = [
+        chunk.choices[0].delta.content or ""
+        for chunk in client.chat.completions.create(model="default", messages=question, stream=True)
+        if chunk.choices
+    ]
+    assert len([p for p in pieces if p]) > 5
+    assert "".join(pieces) == reply.choices[0].message.content
+    emb = client.embeddings.create(model="snaprag", input=["frame warranty", "desk"])
+    assert len(emb.data) == 2 and len(emb.data[0].embedding) == 384
+    assert {m.id for m in client.models.list()} == {"snaprag", "default"}
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="other", messages=question)
+
+
+def test_burst_beyond_the_queue_gets_429_with_retry_after(index: Path) -> None:
+    env = {"SNAPRAG_SERVER_CONCURRENCY": "1", "SNAPRAG_SERVER_QUEUE": "1"}
+    proc, url = start(index, "--llm", "echo:0.05", env=env)
+    try:
+
+        def ask(i: int) -> httpx.Response:
+            return httpx.post(f"{url}/v1/ask", json={"question": f"frame warranty {i}"}, timeout=60)
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(ask, range(8)))
+        codes = sorted(r.status_code for r in results)
+        assert codes.count(200) >= 2 and codes.count(429) >= 1, codes
+        assert set(codes) <= {200, 429}
+        refused = next(r for r in results if r.status_code == 429)
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["error"]["code"] == "overloaded"
+        stats = httpx.get(f"{url}/v1/stats").json()
+        assert stats["queues"]["ask"]["rejected"] >= 1
+        assert stats["collections"]["default"]["chunks"] > 0
+    finally:
+        stop(proc)
+
+
+def test_refuses_a_public_address_without_insecure(index: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "snaprag.cli", "serve", "--index", str(index), "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 2 and "refusing to listen on 0.0.0.0" in res.stderr
+
+
+def test_ask_stream_events_are_json(server: str) -> None:
+    with httpx.stream(
+        "POST", f"{server}/v1/ask", json={"question": "reset the desk", "stream": True}, timeout=30
+    ) as stream:
+        datas = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
+    assert datas[-1]["answer"] and datas[0]["event"] == "hits"
