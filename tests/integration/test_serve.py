@@ -202,3 +202,31 @@ def test_ask_stream_events_are_json(server: str) -> None:
     ) as stream:
         datas = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
     assert datas[-1]["answer"] and datas[0]["event"] == "hits"
+
+
+@pytest.mark.timeout(600)
+def test_fuzzing_from_the_openapi_schema_finds_no_server_error(server: str) -> None:
+    """Property-based requests generated from /openapi.json (bounded, fixed seed): every
+    answer is a 2xx or a 4xx JSON error, never a 5xx."""
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{server}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "40",
+            "--seed",
+            "1",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=560,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "passed" in res.stdout
