@@ -139,8 +139,10 @@ class Config:
     server_queue: int = 64
     #: seconds a request may take, queueing included; past it: 504
     server_timeout: float = 30.0
-    #: largest request body accepted, in bytes
+    #: largest request body accepted, in bytes (uploads: server_max_upload)
     server_max_body: int = 1_048_576
+    #: largest upload (POST /v1/documents), in bytes, all files together
+    server_max_upload: int = 200 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.cache_dir == Path():
@@ -161,6 +163,7 @@ class Config:
         _positive("rerank_top_n", self.rerank_top_n)
         _positive("server_queue", self.server_queue, minimum=0)
         _positive("server_max_body", self.server_max_body, minimum=1024)
+        _positive("server_max_upload", self.server_max_upload, minimum=1024)
         if self.server_concurrency < 0:
             raise ConfigError(
                 f"server_concurrency must be >= 0 (0 = CPUs), got {self.server_concurrency}"
@@ -416,6 +419,7 @@ FIELD_SECTIONS: dict[str, str] = {
     "server_queue": "server",
     "server_timeout": "server",
     "server_max_body": "server",
+    "server_max_upload": "server",
 }
 
 #: settings never shown in clear (``snaprag config show`` masks them)

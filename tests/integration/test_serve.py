@@ -230,3 +230,87 @@ def test_fuzzing_from_the_openapi_schema_finds_no_server_error(server: str) -> N
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     assert "passed" in res.stdout
+
+
+def _wait_job(url: str, job_id: str) -> dict:
+    for _ in range(600):
+        job = httpx.get(f"{url}/v1/jobs/{job_id}").json()
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_collections_uploads_while_searching_and_delete(tmp_path: Path) -> None:
+    """--data: a collection created over the API, a document uploaded and ingested as a job
+    while 20 concurrent searches of another collection keep answering, then deleted: no
+    cached answer about it survives."""
+    from snaprag import Engine
+
+    data = tmp_path / "data"
+    with Engine.open(data / "manuals") as e:
+        assert e.ingest([SAMPLES]).ok
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snaprag.cli", "serve", "--data", str(data), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    assert line.startswith("serving "), proc.stderr.read()
+    url = line.split()[1]
+    try:
+        assert httpx.get(f"{url}/v1/collections").json() == {"collections": ["manuals"]}
+        created = httpx.post(f"{url}/v1/collections", json={"name": "notes"})
+        assert created.status_code == 201
+        again = httpx.post(f"{url}/v1/collections", json={"name": "notes"})
+        assert again.status_code == 409
+        bad = httpx.post(f"{url}/v1/collections", json={"name": "../etc"})
+        assert bad.status_code == 422
+        note = b"The zebra project launches on the ninth of March at the river office.\n"
+        with ThreadPoolExecutor(20) as pool:
+            searches = [
+                pool.submit(
+                    httpx.post,
+                    f"{url}/v1/search",
+                    json={"query": f"warranty frame {i}", "collection": "manuals"},
+                    timeout=60,
+                )
+                for i in range(20)
+            ]
+            upload = httpx.post(
+                f"{url}/v1/documents",
+                files=[("files", ("zebra.txt", note, "text/plain"))],
+                data={"collection": "notes"},
+                timeout=60,
+            )
+            assert [f.result().status_code for f in searches] == [200] * 20
+        assert upload.status_code == 202, upload.text
+        job = _wait_job(url, upload.json()["job_id"])
+        assert job["state"] == "done" and job["progress"]["done"] == 1, job
+        ask = {"question": "When does the zebra project launch?", "collection": "notes"}
+        first = httpx.post(f"{url}/v1/ask", json=ask).json()
+        assert "ninth of March" in first["answer"]
+        assert "ninth of March" in httpx.post(f"{url}/v1/ask", json=ask).json()["answer"]
+        docs = httpx.get(f"{url}/v1/documents", params={"collection": "notes"}).json()
+        doc_id = httpx.post(
+            f"{url}/v1/search", json={"query": "zebra", "collection": "notes"}
+        ).json()["hits"][0]["doc_id"]
+        assert len(docs["documents"]) == 1
+        gone = httpx.delete(f"{url}/v1/documents/{doc_id}", params={"collection": "notes"})
+        assert gone.status_code == 200 and gone.json()["deleted"] in ("document", "source")
+        after = httpx.post(f"{url}/v1/ask", json=ask).json()
+        assert "ninth of March" not in after["answer"]  # the cached answer is unreachable
+        wrong = httpx.post(
+            f"{url}/v1/documents",
+            files=[("files", ("tool.exe", b"MZ", "application/octet-stream"))],
+            data={"collection": "notes"},
+        )
+        assert wrong.status_code == 415 and wrong.json()["error"]["code"] == "unsupported_type"
+        assert httpx.get(f"{url}/v1/jobs/nope").status_code == 404
+        assert httpx.delete(f"{url}/v1/collections/notes").json() == {"deleted": "notes"}
+        assert not (data / "notes").exists()
+        missing = httpx.post(f"{url}/v1/search", json={"query": "x", "collection": "notes"})
+        assert missing.status_code == 404
+    finally:
+        stop(proc)

@@ -35,6 +35,7 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
             yield
         finally:
             state.ready = False
+            state.jobs.close()
             collections.close()
 
     app = FastAPI(title="snaprag", version=__version__, lifespan=lifespan)
@@ -68,9 +69,11 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
         error = to_http(exc)
         return JSONResponse(body(error), status_code=error.status, headers=error.headers)
 
+    from .documents import router as documents_router
     from .openai_routes import router as openai_router
     from .routes import router
 
     app.include_router(router)
     app.include_router(openai_router)
+    app.include_router(documents_router)
     return app

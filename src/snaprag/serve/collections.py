@@ -26,6 +26,7 @@ class Collections:
             raise ValueError("give exactly one of index and data")
         self.config = config
         self.engines: dict[str, Engine] = {}
+        self._data = Path(data) if data is not None else None
         if index is not None:
             self.engines[DEFAULT] = Engine(config.with_(index_dir=Path(index)))
         else:
@@ -34,6 +35,38 @@ class Collections:
             for sub in sorted(p for p in root.iterdir() if p.is_dir()):
                 if (sub / DB_NAME).exists() and _NAME.match(sub.name):
                     self.engines[sub.name] = Engine(config.with_(index_dir=sub))
+
+    @property
+    def data(self) -> Path | None:
+        return self._data
+
+    def create(self, name: str, model: str | None = None) -> Engine:
+        """A new, empty collection under ``--data`` (its index is made by its first upload)."""
+        if self._data is None:
+            raise HTTPError(400, "bad_request", "collections are created only with --data DIR")
+        if not _NAME.match(name) or name == ALIAS:
+            raise HTTPError(
+                422, "bad_request", "a collection name is 1-64 letters, digits, '_', '.' or '-'"
+            )
+        if name in self.engines:
+            raise HTTPError(409, "exists", f"collection {name!r} exists already")
+        settings = {"index_dir": self._data / name}
+        if model:
+            settings["model"] = model
+        engine = Engine(self.config.with_(**settings))
+        self.engines[name] = engine
+        return engine
+
+    def remove(self, name: str) -> None:
+        """Delete a collection and its index directory."""
+        import shutil
+
+        if self._data is None:
+            raise HTTPError(400, "bad_request", "collections are deleted only with --data DIR")
+        engine = self.get(name)
+        del self.engines[name]
+        engine.close()
+        shutil.rmtree(engine.config.index_dir, ignore_errors=True)
 
     def names(self) -> list[str]:
         return sorted(self.engines)

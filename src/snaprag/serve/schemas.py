@@ -53,3 +53,8 @@ class ChatIn(BaseModel):
 class EmbeddingsIn(BaseModel):
     input: str | list[str]
     model: str = "snaprag"
+
+
+class CollectionIn(BaseModel):
+    name: str = Field(..., min_length=1, max_length=64)
+    model: str | None = None

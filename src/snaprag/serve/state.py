@@ -11,6 +11,7 @@ import anyio
 from ..config import Config
 from .admission import Lane
 from .collections import Collections
+from .jobs import Jobs
 
 T = TypeVar("T")
 ROUTES = ("search", "ask", "chat", "embed")
@@ -28,12 +29,15 @@ class State:
             name: Lane(name, cpus, config.server_queue, config.server_timeout) for name in ROUTES
         }
         self.ready = False
+        self.jobs = Jobs()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=self.limiter)
 
-    def queues(self) -> dict[str, dict[str, float | int]]:
-        return {name: lane.report() for name, lane in self.lanes.items()}
+    def queues(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: lane.report() for name, lane in self.lanes.items()}
+        out["ingest"] = {"pending_jobs": self.jobs.pending()}
+        return out
 
 
 def _cpus() -> int:
