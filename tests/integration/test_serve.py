@@ -66,7 +66,7 @@ def server(index: Path):
 def test_health_ready_and_openapi(server: str) -> None:
     assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{server}/readyz")
-    assert ready.status_code == 200 and ready.json()["collections"] == ["default"]
+    assert ready.status_code == 200 and ready.json()["collections"] == 1  # a count: no names
     spec = httpx.get(f"{server}/openapi.json").json()
     assert "/v1/search" in spec["paths"] and "/v1/chat/completions" in spec["paths"]
 
@@ -312,5 +312,129 @@ def test_collections_uploads_while_searching_and_delete(tmp_path: Path) -> None:
         assert not (data / "notes").exists()
         missing = httpx.post(f"{url}/v1/search", json={"query": "x", "collection": "notes"})
         assert missing.status_code == 404
+    finally:
+        stop(proc)
+
+
+def test_keys_and_tenant_isolation_on_every_route(tmp_path: Path) -> None:
+    """Two tenants' keys: each sees only its own collections; another tenant's collection
+    is answered exactly like a missing one (404) on every route; scopes are enforced; no
+    key (or a revoked one) is 401 once keys exist."""
+    data = tmp_path / "data"
+    data.mkdir()
+    cli = [sys.executable, "-m", "snaprag.cli", "keys"]
+
+    def make_key(tenant: str, scopes: str) -> str:
+        res = subprocess.run(
+            [*cli, "create", "--data", str(data), "--tenant", tenant, "--scopes", scopes, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert res.returncode == 0, res.stderr
+        out = json.loads(res.stdout)
+        assert out["tenant"] == tenant and out["scopes"] == scopes.split(",")
+        return out["key"]
+
+    alice = make_key("alice", "read,write,admin")
+    bob = make_key("bob", "read,write")
+    bob_reader = make_key("bob", "read")
+    stored = (data / "keys.json").read_text()
+    assert alice not in stored and bob not in stored  # hashes only
+    listed = subprocess.run(
+        [*cli, "list", "--data", str(data), "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert {k["tenant"] for k in json.loads(listed.stdout)} == {"alice", "bob"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snaprag.cli", "serve", "--data", str(data), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    assert line.startswith("serving "), proc.stderr.read()
+    url = line.split()[1]
+
+    def h(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    try:
+        assert httpx.get(f"{url}/v1/collections").status_code == 401
+        assert httpx.get(f"{url}/v1/collections", headers=h("snr_x_y")).status_code == 401
+        assert httpx.get(f"{url}/healthz").status_code == 200  # probes need no key
+        assert (
+            httpx.post(f"{url}/v1/collections", json={"name": "acme"}, headers=h(alice)).status_code
+            == 201
+        )
+        assert (
+            httpx.post(f"{url}/v1/collections", json={"name": "bobs"}, headers=h(bob)).status_code
+            == 201
+        )
+        denied = httpx.post(f"{url}/v1/collections", json={"name": "x"}, headers=h(bob_reader))
+        assert denied.status_code == 403
+        upload = httpx.post(
+            f"{url}/v1/documents",
+            files=[("files", ("secret.txt", b"Alice's launch code is tangerine.\n", "text/plain"))],
+            data={"collection": "acme"},
+            headers=h(alice),
+            timeout=60,
+        )
+        assert upload.status_code == 202, upload.text
+        job_id = upload.json()["job_id"]
+        for _ in range(600):
+            job = httpx.get(f"{url}/v1/jobs/{job_id}", headers=h(alice)).json()
+            if job["state"] in ("done", "failed"):
+                break
+            time.sleep(0.1)
+        assert job["state"] == "done", job
+        ok = httpx.post(
+            f"{url}/v1/search",
+            json={"query": "launch code", "collection": "acme"},
+            headers=h(alice),
+        )
+        assert ok.status_code == 200 and "tangerine" in ok.json()["hits"][0]["text"]
+        # bob: alice's collection looks exactly like one that does not exist
+        probes = [
+            ("POST", "/v1/search", {"json": {"query": "launch code", "collection": "acme"}}),
+            ("POST", "/v1/search/batch", {"json": {"queries": ["x"], "collection": "acme"}}),
+            ("POST", "/v1/ask", {"json": {"question": "launch code?", "collection": "acme"}}),
+            (
+                "POST",
+                "/v1/chat/completions",
+                {"json": {"model": "acme", "messages": [{"role": "user", "content": "code?"}]}},
+            ),
+            ("POST", "/v1/embeddings", {"json": {"model": "acme", "input": "x"}}),
+            ("GET", "/v1/documents", {"params": {"collection": "acme"}}),
+            ("DELETE", "/v1/documents/whatever", {"params": {"collection": "acme"}}),
+            ("DELETE", "/v1/collections/acme", {}),
+            ("GET", f"/v1/jobs/{job_id}", {}),
+        ]
+        for method, path, kw in probes:
+            theirs = httpx.request(method, f"{url}{path}", headers=h(bob), timeout=60, **kw)
+            missing = httpx.request(
+                method,
+                f"{url}{path.replace('acme', 'nope').replace(job_id, 'nope')}",
+                headers=h(bob),
+                timeout=60,
+                **{k: json.loads(json.dumps(v).replace("acme", "nope")) for k, v in kw.items()},
+            )
+            assert theirs.status_code == missing.status_code, (path, theirs.text)
+            assert theirs.status_code in (403, 404), (path, theirs.status_code)
+            assert "tangerine" not in theirs.text
+        models = httpx.get(f"{url}/v1/models", headers=h(bob)).json()
+        assert {m["id"] for m in models["data"]} == {"bobs"}
+        assert httpx.get(f"{url}/v1/collections", headers=h(bob)).json() == {
+            "collections": ["bobs"]
+        }
+        stats = httpx.get(f"{url}/v1/stats", headers=h(bob)).json()
+        assert set(stats["collections"]) == {"bobs"}
+        revoke = subprocess.run(
+            [*cli, "revoke", bob_reader.split("_")[1], "--data", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert revoke.returncode == 0, revoke.stderr
+        assert httpx.get(f"{url}/v1/collections", headers=h(bob_reader)).status_code == 401
     finally:
         stop(proc)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from . import admin, bench, ingest, query, serve
+from . import admin, bench, ingest, keys, query, serve
 from .render import console, markup
 
 app = typer.Typer(
@@ -52,6 +52,7 @@ app.command("serve")(serve.serve)
 app.add_typer(admin.cache_app, name="cache")
 app.add_typer(admin.config_app, name="config")
 app.add_typer(bench.bench_app, name="bench")
+app.add_typer(keys.keys_app, name="keys")
 
 
 def _parser_errors() -> list[ModuleType]:

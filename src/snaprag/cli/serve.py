@@ -47,10 +47,10 @@ def serve(
         fail("give --index DIR or --data DIR, not both")
     if workers != 1:
         fail("--workers above 1 is not available yet; run one process per port")
-    if not _loopback(host) and not insecure:
+    if not _loopback(host) and not insecure and not _has_keys(data):
         fail(
-            f"refusing to listen on {host}: API keys are not available yet, so only loopback "
-            "addresses are served (pass --insecure to listen there anyway)"
+            f"refusing to listen on {host} without API keys: create one with 'snaprag keys "
+            "create --data DIR --tenant NAME' (serve --data DIR), or pass --insecure"
         )
     if not 0 <= port <= 65535:
         fail(f"--port must be in 0..65535, got {port}")
@@ -69,6 +69,17 @@ def serve(
     except Exception as exc:
         fail(error_message(exc))
     _run(app, host, port)
+
+
+def _has_keys(data: Path | None) -> bool:
+    if data is None:
+        return False
+    from ..serve.auth import KeyStore
+
+    try:
+        return KeyStore(data).active
+    except Exception:  # an unreadable keys file: the server reports it when it starts
+        return False
 
 
 def _run(app: object, host: str, port: int) -> None:

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from ..ingest.loaders import SUPPORTED_SUFFIXES
 from .errors import HTTPError
-from .routes import _state
+from .routes import _caller, _state
 from .schemas import CollectionIn
 
 router = APIRouter()
@@ -33,7 +33,8 @@ async def upload(
     collection: str = Form("default"),
 ) -> JSONResponse:
     state = _state(request)
-    engine = state.collections.get(collection)
+    who = _caller(request, "write")
+    engine = state.collections.get(collection, who)
     names = [_safe_name(f.filename, i) for i, f in enumerate(files)]
     bad = [n for n in names if Path(n).suffix.lower() not in SUPPORTED_SUFFIXES]
     if bad:
@@ -50,14 +51,15 @@ async def upload(
             while chunk := await upload_file.read(1 << 20):
                 out.write(chunk)
         saved.append(target)
-    job = state.jobs.submit(engine, collection, saved)
+    job = state.jobs.submit(engine, collection, saved, who.tenant)
     return JSONResponse({"job_id": job.id}, status_code=202)
 
 
 @router.get("/v1/jobs/{job_id}")
 async def job(job_id: str, request: Request) -> dict[str, Any]:
+    who = _caller(request)
     found = _state(request).jobs.get(job_id)
-    if found is None:
+    if found is None or (who.tenant is not None and found.tenant != who.tenant):
         raise HTTPError(404, "not_found", f"no job {job_id!r}")
     return found.to_dict()
 
@@ -65,30 +67,30 @@ async def job(job_id: str, request: Request) -> dict[str, Any]:
 @router.get("/v1/documents")
 async def documents(request: Request, collection: str = "default") -> dict[str, Any]:
     state = _state(request)
-    engine = state.collections.get(collection)
+    engine = state.collections.get(collection, _caller(request))
     return {"documents": await state.run(engine.documents)}
 
 
 @router.delete("/v1/documents/{doc_id:path}")
 async def delete(doc_id: str, request: Request, collection: str = "default") -> dict[str, Any]:
     state = _state(request)
-    engine = state.collections.get(collection)
+    engine = state.collections.get(collection, _caller(request, "write"))
     return await state.run(engine.delete, doc_id)
 
 
 @router.post("/v1/collections", status_code=201)
 async def create_collection(req: CollectionIn, request: Request) -> JSONResponse:
-    _state(request).collections.create(req.name, req.model)
+    _state(request).collections.create(req.name, req.model, _caller(request, "write"))
     return JSONResponse({"name": req.name}, status_code=201)
 
 
 @router.get("/v1/collections")
 async def list_collections(request: Request) -> dict[str, Any]:
-    return {"collections": _state(request).collections.names()}
+    return {"collections": _state(request).collections.names(_caller(request))}
 
 
 @router.delete("/v1/collections/{name}")
 async def delete_collection(name: str, request: Request) -> dict[str, str]:
     state = _state(request)
-    await state.run(state.collections.remove, name)
+    await state.run(state.collections.remove, name, _caller(request, "admin"))
     return {"deleted": name}

@@ -24,6 +24,7 @@ class Job:
     id: str
     collection: str
     files: list[Path]
+    tenant: str | None = None
     state: str = "queued"  # queued, running, done, failed
     created: float = field(default_factory=time.time)
     finished: float | None = None
@@ -53,8 +54,10 @@ class Jobs:
         self._thread = threading.Thread(target=self._work, name="snaprag-ingest", daemon=True)
         self._thread.start()
 
-    def submit(self, engine: Engine, collection: str, files: list[Path]) -> Job:
-        job = Job(uuid.uuid4().hex, collection, files)
+    def submit(
+        self, engine: Engine, collection: str, files: list[Path], tenant: str | None = None
+    ) -> Job:
+        job = Job(uuid.uuid4().hex, collection, files, tenant)
         with self._lock:
             self._jobs[job.id] = job
             if len(self._jobs) > KEEP:  # forget the oldest finished ones

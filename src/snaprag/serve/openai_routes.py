@@ -18,7 +18,7 @@ from ..types import Answer
 from .admission import run_with_deadline
 from .collections import ALIAS, DEFAULT
 from .errors import HTTPError, body, to_http
-from .routes import _state, answer_body
+from .routes import _caller, _state, answer_body
 from .schemas import ChatIn, EmbeddingsIn
 from .streaming import events_from_thread, sse_data
 
@@ -56,7 +56,7 @@ def _snaprag(answer: Answer) -> dict[str, Any]:
 @router.post("/v1/chat/completions", response_model=None)
 async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingResponse:
     state = _state(request)
-    engine = state.collections.get(req.model)
+    engine = state.collections.get(req.model, _caller(request))
     question = _question(req)
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
@@ -121,7 +121,7 @@ async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingRespons
 
 @router.get("/v1/models")
 async def models(request: Request) -> dict[str, Any]:
-    names = _state(request).collections.names()
+    names = _state(request).collections.names(_caller(request))
     if DEFAULT in names:
         names = [ALIAS, *names]
     return {
@@ -134,7 +134,7 @@ async def models(request: Request) -> dict[str, Any]:
 async def embeddings(req: EmbeddingsIn, request: Request) -> dict[str, Any]:
     """Vectors of the collection's embedding model (as passages: what the index stores)."""
     state = _state(request)
-    engine = state.collections.get(req.model)
+    engine = state.collections.get(req.model, _caller(request))
     texts = [req.input] if isinstance(req.input, str) else list(req.input)
     if not texts or len(texts) > 2048:
         raise HTTPError(422, "bad_request", "input must hold 1 to 2048 texts")

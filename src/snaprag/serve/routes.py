@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..types import Answer, Filters
 from .admission import run_with_deadline
+from .auth import Caller, caller
 from .errors import body, to_http
 from .schemas import AskIn, BatchIn, FiltersIn, SearchIn
 from .state import State, server_timing
@@ -28,6 +29,13 @@ def _state(request: Request) -> State:
     return request.app.state.snaprag
 
 
+def _caller(request: Request, scope: str = "read") -> Caller:
+    """Who asks (401 without a valid key when keys exist; 403 without the scope)."""
+    found = caller(_state(request).keys, request.headers.get("authorization"))
+    found.need(scope)
+    return found
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """The process is alive."""
@@ -40,13 +48,13 @@ async def readyz(request: Request) -> JSONResponse:
     state = _state(request)
     if not state.ready:
         return JSONResponse({"status": "starting"}, status_code=503)
-    return JSONResponse({"status": "ready", "collections": state.collections.names()})
+    return JSONResponse({"status": "ready", "collections": len(state.collections.engines)})
 
 
 @router.post("/v1/search")
 async def search(req: SearchIn, request: Request) -> JSONResponse:
     state = _state(request)
-    engine = state.collections.get(req.collection)
+    engine = state.collections.get(req.collection, _caller(request))
     filters = _filters(req.filters)
     async with state.lanes["search"].admit() as deadline:
         hits = await run_with_deadline(
@@ -62,7 +70,7 @@ async def search(req: SearchIn, request: Request) -> JSONResponse:
 @router.post("/v1/search/batch")
 async def search_batch(req: BatchIn, request: Request) -> JSONResponse:
     state = _state(request)
-    engine = state.collections.get(req.collection)
+    engine = state.collections.get(req.collection, _caller(request))
     filters = _filters(req.filters)
     async with state.lanes["search"].admit() as deadline:
         batch = await run_with_deadline(
@@ -93,7 +101,7 @@ def answer_body(answer: Answer) -> dict[str, Any]:
 @router.post("/v1/ask", response_model=None)
 async def ask(req: AskIn, request: Request) -> JSONResponse | StreamingResponse:
     state = _state(request)
-    engine = state.collections.get(req.collection)
+    engine = state.collections.get(req.collection, _caller(request))
     filters = _filters(req.filters)
     if not req.stream:
         async with state.lanes["ask"].admit() as deadline:
@@ -128,9 +136,10 @@ async def ask(req: AskIn, request: Request) -> JSONResponse | StreamingResponse:
 @router.get("/v1/stats")
 async def stats(request: Request) -> dict[str, Any]:
     state = _state(request)
+    who = _caller(request)
     out: dict[str, Any] = {"collections": {}, "queues": state.queues()}
-    for name in state.collections.names():
-        engine = state.collections.get(name)
+    for name in state.collections.names(who):
+        engine = state.collections.get(name, who)
         try:
             out["collections"][name] = await state.run(engine.stats)
         except Exception as exc:

@@ -10,6 +10,7 @@ import anyio
 
 from ..config import Config
 from .admission import Lane
+from .auth import KeyStore
 from .collections import Collections
 from .jobs import Jobs
 
@@ -30,6 +31,8 @@ class State:
         }
         self.ready = False
         self.jobs = Jobs()
+        #: API keys (only with --data: a folder of collections has tenants)
+        self.keys = KeyStore(collections.data) if collections.data is not None else None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=self.limiter)
