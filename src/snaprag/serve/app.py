@@ -10,7 +10,9 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..config import Config
@@ -19,6 +21,7 @@ from .errors import HTTPError, body, to_http
 from .state import State
 
 log = logging.getLogger("snaprag.serve")
+STATIC = Path(__file__).parent / "static"
 
 
 def create_app(config: Config, index: Path | None = None, data: Path | None = None) -> FastAPI:
@@ -38,8 +41,22 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
             state.jobs.close()
             collections.close()
 
-    app = FastAPI(title="snaprag", version=__version__, lifespan=lifespan)
+    # the API page's assets ship in the package (no CDN: servers often have no internet)
+    app = FastAPI(
+        title="snaprag", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.snaprag = state
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="snaprag API",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+        )
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
