@@ -109,7 +109,8 @@ config_app = typer.Typer(no_args_is_help=True, help="Settings: what is in effect
 def config_show(as_json: JsonOpt = False, *, settings: Settings) -> None:
     """Every effective setting by section, with where its value came from (default, the
     config file, a SNAPRAG_* variable or an option). Secrets are masked."""
-    from ..config import FIELD_SECTIONS, SECTIONS, Config, redact
+    from ..config import Config
+    from ..config_sources import FIELD_SECTIONS, SECTIONS, redact
 
     try:
         config = Config.from_env(config_file=settings.config_file, **settings.overrides)

@@ -25,7 +25,7 @@ ModelOpt = Annotated[
 
 def _use_config_file(settings: Settings) -> None:
     if settings.config_file is not None:
-        from ..config import read_config_file
+        from ..config_sources import read_config_file
 
         try:
             read_config_file(settings.config_file)  # a bad file fails now, not mid-run
