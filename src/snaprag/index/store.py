@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import IndexStateError
 from .base import ChunkRow, IndexArrays, StoredChunk
+from .sqlite import Connections, may_not_write
 from .vector_codec import decode_vectors, encode_vector
 
 SCHEMA_VERSION = 1
@@ -64,21 +65,6 @@ CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 """
 
 
-def _read_only(path: Path) -> bool:
-    """Whether this process may not write the database file or create files next to it."""
-    directory = path.parent
-    if path.exists() and not os.access(path, os.W_OK):
-        return True
-    return directory.exists() and not os.access(directory, os.W_OK | os.X_OK)
-
-
-def _read_only_mount(path: Path) -> bool:
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
-
-
 class Store:
     """The SQLite side of an index. Thread-safe: one connection per thread.
 
@@ -90,14 +76,10 @@ class Store:
 
     def __init__(self, path: Path, read_only: bool | None = None) -> None:
         self.path = Path(path)
-        self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
-        self._epoch = 0
         #: opened without write access (see :class:`~snaprag.index.base.DocumentStore`)
-        self.read_only = _read_only(self.path) if read_only is None else read_only
-        self._immutable = False
+        self.read_only = may_not_write(self.path) if read_only is None else read_only
+        self._connections = Connections(self.path, self.read_only)
         conn = self._conn()
         if self.read_only:
             self._check_schema(self.get_meta("schema_version") or SCHEMA_VERSION)
@@ -124,64 +106,12 @@ class Store:
             )
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "epoch", -1) != self._epoch:
-            conn = None  # closed by close() from another thread: open a new one
-        if conn is None:
-            try:
-                conn = self._connect_read_only() if self.read_only else self._connect()
-            except sqlite3.DatabaseError as exc:
-                if self.read_only:
-                    raise IndexStateError(
-                        f"cannot open the read-only index database {self.path}: {exc}"
-                    ) from exc
-                raise IndexStateError(
-                    f"cannot open index database {self.path}: {exc}; if the file is damaged, "
-                    "move the index directory away and ingest again"
-                ) from exc
-            self._local.conn = conn
-            self._local.epoch = self._epoch
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
-
-    def _connect_read_only(self) -> sqlite3.Connection:
-        base = self.path.resolve().as_uri()
-        if not self._immutable:
-            conn = sqlite3.connect(f"{base}?mode=ro", uri=True, timeout=30, check_same_thread=False)
-            try:
-                conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
-                return conn
-            except sqlite3.OperationalError as exc:  # WAL without a writable dir for -shm
-                conn.close()
-                if not _read_only_mount(self.path):
-                    raise IndexStateError(
-                        f"the index {self.path.parent} is read-only for this user and "
-                        "SQLite cannot read its write-ahead log without creating a file "
-                        f"next to it ({exc}); search it as its owner, or copy it"
-                    ) from exc
-                self._immutable = True
-        # on a read-only mount nobody can be writing it: read the file as it is
-        return sqlite3.connect(
-            f"{base}?mode=ro&immutable=1", uri=True, timeout=30, check_same_thread=False
-        )
+        return self._connections.get()
 
     def close(self) -> None:
         """Close every connection, of every thread (for shutdown: a thread still using
         the store gets a new connection on its next call)."""
-        with self._conns_lock:
-            conns, self._conns = self._conns, []
-            self._epoch += 1
-        for conn in conns:
-            conn.close()
-        self._local.conn = None
+        self._connections.close()
 
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
