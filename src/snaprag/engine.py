@@ -23,10 +23,6 @@ others wait for it. The engine holds no retrieval, caching or generation logic i
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
-import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -40,19 +36,18 @@ from .errors import ConfigError, GenerationError, IndexStateError, SnapragError
 from .generate.base import Answerer, Generator
 from .index import layout
 from .index.base import DocumentStore
+from .index.retokenize import upgrade_terms
 from .observe.base import Telemetry
 from .observe.telemetry import NullTelemetry
 from .search.base import Reranker, Searcher
-from .search.query import check_batch
-from .types import Answer, AnswerEvent, Filters, Hit, SearchBatch, SearchHits
+from .search.query import check_batch, search_checked
+from .types import Answer, AnswerEvent, Filters, SearchBatch, SearchHits
 
 if TYPE_CHECKING:
     from .ingest.job import IngestReport, Progress
     from .search.retriever import Retriever
 
-log = logging.getLogger(__name__)
 
-DB_NAME = layout.DB_NAME
 DEFAULT_MODEL = "minilm"
 _UNSET: Any = object()
 
@@ -81,21 +76,18 @@ class Engine:
         """
         self.config = config
         self.telemetry: Telemetry = telemetry or NullTelemetry()
-        self._store = store
+        # _UNSET: not built yet (None is a part too: no cache, no reranker)
+        self._store: Any = store if store is not None else _UNSET
         self._store_checked = False
         self._vector_index = vector_index
-        self._embedder = embedder
+        self._embedder: Any = embedder if embedder is not None else _UNSET
         self._injected_embedder = embedder is not None
-        self._reranker = reranker
-        self._reranker_built = reranker is not None
-        self._generator = generator
-        self._cache = cache
-        self._cache_built = cache is not _UNSET
-        if not self._cache_built:
-            self._cache = None
-        self._retriever: Retriever | None = None
-        self._searcher: Searcher | None = None
-        self._answerer: Any = None
+        self._reranker: Any = reranker if reranker is not None else _UNSET
+        self._generator: Any = generator if generator is not None else _UNSET
+        self._cache: Any = cache
+        self._retriever: Any = _UNSET
+        self._searcher: Any = _UNSET
+        self._answerer: Any = _UNSET
         self._settings_fingerprint: str | None = None
         self._lock = threading.RLock()
 
@@ -111,17 +103,17 @@ class Engine:
     def _once(self, attr: str, build: Callable[[], Any]) -> Any:
         """``self.<attr>``, built by ``build`` exactly once (double-checked, one lock)."""
         value = getattr(self, attr)
-        if value is None:
+        if value is _UNSET:
             with self._lock:
                 value = getattr(self, attr)
-                if value is None:
+                if value is _UNSET:
                     value = build()
                     setattr(self, attr, value)
         return value
 
     @property
     def db_path(self) -> Path:
-        return self.config.index_dir / DB_NAME
+        return self.config.index_dir / layout.DB_NAME
 
     def require_index(self) -> None:
         """Raise a clear error when there is no index yet (nothing is created)."""
@@ -149,7 +141,7 @@ class Engine:
             except ConfigError:
                 store.close()
                 raise
-            self._upgrade_terms(store)
+            upgrade_terms(store)
             self._store_checked = True
             return store
 
@@ -158,23 +150,9 @@ class Engine:
             with self._lock:
                 if not self._store_checked:
                     self._check_settings(store)
-                    self._upgrade_terms(store)
+                    upgrade_terms(store)
                     self._store_checked = True
         return store
-
-    @staticmethod
-    def _upgrade_terms(store: DocumentStore) -> None:
-        """An index from an older tokenizer gets its BM25 terms rebuilt (once, vectors kept)."""
-        import sqlite3
-
-        if getattr(store, "read_only", False):
-            return  # searched with its stored terms; whoever can write it upgrades it
-        from .index.retokenize import refresh_bm25_terms
-
-        try:
-            refresh_bm25_terms(store)
-        except sqlite3.OperationalError as exc:  # busy: search with the old terms
-            log.warning("could not update the BM25 terms of %s: %s", store.path, exc)
 
     def _check_settings(self, store: DocumentStore) -> None:
         """A non-empty index keeps the model it was built with."""
@@ -201,7 +179,7 @@ class Engine:
         wanted = self._wanted_model()
         if wanted:
             return wanted
-        stored = self._store.get_meta("model") if self._store is not None else None
+        stored = self._store.get_meta("model") if self._store is not _UNSET else None
         if stored is None and self.db_path.exists():
             stored = self.store.get_meta("model")
         return stored or DEFAULT_MODEL
@@ -215,56 +193,49 @@ class Engine:
     @property
     def reranker(self) -> Reranker | None:
         """The optional second stage (``rerank_model`` / ``rescore_model``)."""
-        if not self._reranker_built:
-            with self._lock:
-                if not self._reranker_built:
-                    from .search.factory import create_reranker
+        from .search.factory import create_reranker
 
-                    self._reranker = create_reranker(self.config)
-                    self._reranker_built = True
-        return self._reranker
+        return self._once("_reranker", lambda: create_reranker(self.config))
 
     @property
     def cache(self) -> Cache | None:
         """The query cache (None when ``cache`` is off or there is no index yet)."""
-        if not self._cache_built and self.db_path.exists():
-            with self._lock:
-                if not self._cache_built:
-                    from .cache.factory import create_cache
+        if self._cache is _UNSET and not self.db_path.exists():
+            return None  # built once there is an index to key it by
 
-                    store = self.store
-                    self._cache = create_cache(
-                        self.config,
-                        self.config.index_dir,
-                        store.get_meta("index_id") or "",
-                        read_only=getattr(store, "read_only", False),
-                    )
-                    if self._cache is not None:
-                        self._cache.stats.listener = self.telemetry.cache_event
-                    self._cache_built = True
-        return self._cache
+        def build() -> Cache | None:
+            from .cache.factory import create_cache
+
+            store = self.store
+            cache = create_cache(
+                self.config,
+                self.config.index_dir,
+                store.get_meta("index_id") or "",
+                read_only=getattr(store, "read_only", False),
+            )
+            if cache is not None:
+                cache.stats.listener = self.telemetry.cache_event
+            return cache
+
+        return self._once("_cache", build)
 
     @property
     def retriever(self) -> Retriever:
         """The plain hybrid searcher (no cache): query embeddings are still cached."""
 
         def build() -> Retriever:
-            from .search.retriever import Retriever
+            from .search.factory import create_retriever
 
             store = self.store
-            dim = int(store.get_meta("dim") or self.embedder.dim)
-            dtype = store.get_meta("vector_dtype") or self.config.vector_dtype
-            embedder: Any = self.embedder
-            cache = self.cache
-            if cache is not None:
-                from .cache.embedder import CachedQueryEmbedder
-                from .cache.query_cache import code_fingerprint
-
-                fingerprint = f"{embedder.fingerprint}|{code_fingerprint()}"
-                embedder = CachedQueryEmbedder(embedder, cache, fingerprint)
             model = store.get_meta("model") or self.model_name
-            return Retriever(
-                store, embedder, self.config, dim, dtype, self.reranker, self._vector_index, model
+            return create_retriever(
+                store,
+                self.embedder,
+                self.config,
+                self.cache,
+                self.reranker,
+                self._vector_index,
+                model,
             )
 
         return self._once("_retriever", build)
@@ -364,37 +335,11 @@ class Engine:
                     progress("source", result)
             return report
         cfg.index_dir.mkdir(parents=True, exist_ok=True)
-        with self._ingest_lock():
+        with layout.ingest_lock(self.config.index_dir):
             store = self._open_store(create=True)
             self._check_settings(store)  # again, now that no other ingest can change it
             job = IngestJob.for_index(store, self.embedder, self.model_name, cfg, progress)
             return job.run_discovered(found, prune=prune)
-
-    @contextlib.contextmanager
-    def _ingest_lock(self) -> Iterator[None]:
-        """One ingest per index at a time (searches are never blocked by it)."""
-        path = self.config.index_dir / layout.INGEST_LOCK
-        try:
-            fh = open(path, "a+")  # noqa: SIM115 - held for the whole ingest
-        except OSError as exc:
-            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise
-            raise IndexStateError(
-                f"the index {self.config.index_dir} is read-only for this user; it can be "
-                "searched but not changed (ingest as its owner, or into another --index)"
-            ) from None
-        with fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise IndexStateError(
-                    f"another 'snaprag ingest' is running on {self.config.index_dir}; "
-                    "wait for it to finish (searches keep working meanwhile)"
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ search
     def search(
@@ -420,25 +365,13 @@ class Engine:
         """
         queries = list(queries)
         try:
-            searchable = self._check_queries(queries)
-            if len(searchable) == len(queries):
-                result = self.searcher.search_many(queries, k, filters, mode)
-            else:  # term-less queries ("???", emoji) match nothing: not searched, not cached
-                found = self.searcher.search_many(
-                    [queries[i] for i in searchable], k, filters, mode
-                )
-                hits: list[list[Hit]] = [[] for _ in queries]
-                for i, got in zip(searchable, found, strict=True):
-                    hits[i] = got
-                result = SearchBatch(hits, found.timings)
+            limit = self.config.max_query_chars
+            result = search_checked(self.searcher, queries, k, filters, mode, limit)
         except Exception as exc:
             self.telemetry.error("search", exc)
             raise
         self.telemetry.stage_timings("search", result.timings, len(queries))
         return result
-
-    def _check_queries(self, queries: Sequence[str]) -> list[int]:
-        return check_batch(queries, self.config.max_query_chars)
 
     # ------------------------------------------------------------------ answers
     def ask_events(
@@ -451,7 +384,7 @@ class Engine:
         with the error that stopped it; errors are events here, never raised.
         """
         try:
-            if not self._check_queries([question]):
+            if not check_batch([question], self.config.max_query_chars):
                 from .generate.rag import no_terms_events
 
                 self.require_index()  # no index is still an error, not an empty answer
@@ -495,7 +428,9 @@ class Engine:
         """Remove one source (by path) or one document (by id); the index version moves
         on, so cached results that included it become unreachable at once."""
         store = self.store
-        with self._ingest_lock():  # not in the middle of an ingest writing that source
+        with layout.ingest_lock(
+            self.config.index_dir
+        ):  # not in the middle of an ingest writing that source
             return store.delete(source_or_doc_id)
 
     def _require_cache(self) -> Cache:
@@ -541,18 +476,15 @@ class Engine:
         Meant for shutdown, once no other thread uses the engine; a call still running
         finishes, and an engine used again after ``close`` reopens what it needs."""
         with self._lock:
-            if self._cache is not None:
-                cache, self._cache_built = self._cache, False  # readers now wait for the lock
-                self._cache = None
+            if self._cache not in (None, _UNSET):  # None: off, and it stays off
+                cache, self._cache = self._cache, _UNSET  # rebuilt if used again
                 cache.close()
-            if self._generator is not None:
+            if self._generator is not _UNSET:
                 self._generator.close()  # a local model nobody uses any more can be unloaded
-            if self._retriever is not None:
+            if self._retriever is not _UNSET:
                 self._retriever.close()
-                self._retriever = None
-            self._searcher = None
-            self._answerer = None
-            if self._store is not None:
+            self._retriever = self._searcher = self._answerer = _UNSET
+            if self._store is not _UNSET:
                 self._store.close()
 
     def __enter__(self) -> Engine:
@@ -560,6 +492,3 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-__all__ = ["Engine", "Hit"]

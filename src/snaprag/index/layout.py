@@ -7,15 +7,20 @@
                       BM25 terms, the version and generation
       snapshots/      search snapshots per version (search/snapshot.py)
       cache.db        the query cache's disk tier, query log, counters (cache/disk.py)
-      ingest.lock     one ingest per index at a time (engine.py)
+      ingest.lock     one writer per index at a time (ingest_lock below)
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from ..errors import IndexStateError
 
 DB_NAME = "snaprag.db"
 CACHE_DB = "cache.db"
@@ -60,3 +65,31 @@ def index_stats(store: Any, index_dir: Path, model: str) -> dict[str, Any]:
         "chunk_tokens": int(store.get_meta("chunk_tokens") or 0),
         "read_only": bool(getattr(store, "read_only", False)),
     }
+
+
+@contextlib.contextmanager
+def ingest_lock(index_dir: Path) -> Iterator[None]:
+    """One writer (ingest, delete) per index at a time; searches are never blocked by it.
+    Taken before anything is written, so a refused writer changes nothing."""
+    path = index_dir / INGEST_LOCK
+    try:
+        fh = open(path, "a+")  # noqa: SIM115 - held for the whole ingest
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise IndexStateError(
+            f"the index {index_dir} is read-only for this user; it can be searched but not "
+            "changed (ingest as its owner, or into another --index)"
+        ) from None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexStateError(
+                f"another 'snaprag ingest' is running on {index_dir}; "
+                "wait for it to finish (searches keep working meanwhile)"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -57,3 +57,16 @@ def refresh_bm25_terms(index: Store | Path) -> int:
     finally:
         if store is not index:
             store.close()
+
+
+def upgrade_terms(store: Store) -> None:
+    """Rebuild an older tokenizer's BM25 terms when the store can be written (once, vectors
+    kept); a read-only or busy index is searched with its stored terms meanwhile."""
+    import sqlite3
+
+    if getattr(store, "read_only", False):
+        return  # whoever can write it upgrades it
+    try:
+        refresh_bm25_terms(store)
+    except sqlite3.OperationalError as exc:  # busy
+        log.warning("could not update the BM25 terms of %s: %s", store.path, exc)

@@ -11,8 +11,16 @@ Construction loads nothing; the model loads on first use or ``warm_up``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config import Config
+from ..embed.base import Embedder
+from ..index.base import DocumentStore
 from .base import Reranker
+
+if TYPE_CHECKING:
+    from ..cache.base import Cache
+    from .retriever import Retriever
 
 
 def create_reranker(config: Config) -> Reranker | None:
@@ -30,3 +38,26 @@ def create_reranker(config: Config) -> Reranker | None:
             create_embedder(config.rescore_model, config), config.rescore_alpha
         )
     return None
+
+
+def create_retriever(
+    store: DocumentStore,
+    embedder: Embedder,
+    config: Config,
+    cache: Cache | None,
+    reranker: Reranker | None,
+    vector_index: str | None,
+    model: str,
+) -> Retriever:
+    """The hybrid retriever of an index; with a cache, its query embeddings go through it."""
+    from .retriever import Retriever
+
+    dim = int(store.get_meta("dim") or embedder.dim)
+    dtype = store.get_meta("vector_dtype") or config.vector_dtype
+    if cache is not None:
+        from ..cache.embedder import CachedQueryEmbedder
+        from ..cache.query_cache import code_fingerprint
+
+        fingerprint = f"{embedder.fingerprint}|{code_fingerprint()}"
+        embedder = CachedQueryEmbedder(embedder, cache, fingerprint)
+    return Retriever(store, embedder, config, dim, dtype, reranker, vector_index, model)

@@ -16,9 +16,14 @@ Two questions, asked in this order by whatever takes a query (search, ask, the s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, QueryError
 from ..index.tokenize import tokenize
+from ..types import Filters, Hit, SearchBatch
+
+if TYPE_CHECKING:
+    from .base import Searcher
 
 __all__ = ["MAX_QUERY_CHARS", "check_batch", "check_query", "has_searchable_terms"]
 
@@ -76,3 +81,23 @@ def check_batch(queries: Sequence[str], max_chars: int = MAX_QUERY_CHARS) -> lis
                 raise
             raise QueryError(f"query {i + 1} of {len(queries)}: {exc}") from None
     return [i for i, q in enumerate(queries) if has_searchable_terms(q)]
+
+
+def search_checked(
+    searcher: Searcher,
+    queries: list[str],
+    k: int,
+    filters: Filters | None,
+    mode: str,
+    max_chars: int = MAX_QUERY_CHARS,
+) -> SearchBatch:
+    """:func:`check_batch`, then search: queries with no searchable terms ("???", emoji)
+    match nothing, so they get no hits and are neither searched nor cached."""
+    searchable = check_batch(queries, max_chars)
+    if len(searchable) == len(queries):
+        return searcher.search_many(queries, k, filters, mode)
+    found = searcher.search_many([queries[i] for i in searchable], k, filters, mode)
+    hits: list[list[Hit]] = [[] for _ in queries]
+    for i, got in zip(searchable, found, strict=True):
+        hits[i] = got
+    return SearchBatch(hits, found.timings)
