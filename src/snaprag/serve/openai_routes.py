@@ -15,7 +15,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..types import Answer
-from .admission import run_with_deadline
 from .collections import ALIAS, DEFAULT
 from .errors import HTTPError, body, to_http
 from .routes import _caller, _state, answer_body
@@ -62,8 +61,7 @@ async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingRespons
     created = int(time.time())
     lane = state.lanes["chat"]
     if not req.stream:
-        async with lane.admit() as deadline:
-            answer = await run_with_deadline(state.run(engine.ask, question), deadline, "chat")
+        answer = await state.work("chat", engine.ask, question)
         return JSONResponse(
             {
                 "id": cid,
@@ -141,11 +139,12 @@ async def embeddings(req: EmbeddingsIn, request: Request) -> dict[str, Any]:
     limit = state.config.max_query_chars
     if any(len(t) > limit for t in texts):
         raise HTTPError(422, "bad_request", f"every input must be at most {limit} characters")
-    async with state.lanes["embed"].admit() as deadline:
-        vectors = await run_with_deadline(
-            state.run(engine.embedder.embed_passages, texts), deadline, "embeddings"
-        )
-    tokens = sum(await state.run(engine.embedder.count_tokens, texts))
+    embedder = engine.embedder
+
+    def embed() -> tuple[Any, int]:
+        return embedder.embed_passages(texts), sum(embedder.count_tokens(texts))
+
+    vectors, tokens = await state.work("embed", embed)
     return {
         "object": "list",
         "data": [

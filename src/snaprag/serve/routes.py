@@ -8,12 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..types import Answer, Filters
-from .admission import run_with_deadline
+from ..types import Answer, Filters, SearchBatch
 from .auth import Caller, caller
 from .errors import body, to_http
 from .schemas import AskIn, BatchIn, FiltersIn, SearchIn
-from .state import State, server_timing
+from .state import State, timed_json
 from .streaming import events_from_thread, sse
 
 router = APIRouter()
@@ -53,36 +52,25 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.post("/v1/search")
 async def search(req: SearchIn, request: Request) -> JSONResponse:
-    state = _state(request)
-    engine = state.collections.get(req.collection, _caller(request))
-    filters = _filters(req.filters)
-    async with state.lanes["search"].admit() as deadline:
-        hits = await run_with_deadline(
-            state.run(engine.search, req.query, req.k, filters, req.mode), deadline, "search"
-        )
-    timings = hits.timings.to_dict()
-    return JSONResponse(
-        {"hits": [h.to_dict() for h in hits], "timings": timings},
-        headers={"Server-Timing": server_timing(timings)},
-    )
+    batch = await _search(request, [req.query], req)
+    timings = batch.timings.to_dict()
+    return timed_json({"hits": [h.to_dict() for h in batch[0]], "timings": timings}, timings)
 
 
 @router.post("/v1/search/batch")
 async def search_batch(req: BatchIn, request: Request) -> JSONResponse:
+    batch = await _search(request, req.queries, req)
+    timings = batch.timings.to_dict()
+    results = [{"hits": [h.to_dict() for h in hits]} for hits in batch]
+    return timed_json({"results": results, "timings": timings}, timings)
+
+
+async def _search(request: Request, queries: list[str], req: SearchIn | BatchIn) -> SearchBatch:
+    """One search call for one query or many (the engine batches them either way)."""
     state = _state(request)
     engine = state.collections.get(req.collection, _caller(request))
     filters = _filters(req.filters)
-    async with state.lanes["search"].admit() as deadline:
-        batch = await run_with_deadline(
-            state.run(engine.search_many, req.queries, req.k, filters, req.mode),
-            deadline,
-            "search",
-        )
-    timings = batch.timings.to_dict()
-    return JSONResponse(
-        {"results": [{"hits": [h.to_dict() for h in hits]} for hits in batch], "timings": timings},
-        headers={"Server-Timing": server_timing(timings)},
-    )
+    return await state.work("search", engine.search_many, queries, req.k, filters, req.mode)
 
 
 def answer_body(answer: Answer) -> dict[str, Any]:
@@ -104,12 +92,9 @@ async def ask(req: AskIn, request: Request) -> JSONResponse | StreamingResponse:
     engine = state.collections.get(req.collection, _caller(request))
     filters = _filters(req.filters)
     if not req.stream:
-        async with state.lanes["ask"].admit() as deadline:
-            answer = await run_with_deadline(
-                state.run(engine.ask, req.question, req.k, filters), deadline, "ask"
-            )
+        answer = await state.work("ask", engine.ask, req.question, req.k, filters)
         data = answer_body(answer)
-        return JSONResponse(data, headers={"Server-Timing": server_timing(data["timings"])})
+        return timed_json(data, data["timings"])
     lane = state.lanes["ask"]
 
     async def stream() -> AsyncIterator[bytes]:

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
+from fastapi.responses import JSONResponse
 
 from ..config import Config
-from .admission import Lane
+from .admission import Lane, run_with_deadline
 from .auth import KeyStore
 from .collections import Collections
 from .jobs import Jobs
@@ -35,7 +36,13 @@ class State:
         self.keys = KeyStore(collections.data) if collections.data is not None else None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a worker thread (the event loop never blocks)."""
         return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=self.limiter)
+
+    async def work(self, lane: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` admitted by the route's lane and bounded by its deadline."""
+        async with self.lanes[lane].admit() as deadline:
+            return await run_with_deadline(self.run(fn, *args), deadline, lane)
 
     def queues(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: lane.report() for name, lane in self.lanes.items()}
@@ -53,3 +60,8 @@ def _cpus() -> int:
 def server_timing(timings: dict[str, float]) -> str:
     """The standard ``Server-Timing`` header (browsers' developer tools show it)."""
     return ", ".join(f"{name};dur={ms:.3f}" for name, ms in timings.items())
+
+
+def timed_json(data: dict[str, Any], timings: dict[str, float]) -> JSONResponse:
+    """A JSON response carrying its stage timings as a ``Server-Timing`` header too."""
+    return JSONResponse(data, headers={"Server-Timing": server_timing(timings)})
