@@ -21,10 +21,11 @@ import pytest
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
-def start(index: Path, *args: str, env: dict[str, str] | None = None):
-    """Start ``snaprag serve`` on a free loopback port; return (process, base URL)."""
+def start(index: Path, *args: str, env: dict[str, str] | None = None, flag: str = "--index"):
+    """Start ``snaprag serve`` (``--index`` or, with ``flag``, ``--data``) on a free loopback
+    port; return (process, base URL)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "snaprag.cli", "serve", "--index", str(index), "--port", "0", *args],
+        [sys.executable, "-m", "snaprag.cli", "serve", flag, str(index), "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -254,15 +255,7 @@ def test_collections_uploads_while_searching_and_delete(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with Engine.open(data / "manuals") as e:
         assert e.ingest([SAMPLES]).ok
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "snaprag.cli", "serve", "--data", str(data), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    assert line.startswith("serving "), proc.stderr.read()
-    url = line.split()[1]
+    proc, url = start(data, flag="--data")
     try:
         assert httpx.get(f"{url}/v1/collections").json() == {"collections": ["manuals"]}
         created = httpx.post(f"{url}/v1/collections", json={"name": "notes"})
@@ -349,15 +342,7 @@ def test_keys_and_tenant_isolation_on_every_route(tmp_path: Path) -> None:
         [*cli, "list", "--data", str(data), "--json"], capture_output=True, text=True, timeout=60
     )
     assert {k["tenant"] for k in json.loads(listed.stdout)} == {"alice", "bob"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "snaprag.cli", "serve", "--data", str(data), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    assert line.startswith("serving "), proc.stderr.read()
-    url = line.split()[1]
+    proc, url = start(data, flag="--data")
 
     def h(key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
