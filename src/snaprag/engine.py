@@ -211,7 +211,7 @@ class Engine:
                 self.config,
                 self.config.index_dir,
                 store.get_meta("index_id") or "",
-                read_only=getattr(store, "read_only", False),
+                read_only=store.read_only,
             )
             if cache is not None:
                 cache.stats.listener = self.telemetry.cache_event

@@ -63,7 +63,7 @@ def index_stats(store: Any, index_dir: Path, model: str) -> dict[str, Any]:
         "vector_dtype": store.get_meta("vector_dtype"),
         "quantization": store.get_meta("quantization"),
         "chunk_tokens": int(store.get_meta("chunk_tokens") or 0),
-        "read_only": bool(getattr(store, "read_only", False)),
+        "read_only": bool(store.read_only),
     }
 
 

@@ -64,7 +64,7 @@ def upgrade_terms(store: Store) -> None:
     kept); a read-only or busy index is searched with its stored terms meanwhile."""
     import sqlite3
 
-    if getattr(store, "read_only", False):
+    if store.read_only:
         return  # whoever can write it upgrades it
     try:
         refresh_bm25_terms(store)

@@ -97,7 +97,7 @@ def load_snapshot(
     bm25 = Bm25Index.build(arrays.tokens)
     dense = vector_index_class(kind).build(arrays.vectors, threads)
     snap = Snapshot(arrays.version, arrays.row_ids, dense, bm25)
-    if not getattr(store, "read_only", False):
+    if not store.read_only:
         try:
             _save(snap, root, index_id, arrays.generation, dim)
         except OSError as exc:  # a full disk: search on, the next process rebuilds
