@@ -149,6 +149,16 @@ class Config:
     server_max_body: int = 1_048_576
     #: largest upload (POST /v1/documents), in bytes, all files together
     server_max_upload: int = 200 * 1024 * 1024
+    #: most single searches gathered into one micro-batch (1: no micro-batching)
+    server_batch_max: int = 32
+    #: milliseconds a micro-batch may wait for more requests, only while others run
+    server_batch_wait_ms: float = 2.0
+    #: new work gets 503 while the process's CPU use is above this percent of the CPUs
+    #: it may use (0: no limit)
+    server_max_cpu: float = 0.0
+    #: new work gets 503 while the process's resident memory is above this many MiB
+    #: (0: no limit)
+    server_max_memory_mb: float = 0.0
 
     def __post_init__(self) -> None:
         if self.cache_dir == Path():
@@ -170,6 +180,11 @@ class Config:
         _positive("server_queue", self.server_queue, minimum=0)
         _positive("server_max_body", self.server_max_body, minimum=1024)
         _positive("server_max_upload", self.server_max_upload, minimum=1024)
+        _positive("server_batch_max", self.server_batch_max)
+        for name in ("server_batch_wait_ms", "server_max_cpu", "server_max_memory_mb"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a number >= 0, got {value}")
         if self.server_concurrency < 0:
             raise ConfigError(
                 f"server_concurrency must be >= 0 (0 = CPUs), got {self.server_concurrency}"

@@ -80,6 +80,10 @@ FIELD_SECTIONS: dict[str, str] = {
     "server_timeout": "server",
     "server_max_body": "server",
     "server_max_upload": "server",
+    "server_batch_max": "server",
+    "server_batch_wait_ms": "server",
+    "server_max_cpu": "server",
+    "server_max_memory_mb": "server",
 }
 
 #: settings never shown in clear (``snaprag config show`` masks them)
