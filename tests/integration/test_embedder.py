@@ -58,6 +58,22 @@ def test_batches_keep_input_order_and_match_single(fp32: OnnxEmbedder, int8: Onn
     assert (together8[:6] * alone8).sum(axis=1).min() > 0.98
 
 
+@pytest.mark.parametrize("which", ["fp32", "int8"])
+def test_query_vectors_do_not_depend_on_their_batch(which: str, request) -> None:
+    """A micro-batched query must get exactly the vector (and so the hits) it gets alone."""
+    embedder: OnnxEmbedder = request.getfixturevalue(which)
+    queries = ["short", "a much longer query about " + "protein folding " * 6, "b cells", "x"]
+    together = embedder.embed_queries(queries)
+    reordered = embedder.embed_queries(queries[::-1])[::-1]
+    alone = np.stack([embedder.embed_queries([q])[0] for q in queries])
+    if which == "int8":  # dynamic quantization: only one at a time is exact
+        np.testing.assert_array_equal(together, alone)
+        np.testing.assert_array_equal(reordered, alone)
+    else:  # one fp32 batch: same arithmetic per row, at most rounding apart
+        np.testing.assert_allclose(together, alone, atol=1e-5)
+        np.testing.assert_allclose(reordered, alone, atol=1e-5)
+
+
 def test_ranking_is_semantic(int8: OnnxEmbedder) -> None:
     q = int8.embed_queries(["how do I reset the desk controller?"])[0]
     p = int8.embed_passages(
