@@ -373,6 +373,30 @@ class Engine:
         self.telemetry.stage_timings("search", result.timings, len(queries))
         return result
 
+    def search_cached(
+        self,
+        query: str,
+        k: int = 10,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+        memory_only: bool = False,
+    ) -> SearchHits | None:
+        """The hits of ``query`` if the query cache holds them, else None (nothing is
+        searched). ``memory_only``: ask only the in-process tier, which never waits on a
+        disk or the network (a server calls this on its event loop)."""
+        if self._searcher is _UNSET or self.cache is None:
+            return None
+        from .cache.layer import CachedSearcher
+
+        searcher = self.searcher
+        if not isinstance(searcher, CachedSearcher):
+            return None
+        batch = searcher.cached([query], k, filters, mode, memory_only)
+        if batch is None:
+            return None
+        self.telemetry.stage_timings("search", batch.timings, 1)
+        return SearchHits(batch[0], batch.timings)
+
     # ------------------------------------------------------------------ answers
     def ask_events(
         self, question: str, k: int = 5, filters: Filters | None = None

@@ -8,7 +8,6 @@ can be seen token by token and a burst can fill the queue; search is the real pi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,33 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-
-
-def start(index: Path, *args: str, env: dict[str, str] | None = None, flag: str = "--index"):
-    """Start ``snaprag serve`` (``--index`` or, with ``flag``, ``--data``) on a free loopback
-    port; return (process, base URL)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "snaprag.cli", "serve", flag, str(index), "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    line = proc.stdout.readline()  # printed once the models are loaded and ready
-    if not line.startswith("serving http://127.0.0.1:"):
-        proc.kill()
-        raise AssertionError(f"server did not start: {line!r} {proc.stderr.read()}")
-    return proc, line.split()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+from serving import SAMPLES, start, stop
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from ..types import AnswerEvent, Filters, SearchBatch, StageTimings
 from .answers import answer_from_cache, dump_answer
 from .base import Cache
 from .normalize import normalize_query
+from .tiered import REQUESTS
 
 
 def _ms(since: float) -> float:
@@ -99,6 +100,56 @@ class CachedSearcher:
     def close(self) -> None:
         self.inner.close()
 
+    def _keys(
+        self, queries: Sequence[str], k: int, filters: Filters | None, mode: str
+    ) -> tuple[list[str], list[str], tuple[Any, ...], str]:
+        norms = [normalize_query(q) for q in queries]
+        scope = self.scope()
+        params = (k, mode, _filters_key(filters))
+        keys = [self.cache.key("retrieval", scope, n, params) for n in norms]
+        return norms, keys, params, f"{scope}{params}"
+
+    def cached(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+        memory_only: bool = False,
+    ) -> SearchBatch | None:
+        """The cached hits of every query, without searching: None (and nothing counted)
+        unless every query is cached. ``memory_only``: ask the in-process tier alone, which
+        never blocks (a server answers those hits on its event loop)."""
+        queries = list(queries)
+        cache = self.cache
+        tiered = cache.tiered
+        if not queries or (memory_only and tiered.memory is None):
+            return None
+        t = time.perf_counter()
+        norms, keys, params, _ = self._keys(queries, k, filters, mode)
+        where: list[str | None] = []
+        if memory_only:
+            found: list[Any] = [tiered.memory.get(key) for key in keys]
+            where = ["memory"] * len(keys)
+        else:
+            found = tiered.get_many("retrieval", keys, record=False, where=where)
+        if any(v is None for v in found):
+            return None
+        timings = StageTimings()
+        timings.add("cache", _ms(t))
+        timings.cache_tier = _batch_tier(where)
+        # counted as the look-up of search_many would have: requests, then per tier
+        tiered.stats.record(REQUESTS, "retrieval", len(keys), 0)
+        left = len(keys)
+        for tier in tiered.tier_names:
+            if not left:
+                break
+            hits = sum(1 for w in where if w == tier)
+            tiered.stats.record(tier, "retrieval", hits, left - hits)
+            left -= hits
+        cache.log_queries("search", norms, params, queries, flush=not memory_only)
+        return SearchBatch([list(v) for v in found], timings)
+
     def search_many(
         self,
         queries: Sequence[str],
@@ -116,17 +167,13 @@ class CachedSearcher:
         cache = self.cache
         timings = StageTimings()
         t = time.perf_counter()
-        norms = [normalize_query(q) for q in queries]
+        norms, keys, params, semantic_scope = self._keys(queries, k, filters, mode)
         timings.add("normalize", _ms(t))
         t = time.perf_counter()
-        scope = self.scope()
-        params = (k, mode, _filters_key(filters))
-        keys = [cache.key("retrieval", scope, n, params) for n in norms]
         where: list[str | None] = []
         found: list[Any] = cache.tiered.get_many("retrieval", keys, where=where)
         missing = [i for i, v in enumerate(found) if v is None]
         vectors: dict[int, np.ndarray] = {}
-        semantic_scope = f"{scope}{params}"
         if cache.semantic is not None and mode != "bm25" and missing:
             vectors = semantic_lookup(
                 cache, self.inner, "retrieval", semantic_scope, queries, norms, missing, found,

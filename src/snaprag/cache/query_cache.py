@@ -156,9 +156,15 @@ class QueryCache:
 
     # ------------------------------------------------------------------ query log
     def log_queries(
-        self, kind: str, normalized: Sequence[str], params: tuple[Any, ...], texts: Sequence[str]
+        self,
+        kind: str,
+        normalized: Sequence[str],
+        params: tuple[Any, ...],
+        texts: Sequence[str],
+        flush: bool = True,
     ) -> None:
-        """Count queries (in memory; written to the cache file every few seconds)."""
+        """Count queries (in memory; written to the cache file every few seconds, unless
+        ``flush`` is False: a caller that must not wait on the disk leaves it to the next)."""
         if self.db is None:
             return
         p = params
@@ -176,7 +182,7 @@ class QueryCache:
                 self._pending >= FLUSH_EVERY_QUERIES
                 or time.monotonic() - self._last_flush >= FLUSH_EVERY_S
             )
-        if due:
+        if due and flush:
             self.flush()
 
     def flush(self) -> None:

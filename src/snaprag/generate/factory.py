@@ -41,6 +41,14 @@ def create_generator(
     return LLMAnswerer(create_backend(config))
 
 
+def generation_slots(config: Config) -> int | None:
+    """How many answers the generator of ``config.llm`` can write at once: a local GGUF
+    model has ``llm_parallel`` slots (more requests would queue inside llama.cpp, without
+    a bound); None when there is no such limit (extractive, a remote server)."""
+    kind = config.llm.partition(":")[0]
+    return config.llm_parallel if config.llm == "smollm2" or kind == "gguf" else None
+
+
 def create_backend(config: Config) -> LLMBackend:
     """The LLM backend of ``config.llm`` (``smollm2``, ``gguf:PATH``, ``openai:URL``)."""
     spec = config.llm

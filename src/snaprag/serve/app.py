@@ -3,6 +3,7 @@ route calls public Engine API through admission control and worker threads."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,14 @@ log = logging.getLogger("snaprag.serve")
 STATIC = Path(__file__).parent / "static"
 
 
+async def _sample(state: State) -> None:
+    from .resources import INTERVAL_S
+
+    while True:
+        await asyncio.sleep(INTERVAL_S)
+        state.resources.sample()
+
+
 def create_app(config: Config, index: Path | None = None, data: Path | None = None) -> FastAPI:
     """An ASGI app serving the index at ``index`` (as ``default``) or the collections
     under ``data``."""
@@ -33,11 +42,13 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.run(collections.warm_up)
+        sampler = asyncio.ensure_future(_sample(state))
         state.ready = True
         try:
             yield
         finally:
             state.ready = False
+            sampler.cancel()
             state.jobs.close()
             collections.close()
 

@@ -35,6 +35,7 @@ async def upload(
     state = _state(request)
     who = _caller(request, "write")
     engine = state.collections.get(collection, who)
+    state.resources.refuse_if_over()
     names = [_safe_name(f.filename, i) for i, f in enumerate(files)]
     bad = [n for n in names if Path(n).suffix.lower() not in SUPPORTED_SUFFIXES]
     if bad:

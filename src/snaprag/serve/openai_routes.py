@@ -95,7 +95,7 @@ async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingRespons
     async def stream() -> AsyncIterator[bytes]:
         yield chunk({"role": "assistant", "content": ""})
         try:
-            async with lane.admit():
+            async with state.admit("chat"):
                 make = lambda: engine.ask_events(question)  # noqa: E731
                 async for event in events_from_thread(make, state.limiter):
                     if event.kind == "token" and event.text:
@@ -109,6 +109,7 @@ async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingRespons
             yield sse_data(body(to_http(exc)))
         yield sse_data("[DONE]")
 
+    state.resources.refuse_if_over()
     lane.refuse_if_full()
     return StreamingResponse(
         stream(),

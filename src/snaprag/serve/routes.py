@@ -52,9 +52,11 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.post("/v1/search")
 async def search(req: SearchIn, request: Request) -> JSONResponse:
-    batch = await _search(request, [req.query], req)
-    timings = batch.timings.to_dict()
-    return timed_json({"hits": [h.to_dict() for h in batch[0]], "timings": timings}, timings)
+    state = _state(request)
+    engine = state.collections.get(req.collection, _caller(request))
+    hits = await state.search_one(engine, req.query, req.k, _filters(req.filters), req.mode)
+    timings = hits.timings.to_dict()
+    return timed_json({"hits": [h.to_dict() for h in hits], "timings": timings}, timings)
 
 
 @router.post("/v1/search/batch")
@@ -99,7 +101,7 @@ async def ask(req: AskIn, request: Request) -> JSONResponse | StreamingResponse:
 
     async def stream() -> AsyncIterator[bytes]:
         try:
-            async with lane.admit():
+            async with state.admit("ask"):
                 make = lambda: engine.ask_events(req.question, req.k, filters)  # noqa: E731
                 async for event in events_from_thread(make, state.limiter):
                     if event.kind == "done" and event.answer is not None:
@@ -110,7 +112,9 @@ async def ask(req: AskIn, request: Request) -> JSONResponse | StreamingResponse:
             error = to_http(exc)
             yield sse("error", body(error)["error"])
 
-    lane.refuse_if_full()  # before the 200 is sent: an overloaded server still says 429
+    # before the 200 is sent: an overloaded server still says 503 or 429
+    state.resources.refuse_if_over()
+    lane.refuse_if_full()
     return StreamingResponse(
         stream(),
         media_type="text/event-stream",

@@ -10,10 +10,16 @@ import anyio
 from fastapi.responses import JSONResponse
 
 from ..config import Config
+from ..engine import Engine
+from ..generate.factory import generation_slots
+from ..search.query import check_query
+from ..types import Filters, SearchHits
 from .admission import Lane, run_with_deadline
 from .auth import KeyStore
+from .batcher import MicroBatcher
 from .collections import Collections
 from .jobs import Jobs
+from .resources import Resources
 
 T = TypeVar("T")
 ROUTES = ("search", "ask", "chat", "embed")
@@ -27,9 +33,24 @@ class State:
         # CPU work runs on worker threads, never on the event loop; ONNX Runtime and NumPy
         # release the GIL, so threads up to the CPUs (plus one for I/O waits) are useful
         self.limiter = anyio.CapacityLimiter(cpus + 1)
-        self.lanes = {
-            name: Lane(name, cpus, config.server_queue, config.server_timeout) for name in ROUTES
+        # a local GGUF model writes llm_parallel answers at once: more would only queue
+        # inside llama.cpp, unbounded; here they queue (bounded) or get 429
+        slots = generation_slots(config)
+        batch = config.server_batch_max
+        concurrency = {
+            # single searches in flight: every worker's batch may be full
+            "search": cpus * batch,
+            "ask": min(cpus, slots) if slots else cpus,
+            "chat": min(cpus, slots) if slots else cpus,
         }
+        self.lanes = {
+            name: Lane(
+                name, concurrency.get(name, cpus), config.server_queue, config.server_timeout
+            )
+            for name in ROUTES
+        }
+        self.batcher = MicroBatcher(self.run, cpus, batch, config.server_batch_wait_ms)
+        self.resources = Resources(config.server_max_cpu, config.server_max_memory_mb, cpus)
         self.ready = False
         self.jobs = Jobs()
         #: API keys (only with --data: a folder of collections has tenants)
@@ -39,14 +60,53 @@ class State:
         """``fn(*args)`` on a worker thread (the event loop never blocks)."""
         return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=self.limiter)
 
+    def admit(self, lane: str) -> Any:
+        """The route's admission (503 over a CPU or memory threshold, 429 when its queue
+        is full, 504 past the deadline); yields the deadline."""
+        self.resources.refuse_if_over()
+        return self.lanes[lane].admit()
+
     async def work(self, lane: str, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` admitted by the route's lane and bounded by its deadline."""
-        async with self.lanes[lane].admit() as deadline:
+        async with self.admit(lane) as deadline:
             return await run_with_deadline(self.run(fn, *args), deadline, lane)
+
+    async def search_one(
+        self, engine: Engine, query: str, k: int, filters: Filters | None, mode: str
+    ) -> SearchHits:
+        """One query's hits: from the in-memory cache on the event loop (no queue, no
+        thread), else from the slower cache tiers, else searched in a micro-batch with
+        concurrent requests like it."""
+        check_query(query, self.config.max_query_chars)  # one bad query fails alone
+        hits = engine.search_cached(query, k, filters, mode, memory_only=True)
+        if hits is not None:
+            return hits
+        async with self.admit("search") as deadline:
+            cache = engine.cache if engine.config.cache else None
+            if cache is not None and cache.tiered.tiers:  # Redis or disk: not on the loop
+                hits = await run_with_deadline(
+                    self.run(engine.search_cached, query, k, filters, mode), deadline, "search"
+                )
+                if hits is not None:
+                    return hits
+            if self.config.server_batch_max <= 1:
+                return await run_with_deadline(
+                    self.run(engine.search, query, k, filters, mode), deadline, "search"
+                )
+            return await run_with_deadline(
+                self.batcher.search(engine, query, k, filters, mode), deadline, "search"
+            )
 
     def queues(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: lane.report() for name, lane in self.lanes.items()}
+        out["search"]["batching"] = {
+            "max_batch": self.batcher.max_batch,
+            "wait_ms": self.batcher.wait_s * 1000,
+            "waiting": self.batcher.waiting,
+            **self.batcher.stats.report(),
+        }
         out["ingest"] = {"pending_jobs": self.jobs.pending()}
+        out["resources"] = self.resources.report()
         return out
 
 

@@ -1,0 +1,147 @@
+"""Dynamic micro-batching of single searches.
+
+Concurrent ``POST /v1/search`` requests for one collection and the same parameters (k,
+mode, filters) are gathered and searched in one ``Engine.search_many`` call: one snapshot,
+one BM25 batch, one dense matrix product, one SQLite fetch and one thread hop for the lot.
+
+* Idle server: a request starts at once (no timer wait).
+* Under load (a batch already running): a batch may wait up to ``wait_ms`` for more
+  requests, and starts as soon as it holds ``max_batch`` of them or a worker is free.
+* At most ``slots`` batches run at once (the CPUs); the rest queue here.
+* A request's hits are the same batched or alone: query vectors do not depend on their
+  batch (see ``OnnxEmbedder.embed_queries``), and each query is scored independently.
+
+Cache hits never reach the batcher (the route answers them first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine import Engine
+from ..types import Filters, SearchBatch, SearchHits, StageTimings
+
+Run = Callable[..., Awaitable[Any]]
+
+
+@dataclass
+class _Request:
+    query: str
+    future: asyncio.Future[SearchHits]
+    queued: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0
+    queries: int = 0
+    largest: int = 0
+    #: batch size -> how many batches had it (bounded: sizes are 1..max_batch)
+    sizes: dict[int, int] = field(default_factory=dict)
+
+    def add(self, size: int) -> None:
+        self.batches += 1
+        self.queries += size
+        self.largest = max(self.largest, size)
+        self.sizes[size] = self.sizes.get(size, 0) + 1
+
+    def report(self) -> dict[str, Any]:
+        mean = self.queries / self.batches if self.batches else 0.0
+        return {
+            "batches": self.batches,
+            "queries": self.queries,
+            "mean_size": round(mean, 3),
+            "largest": self.largest,
+            "sizes": {str(k): v for k, v in sorted(self.sizes.items())},
+        }
+
+
+Key = tuple[int, int, str, Any]
+
+
+class MicroBatcher:
+    def __init__(self, run: Run, slots: int, max_batch: int, wait_ms: float) -> None:
+        self._run = run
+        self.slots = max(1, slots)
+        self.max_batch = max(1, max_batch)
+        self.wait_s = max(0.0, wait_ms) / 1000
+        self._pending: dict[Key, list[_Request]] = {}
+        self._engines: dict[Key, tuple[Engine, int, Filters | None, str]] = {}
+        self._running = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
+        self.stats = BatchStats()
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(v) for v in self._pending.values())
+
+    async def search(
+        self, engine: Engine, query: str, k: int, filters: Filters | None, mode: str
+    ) -> SearchHits:
+        """The hits of ``query``, searched together with concurrent requests like it."""
+        key: Key = (id(engine), k, mode, filters.key if filters else None)
+        loop = asyncio.get_running_loop()
+        request = _Request(query, loop.create_future())
+        self._pending.setdefault(key, []).append(request)
+        self._engines[key] = (engine, k, filters, mode)
+        self._schedule()
+        return await request.future
+
+    def _schedule(self) -> None:
+        """Start batches while workers are free; under load, hold a small batch for up to
+        ``wait_s`` so that requests arriving meanwhile share it."""
+        while self._running < self.slots and self._pending:
+            key = min(self._pending, key=lambda k: self._pending[k][0].queued)
+            requests = self._pending[key]
+            held = time.perf_counter() - requests[0].queued
+            if self._running and len(requests) < self.max_batch and held < self.wait_s:
+                if self._timer is None:
+                    loop = asyncio.get_running_loop()
+                    self._timer = loop.call_later(self.wait_s - held, self._on_timer)
+                return
+            batch, rest = requests[: self.max_batch], requests[self.max_batch :]
+            what = self._engines[key]
+            if rest:
+                self._pending[key] = rest
+            else:  # keys hold request parameters: never keep one without requests
+                del self._pending[key], self._engines[key]
+            live = [r for r in batch if not r.future.done()]  # gone past their deadline
+            if not live:
+                continue
+            self._running += 1
+            task = asyncio.ensure_future(self._dispatch(what, live))
+            self._tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._schedule()
+
+    async def _dispatch(
+        self, what: tuple[Engine, int, Filters | None, str], requests: list[_Request]
+    ) -> None:
+        engine, k, filters, mode = what
+        started = time.perf_counter()
+        self.stats.add(len(requests))
+        try:
+            queries = [r.query for r in requests]
+            batch: SearchBatch = await self._run(engine.search_many, queries, k, filters, mode)
+        except Exception as exc:
+            for r in requests:
+                if not r.future.done():
+                    r.future.set_exception(exc)
+        else:
+            for r, hits in zip(requests, batch, strict=True):
+                if r.future.done():
+                    continue
+                timings = StageTimings(dict(batch.timings.stages), batch.timings.cache_tier)
+                timings.stages = {"batch_wait": (started - r.queued) * 1000, **timings.stages}
+                r.future.set_result(SearchHits(hits, timings))
+        finally:
+            self._running -= 1
+            self._schedule()

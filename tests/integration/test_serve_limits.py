@@ -1,0 +1,112 @@
+"""The server under concurrency, over real HTTP with the real model: micro-batched
+searches return exactly the hits each query gets alone; above a memory threshold new work
+gets 503 while health checks still answer; a local GGUF model's slots bound its lane."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from serving import SAMPLES, start, stop
+
+QUERIES = [
+    "frame warranty years",
+    "how do I reset the desk height",
+    "motor overheating error code",
+    "cleaning the desktop surface",
+    "maximum load of the frame",
+    "return policy for damaged parts",
+    "cable tray installation",
+    "what does E01 mean",
+    "child lock on the control panel",
+    "anti collision sensitivity",
+    "replacement legs order",
+    "assembly tools needed",
+]
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from snaprag import Engine
+
+    path = tmp_path_factory.mktemp("limits") / "index"
+    with Engine.open(path) as e:
+        assert e.ingest([SAMPLES]).ok
+    return path
+
+
+def _hits(res: httpx.Response) -> list[tuple[str, float]]:
+    assert res.status_code == 200, res.text
+    return [(h["id"], h["score"]) for h in res.json()["hits"]]
+
+
+def test_micro_batched_searches_get_exactly_their_own_hits(index: Path) -> None:
+    # no query cache (every request is searched); batches held open up to 30 ms under load
+    env = {"SNAPRAG_CACHE": "0", "SNAPRAG_SERVER_BATCH_WAIT_MS": "30"}
+    proc, url = start(index, env=env)
+    try:
+        with httpx.Client(timeout=60) as client:
+            alone = {
+                q: _hits(client.post(f"{url}/v1/search", json={"query": q, "k": 5}))
+                for q in QUERIES
+            }
+        stats = httpx.get(f"{url}/v1/stats").json()["queues"]["search"]["batching"]
+        assert stats["largest"] == 1  # one at a time: nothing to share
+
+        def one(q: str) -> tuple[str, httpx.Response]:
+            return q, httpx.post(f"{url}/v1/search", json={"query": q, "k": 5}, timeout=60)
+
+        for _ in range(3):  # bounded: concurrent rounds until some requests shared a batch
+            with ThreadPoolExecutor(len(QUERIES)) as pool:
+                results = list(pool.map(one, QUERIES * 2))
+            for q, res in results:
+                together = _hits(res)
+                assert [i for i, _ in together] == [i for i, _ in alone[q]], q
+                for (_, a), (_, b) in zip(together, alone[q], strict=True):
+                    assert a == pytest.approx(b, abs=1e-5)
+                assert "batch_wait" in res.json()["timings"]
+            stats = httpx.get(f"{url}/v1/stats").json()["queues"]["search"]["batching"]
+            if stats["largest"] > 1:
+                break
+        assert stats["largest"] > 1, stats
+        assert stats["batches"] < stats["queries"]
+    finally:
+        stop(proc)
+
+
+def test_over_the_memory_threshold_new_work_gets_503(index: Path) -> None:
+    proc, url = start(index, "--llm", "echo", env={"SNAPRAG_SERVER_MAX_MEMORY_MB": "1"})
+    try:
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        for method, path, body in [
+            ("POST", "/v1/search", {"query": "frame warranty"}),
+            ("POST", "/v1/search/batch", {"queries": ["frame warranty"]}),
+            ("POST", "/v1/ask", {"question": "How long is the frame warranty?"}),
+            ("POST", "/v1/ask", {"question": "How long is the warranty?", "stream": True}),
+            ("POST", "/v1/chat/completions", {"model": "snaprag", "messages": [
+                {"role": "user", "content": "frame warranty?"}]}),
+            ("POST", "/v1/embeddings", {"model": "snaprag", "input": "frame"}),
+        ]:  # fmt: skip
+            res = httpx.request(method, f"{url}{path}", json=body, timeout=30)
+            assert res.status_code == 503, (path, res.status_code, res.text)
+            assert res.json()["error"]["code"] == "overloaded"
+            assert "memory" in res.json()["error"]["message"]
+            assert int(res.headers["retry-after"]) >= 1
+        stats = httpx.get(f"{url}/v1/stats").json()
+        assert stats["queues"]["resources"]["refused"] >= 6
+        assert stats["queues"]["resources"]["memory_mb"] > 1
+    finally:
+        stop(proc)
+
+
+def test_a_local_model_lane_has_as_many_slots_as_the_model(index: Path) -> None:
+    env = {"SNAPRAG_LLM_PARALLEL": "1", "SNAPRAG_SERVER_CONCURRENCY": "4"}
+    proc, url = start(index, "--llm", "smollm2", env=env)
+    try:
+        queues = httpx.get(f"{url}/v1/stats").json()["queues"]
+        assert queues["ask"]["concurrency"] == 1 and queues["chat"]["concurrency"] == 1
+        assert queues["search"]["concurrency"] == 4 * 32  # search is not bound by the model
+    finally:
+        stop(proc)
