@@ -382,16 +382,10 @@ class Engine:
         memory_only: bool = False,
     ) -> SearchHits | None:
         """The hits of ``query`` if the query cache holds them, else None (nothing is
-        searched). ``memory_only``: ask only the in-process tier, which never waits on a
-        disk or the network (a server calls this on its event loop)."""
-        if self._searcher is _UNSET or self.cache is None:
-            return None
-        from .cache.layer import CachedSearcher
-
-        searcher = self.searcher
-        if not isinstance(searcher, CachedSearcher):
-            return None
-        batch = searcher.cached([query], k, filters, mode, memory_only)
+        searched, nothing is built). ``memory_only``: ask only the in-process tier, which
+        never waits on a disk or the network (a server calls this on its event loop)."""
+        cached = getattr(self._searcher, "cached", None)  # only a CachedSearcher has it
+        batch = cached([query], k, filters, mode, memory_only) if cached else None
         if batch is None:
             return None
         self.telemetry.stage_timings("search", batch.timings, 1)

@@ -237,3 +237,26 @@ def test_hash_embedder_is_deterministic_and_normalised() -> None:
     import pickle
 
     assert pickle.loads(pickle.dumps(emb)).embed_queries(["x"]).shape == (1, 64)
+
+
+def test_search_cached_answers_only_what_the_cache_holds(tmp_path: Path, docs: Path) -> None:
+    with make(tmp_path) as e:
+        e.ingest([docs])
+        assert e.search_cached("ten year warranty") is None  # nothing built, nothing searched
+        searched = e.search("ten year warranty", k=3)
+        before = e.cache_report()
+        again = e.search_cached("Ten  year WARRANTY", k=3, memory_only=True)  # normalized key
+        assert again is not None and again.timings.cache_tier == "memory"
+        assert [h.id for h in again] == [h.id for h in searched]
+        assert e.search_cached("ten year warranty", k=4) is None  # other parameters
+        assert e.search_cached("child lock", k=3) is None
+        def memory_hits(report: dict) -> int:
+            rows = [r for r in report["stats"] if r["tier"] == "memory"]
+            return next(r["hits"] for r in rows if r["namespace"] == "retrieval")
+
+        # the hit was counted like a search's look-up; misses of search_cached count nothing
+        assert memory_hits(e.cache_report()) == memory_hits(before) + 1
+        assert e.cache_report()["hit_rate"]["retrieval"] == 0.5
+    with make(tmp_path, cache=False) as e:
+        e.search("ten year warranty", k=3)
+        assert e.search_cached("ten year warranty", k=3) is None

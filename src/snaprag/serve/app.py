@@ -19,6 +19,7 @@ from .. import __version__
 from ..config import Config
 from .collections import Collections
 from .errors import HTTPError, body, to_http
+from .middleware import Guard
 from .state import State
 
 log = logging.getLogger("snaprag.serve")
@@ -69,18 +70,6 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
             swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
         )
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > config.server_max_body):
-            error = HTTPError(413, "too_large", f"request body over {config.server_max_body} bytes")
-            return JSONResponse(body(error), status_code=413)
-        try:
-            return await call_next(request)
-        except Exception as exc:  # anything a handler missed: JSON, never a trace
-            error = to_http(exc)
-            return JSONResponse(body(error), status_code=error.status, headers=error.headers)
-
     @app.exception_handler(HTTPError)
     async def http_error(request: Request, exc: HTTPError) -> JSONResponse:
         return JSONResponse(body(exc), status_code=exc.status, headers=exc.headers)
@@ -96,6 +85,8 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         error = to_http(exc)
         return JSONResponse(body(error), status_code=error.status, headers=error.headers)
+
+    app.add_middleware(Guard, max_body=config.server_max_body)
 
     from .documents import router as documents_router
     from .openai_routes import router as openai_router

@@ -1,0 +1,50 @@
+"""The outermost layer of every request, as plain ASGI (Starlette's ``@app.middleware``
+wraps each request in extra tasks and streams, a large share of a cached search's cost):
+bodies over the limit get 413 before they are read, and an exception nothing else handled
+becomes a JSON error, never a trace on the wire."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import HTTPError, body, to_http
+
+Scope = dict[str, Any]
+
+
+async def _send_error(send: Any, error: HTTPError) -> None:
+    payload = json.dumps(body(error)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class Guard:
+    def __init__(self, app: Any, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_body):
+                error = HTTPError(413, "too_large", f"request body over {self.max_body} bytes")
+                await _send_error(send, error)
+                return
+        started = False
+
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:  # anything the handlers missed: JSON, never a trace
+            error = to_http(exc)
+            if not started:
+                await _send_error(send, error)
