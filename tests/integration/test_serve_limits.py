@@ -4,6 +4,7 @@ gets 503 while health checks still answer; a local GGUF model's slots bound its 
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -108,5 +109,40 @@ def test_a_local_model_lane_has_as_many_slots_as_the_model(index: Path) -> None:
         queues = httpx.get(f"{url}/v1/stats").json()["queues"]
         assert queues["ask"]["concurrency"] == 1 and queues["chat"]["concurrency"] == 1
         assert queues["search"]["concurrency"] == 4 * 32  # search is not bound by the model
+    finally:
+        stop(proc)
+
+
+def _generating(url: str) -> int:
+    return httpx.get(f"{url}/v1/stats").json()["queues"]["ask"]["generating"]
+
+
+def _until_idle(url: str) -> int:
+    """Poll (bounded) until no answer is being generated; the last count seen."""
+    for _ in range(50):
+        if (count := _generating(url)) == 0:
+            return 0
+        time.sleep(0.1)
+    return count
+
+
+def test_a_client_that_leaves_or_a_deadline_stops_the_generation(index: Path) -> None:
+    # ~40 tokens, half a second each: an answer left running would go on for ~20 s
+    env = {"SNAPRAG_CACHE": "0", "SNAPRAG_SERVER_TIMEOUT": "2"}
+    proc, url = start(index, "--llm", "echo:0.5", env=env)
+    try:
+        question = {"question": "How long is the frame warranty?", "stream": True}
+        with httpx.stream("POST", f"{url}/v1/ask", json=question, timeout=30) as stream:
+            for line in stream.iter_lines():
+                if line == "event: token":
+                    break  # the client goes away after its first token
+        assert _until_idle(url) == 0
+        late = httpx.post(f"{url}/v1/ask", json={"question": "frame warranty?"}, timeout=30)
+        assert late.status_code == 504 and late.json()["error"]["code"] == "deadline"
+        assert _until_idle(url) == 0
+        chat = {"model": "snaprag", "messages": [{"role": "user", "content": "frame warranty?"}]}
+        late = httpx.post(f"{url}/v1/chat/completions", json=chat, timeout=30)
+        assert late.status_code == 504
+        assert _until_idle(url) == 0
     finally:
         stop(proc)

@@ -250,6 +250,7 @@ def test_search_cached_answers_only_what_the_cache_holds(tmp_path: Path, docs: P
         assert [h.id for h in again] == [h.id for h in searched]
         assert e.search_cached("ten year warranty", k=4) is None  # other parameters
         assert e.search_cached("child lock", k=3) is None
+
         def memory_hits(report: dict) -> int:
             rows = [r for r in report["stats"] if r["tier"] == "memory"]
             return next(r["hits"] for r in rows if r["namespace"] == "retrieval")

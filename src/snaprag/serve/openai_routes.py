@@ -19,7 +19,7 @@ from .collections import ALIAS, DEFAULT
 from .errors import HTTPError, body, to_http
 from .routes import _caller, _state, answer_body
 from .schemas import ChatIn, EmbeddingsIn
-from .streaming import events_from_thread, sse_data
+from .streaming import sse_data
 
 router = APIRouter()
 
@@ -61,7 +61,7 @@ async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingRespons
     created = int(time.time())
     lane = state.lanes["chat"]
     if not req.stream:
-        answer = await state.work("chat", engine.ask, question)
+        answer = await state.answer("chat", engine, question)
         return JSONResponse(
             {
                 "id": cid,
@@ -97,7 +97,7 @@ async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingRespons
         try:
             async with state.admit("chat"):
                 make = lambda: engine.ask_events(question)  # noqa: E731
-                async for event in events_from_thread(make, state.limiter):
+                async for event in state.events(make):
                     if event.kind == "token" and event.text:
                         yield chunk({"content": event.text})
                     elif event.kind == "done" and event.answer is not None:

@@ -13,7 +13,7 @@ from .auth import Caller, caller
 from .errors import body, to_http
 from .schemas import AskIn, BatchIn, FiltersIn, SearchIn
 from .state import State, timed_json
-from .streaming import events_from_thread, sse
+from .streaming import sse
 
 router = APIRouter()
 
@@ -94,7 +94,7 @@ async def ask(req: AskIn, request: Request) -> JSONResponse | StreamingResponse:
     engine = state.collections.get(req.collection, _caller(request))
     filters = _filters(req.filters)
     if not req.stream:
-        answer = await state.work("ask", engine.ask, req.question, req.k, filters)
+        answer = await state.answer("ask", engine, req.question, req.k, filters)
         data = answer_body(answer)
         return timed_json(data, data["timings"])
     lane = state.lanes["ask"]
@@ -103,7 +103,7 @@ async def ask(req: AskIn, request: Request) -> JSONResponse | StreamingResponse:
         try:
             async with state.admit("ask"):
                 make = lambda: engine.ask_events(req.question, req.k, filters)  # noqa: E731
-                async for event in events_from_thread(make, state.limiter):
+                async for event in state.events(make):
                     if event.kind == "done" and event.answer is not None:
                         yield sse("done", answer_body(event.answer))
                     else:

@@ -11,15 +11,17 @@ from fastapi.responses import JSONResponse
 
 from ..config import Config
 from ..engine import Engine
+from ..errors import GenerationError
 from ..generate.factory import generation_slots
 from ..search.query import check_query
-from ..types import Filters, SearchHits
+from ..types import Answer, Filters, SearchHits
 from .admission import Lane, run_with_deadline
 from .auth import KeyStore
 from .batcher import MicroBatcher
 from .collections import Collections
 from .jobs import Jobs
 from .resources import Resources
+from .streaming import Producers, events_from_thread
 
 T = TypeVar("T")
 ROUTES = ("search", "ask", "chat", "embed")
@@ -51,6 +53,7 @@ class State:
         }
         self.batcher = MicroBatcher(self.run, cpus, batch, config.server_batch_wait_ms)
         self.resources = Resources(config.server_max_cpu, config.server_max_memory_mb, cpus)
+        self.producers = Producers()
         self.ready = False
         self.jobs = Jobs()
         #: API keys (only with --data: a folder of collections has tenants)
@@ -70,6 +73,27 @@ class State:
         """``fn(*args)`` admitted by the route's lane and bounded by its deadline."""
         async with self.admit(lane) as deadline:
             return await run_with_deadline(self.run(fn, *args), deadline, lane)
+
+    def events(self, make: Callable[[], Any]) -> Any:
+        """The answer events of ``make()`` from a worker thread, as they are generated."""
+        return events_from_thread(make, self.limiter, self.producers)
+
+    async def answer(
+        self, lane: str, engine: Engine, question: str, k: int = 5, filters: Filters | None = None
+    ) -> Answer:
+        """One whole answer, admitted by ``lane``; past the deadline the generation stops
+        (504) instead of running on for nobody."""
+
+        async def collect() -> Answer:
+            async for event in self.events(lambda: engine.ask_events(question, k, filters)):
+                if event.kind == "error" and event.error is not None:
+                    raise event.error
+                if event.kind == "done" and event.answer is not None:
+                    return event.answer
+            raise GenerationError("the answer ended without a result", "generation_failed")
+
+        async with self.admit(lane) as deadline:
+            return await run_with_deadline(collect(), deadline, lane)
 
     async def search_one(
         self, engine: Engine, query: str, k: int, filters: Filters | None, mode: str
@@ -105,6 +129,7 @@ class State:
             "waiting": self.batcher.waiting,
             **self.batcher.stats.report(),
         }
+        out["ask"]["generating"] = self.producers.running
         out["ingest"] = {"pending_jobs": self.jobs.pending()}
         out["resources"] = self.resources.report()
         return out
