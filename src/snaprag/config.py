@@ -159,6 +159,24 @@ class Config:
     #: new work gets 503 while the process's resident memory is above this many MiB
     #: (0: no limit)
     server_max_memory_mb: float = 0.0
+    # ---- alerts (snaprag serve): 0 or empty = off; see snaprag.observe.alerts
+    #: p95 latency in ms over the last minute: "300" for every route, or "search=50,ask=3000"
+    alert_p95_ms: str = ""
+    #: share of requests answered 5xx over the last minute (0..1)
+    alert_error_rate: float = 0.0
+    alert_memory_mb: float = 0.0
+    alert_cpu_percent: float = 0.0
+    #: fires below this share of search look-ups answered by the cache (0..1)
+    alert_cache_hit_rate: float = 0.0
+    #: requests waiting in all queues together
+    alert_queue_length: int = 0
+    #: fires below this much free space where the indexes live
+    alert_disk_free_mb: float = 0.0
+    #: evaluations in a row (every alert_interval seconds) before an alert fires or clears
+    alert_for: int = 3
+    alert_interval: float = 5.0
+    #: POST every alert change as JSON to this URL
+    alert_webhook: str = ""
 
     def __post_init__(self) -> None:
         if self.cache_dir == Path():
@@ -181,6 +199,20 @@ class Config:
         _positive("server_max_body", self.server_max_body, minimum=1024)
         _positive("server_max_upload", self.server_max_upload, minimum=1024)
         _positive("server_batch_max", self.server_batch_max)
+        _positive("alert_for", self.alert_for)
+        for name in (
+            "alert_error_rate", "alert_memory_mb", "alert_cpu_percent", "alert_cache_hit_rate",
+            "alert_queue_length", "alert_disk_free_mb", "alert_interval",
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a number >= 0, got {value}")
+        if self.alert_webhook and not self.alert_webhook.startswith(("http://", "https://")):
+            raise ConfigError(f"alert_webhook must be an http(s) URL, got {self.alert_webhook!r}")
+        if self.alert_p95_ms:
+            from .observe.alerts import parse_routes
+
+            parse_routes(self.alert_p95_ms)
         for name in ("server_batch_wait_ms", "server_max_cpu", "server_max_memory_mb"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

@@ -14,7 +14,7 @@ from typing import Any
 from .errors import ConfigError
 
 #: the sections of the config file, in the order ``snaprag config show`` lists them
-SECTIONS = ("index", "ingest", "search", "cache", "llm", "server")
+SECTIONS = ("index", "ingest", "search", "cache", "llm", "server", "alerts")
 
 #: the section (table of the TOML file) of every Config field; a test checks it covers all
 FIELD_SECTIONS: dict[str, str] = {
@@ -84,6 +84,16 @@ FIELD_SECTIONS: dict[str, str] = {
     "server_batch_wait_ms": "server",
     "server_max_cpu": "server",
     "server_max_memory_mb": "server",
+    "alert_p95_ms": "alerts",
+    "alert_error_rate": "alerts",
+    "alert_memory_mb": "alerts",
+    "alert_cpu_percent": "alerts",
+    "alert_cache_hit_rate": "alerts",
+    "alert_queue_length": "alerts",
+    "alert_disk_free_mb": "alerts",
+    "alert_for": "alerts",
+    "alert_interval": "alerts",
+    "alert_webhook": "alerts",
 }
 
 #: settings never shown in clear (``snaprag config show`` masks them)

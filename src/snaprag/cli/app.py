@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from . import admin, bench, ingest, keys, query, serve
+from . import admin, bench, ingest, keys, query, report, serve
 from .render import console, markup
 
 app = typer.Typer(
@@ -49,6 +49,7 @@ app.command("docs")(admin.docs)
 app.command("delete")(admin.delete)
 app.command("eval")(bench.eval_)
 app.command("serve")(serve.serve)
+app.command("report")(report.report)
 app.add_typer(admin.cache_app, name="cache")
 app.add_typer(admin.config_app, name="config")
 app.add_typer(bench.bench_app, name="bench")

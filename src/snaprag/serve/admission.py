@@ -13,11 +13,15 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from .errors import HTTPError
+
+#: milliseconds the current request waited for its lane (a request's ``queue_wait`` stage)
+QUEUE_WAIT_MS: ContextVar[float] = ContextVar("queue_wait_ms", default=0.0)
 
 
 @dataclass
@@ -41,6 +45,16 @@ class Lane:
         self._waiting = 0
         self._running = 0
         self.stats = LaneStats()
+        #: called with (lane, "wait", seconds), (lane, "queue_full") or (lane, "deadline")
+        self.listener: Callable[..., None] | None = None
+
+    def _tell(self, what: str, value: float = 0.0) -> None:
+        if self.listener is not None:
+            self.listener(self.name, what, value)
+
+    @property
+    def running(self) -> int:
+        return self._running
 
     @property
     def depth(self) -> int:
@@ -55,6 +69,7 @@ class Lane:
         """The 429 a full lane answers (checked before a streamed response starts)."""
         if self.full:
             self.stats.rejected += 1
+            self._tell("queue_full")
             raise HTTPError(
                 429,
                 "overloaded",
@@ -78,13 +93,17 @@ class Lane:
             await asyncio.wait_for(self._slots.acquire(), timeout=self.timeout_s)
         except TimeoutError:
             self.stats.timed_out += 1
+            self._tell("deadline")
             raise HTTPError(
                 504, "deadline", f"waited {self.timeout_s:g} s for a {self.name} slot"
             ) from None
         finally:
             self._waiting -= 1
         self.stats.admitted += 1
-        self.stats.wait_ms_total += (time.perf_counter() - start) * 1000
+        waited = time.perf_counter() - start
+        self.stats.wait_ms_total += waited * 1000
+        QUEUE_WAIT_MS.set(waited * 1000)
+        self._tell("wait", waited)
         self._running += 1
         work = time.perf_counter()
         try:

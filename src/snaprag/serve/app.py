@@ -19,6 +19,7 @@ from .. import __version__
 from ..config import Config
 from .collections import Collections
 from .errors import HTTPError, body, to_http
+from .metrics import Observer, StateCollector
 from .middleware import Guard
 from .state import State
 
@@ -27,18 +28,37 @@ STATIC = Path(__file__).parent / "static"
 
 
 async def _sample(state: State) -> None:
+    """Twice a second: CPU and memory; every second: the live gauges; every
+    ``alert_interval``: the alerts; every 10 s: completed minutes to disk."""
     from .resources import INTERVAL_S
 
+    observer = state.observer
+    ticks = 0
+    every_alert = max(1, round(state.config.alert_interval / INTERVAL_S))
     while True:
         await asyncio.sleep(INTERVAL_S)
-        state.resources.sample()
+        ticks += 1
+        try:
+            state.resources.sample()
+            if ticks % 2 == 0:
+                waiting = sum(lane.depth for lane in state.lanes.values())
+                observer.sample(observer.live_gauges(state.resources, waiting))
+            if ticks % every_alert == 0:
+                observer.evaluate()
+            if ticks % 20 == 0:
+                await state.run(observer.flush)
+        except Exception:  # measuring must never stop the server
+            log.exception("sampling the server's metrics failed")
 
 
 def create_app(config: Config, index: Path | None = None, data: Path | None = None) -> FastAPI:
     """An ASGI app serving the index at ``index`` (as ``default``) or the collections
     under ``data``."""
-    collections = Collections(config, index=index, data=data)
-    state = State(config, collections)
+    folder = data if data is not None else index
+    observer = Observer(config, Path(folder) if folder is not None else None)
+    collections = Collections(config, index=index, data=data, telemetry=observer.telemetry)
+    state = State(config, collections, observer)
+    observer.registry.register(StateCollector(state))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +70,7 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
         finally:
             state.ready = False
             sampler.cancel()
+            await state.run(observer.close)
             state.jobs.close()
             collections.close()
 
@@ -70,29 +91,35 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
             swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
         )
 
+    def reply(request: Request, error: HTTPError) -> JSONResponse:
+        route = request.scope.get("route")
+        observer.error(getattr(route, "path", None), error.code)
+        return JSONResponse(body(error), status_code=error.status, headers=error.headers)
+
     @app.exception_handler(HTTPError)
     async def http_error(request: Request, exc: HTTPError) -> JSONResponse:
-        return JSONResponse(body(exc), status_code=exc.status, headers=exc.headers)
+        return reply(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
-        return JSONResponse(body(HTTPError(422, "bad_request", message)), status_code=422)
+        return reply(request, HTTPError(422, "bad_request", message))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        error = to_http(exc)
-        return JSONResponse(body(error), status_code=error.status, headers=error.headers)
+        return reply(request, to_http(exc))
 
-    app.add_middleware(Guard, max_body=config.server_max_body)
+    app.add_middleware(Guard, max_body=config.server_max_body, observer=observer)
 
     from .documents import router as documents_router
+    from .observe_routes import router as observe_router
     from .openai_routes import router as openai_router
     from .routes import router
 
     app.include_router(router)
     app.include_router(openai_router)
     app.include_router(documents_router)
+    app.include_router(observe_router)
     return app

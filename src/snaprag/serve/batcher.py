@@ -75,6 +75,8 @@ class MicroBatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self.stats = BatchStats()
+        #: called with each batch's size (metrics)
+        self.on_batch: Callable[[int], None] | None = None
 
     @property
     def waiting(self) -> int:
@@ -128,6 +130,8 @@ class MicroBatcher:
         engine, k, filters, mode = what
         started = time.perf_counter()
         self.stats.add(len(requests))
+        if self.on_batch is not None:
+            self.on_batch(len(requests))
         try:
             queries = [r.query for r in requests]
             batch: SearchBatch = await self._run(engine.search_many, queries, k, filters, mode)

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..config import Config
 from ..engine import Engine
 from ..index.layout import DB_NAME
+from ..observe.base import Telemetry
 from .auth import OPEN, Caller
 from .errors import HTTPError
 
@@ -25,21 +26,31 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class Collections:
-    def __init__(self, config: Config, index: Path | None = None, data: Path | None = None):
+    def __init__(
+        self,
+        config: Config,
+        index: Path | None = None,
+        data: Path | None = None,
+        telemetry: Telemetry | None = None,
+    ):
         if (index is None) == (data is None):
             raise ValueError("give exactly one of index and data")
         self.config = config
+        self.telemetry = telemetry
         self.engines: dict[str, Engine] = {}
         self._data = Path(data) if data is not None else None
         if index is not None:
-            self.engines[DEFAULT] = Engine(config.with_(index_dir=Path(index)))
+            self.engines[DEFAULT] = self._engine(config.with_(index_dir=Path(index)))
         else:
             root = Path(data)  # type: ignore[arg-type]
             root.mkdir(parents=True, exist_ok=True)
             for sub in sorted(p for p in root.iterdir() if p.is_dir()):
                 made = (sub / DB_NAME).exists() or (sub / TENANT_FILE).exists()
                 if made and _NAME.match(sub.name):
-                    self.engines[sub.name] = Engine(config.with_(index_dir=sub))
+                    self.engines[sub.name] = self._engine(config.with_(index_dir=sub))
+
+    def _engine(self, config: Config) -> Engine:
+        return Engine(config, telemetry=self.telemetry)
 
     @property
     def data(self) -> Path | None:
@@ -62,7 +73,7 @@ class Collections:
         (settings["index_dir"] / TENANT_FILE).write_text(caller.tenant or DEFAULT_TENANT)
         if model:
             settings["model"] = model
-        engine = Engine(self.config.with_(**settings))
+        engine = self._engine(self.config.with_(**settings))
         self.engines[name] = engine
         return engine
 

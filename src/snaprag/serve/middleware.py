@@ -6,6 +6,7 @@ becomes a JSON error, never a trace on the wire."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from .errors import HTTPError, body, to_http
@@ -22,9 +23,10 @@ async def _send_error(send: Any, error: HTTPError) -> None:
 
 
 class Guard:
-    def __init__(self, app: Any, max_body: int) -> None:
+    def __init__(self, app: Any, max_body: int, observer: Any = None) -> None:
         self.app = app
         self.max_body = max_body
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -36,15 +38,28 @@ class Guard:
                 await _send_error(send, error)
                 return
         started = False
+        status = 500
+        t0 = time.perf_counter()
 
         async def tracked(message: dict[str, Any]) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            nonlocal started, status
+            if message["type"] == "http.response.start":
+                started, status = True, message["status"]
             await send(message)
 
+        observer = self.observer
+        if observer is not None:
+            observer.in_flight.inc()
         try:
             await self.app(scope, receive, tracked)
         except Exception as exc:  # anything the handlers missed: JSON, never a trace
             error = to_http(exc)
             if not started:
+                status = error.status
                 await _send_error(send, error)
+        finally:
+            if observer is not None:
+                observer.in_flight.dec()
+                route = scope.get("route")  # set by the router: a template, never the path
+                path = getattr(route, "path", None)
+                observer.request(path, scope["method"], status, time.perf_counter() - t0)

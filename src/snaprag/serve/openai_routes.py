@@ -59,7 +59,6 @@ async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingRespons
     question = _question(req)
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
-    lane = state.lanes["chat"]
     if not req.stream:
         answer = await state.answer("chat", engine, question)
         return JSONResponse(
@@ -109,8 +108,7 @@ async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingRespons
             yield sse_data(body(to_http(exc)))
         yield sse_data("[DONE]")
 
-    state.resources.refuse_if_over()
-    lane.refuse_if_full()
+    state.refuse("chat")  # before the 200 is sent: an overloaded server still says 503 or 429
     return StreamingResponse(
         stream(),
         media_type="text/event-stream",

@@ -97,7 +97,6 @@ async def ask(req: AskIn, request: Request) -> JSONResponse | StreamingResponse:
         answer = await state.answer("ask", engine, req.question, req.k, filters)
         data = answer_body(answer)
         return timed_json(data, data["timings"])
-    lane = state.lanes["ask"]
 
     async def stream() -> AsyncIterator[bytes]:
         try:
@@ -112,9 +111,7 @@ async def ask(req: AskIn, request: Request) -> JSONResponse | StreamingResponse:
             error = to_http(exc)
             yield sse("error", body(error)["error"])
 
-    # before the 200 is sent: an overloaded server still says 503 or 429
-    state.resources.refuse_if_over()
-    lane.refuse_if_full()
+    state.refuse("ask")  # before the 200 is sent: an overloaded server still says 503 or 429
     return StreamingResponse(
         stream(),
         media_type="text/event-stream",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,11 +16,12 @@ from ..errors import GenerationError
 from ..generate.factory import generation_slots
 from ..search.query import check_query
 from ..types import Answer, Filters, SearchHits
-from .admission import Lane, run_with_deadline
+from .admission import QUEUE_WAIT_MS, Lane, run_with_deadline
 from .auth import KeyStore
 from .batcher import MicroBatcher
 from .collections import Collections
 from .jobs import Jobs
+from .metrics import Observer
 from .resources import Resources
 from .streaming import Producers, events_from_thread
 
@@ -28,9 +30,10 @@ ROUTES = ("search", "ask", "chat", "embed")
 
 
 class State:
-    def __init__(self, config: Config, collections: Collections) -> None:
+    def __init__(self, config: Config, collections: Collections, observer: Observer) -> None:
         self.config = config
         self.collections = collections
+        self.observer = observer
         cpus = config.server_concurrency or _cpus()
         # CPU work runs on worker threads, never on the event loop; ONNX Runtime and NumPy
         # release the GIL, so threads up to the CPUs (plus one for I/O waits) are useful
@@ -51,7 +54,10 @@ class State:
             )
             for name in ROUTES
         }
+        for lane in self.lanes.values():
+            lane.listener = observer.lane_event
         self.batcher = MicroBatcher(self.run, cpus, batch, config.server_batch_wait_ms)
+        self.batcher.on_batch = observer.batch
         self.resources = Resources(config.server_max_cpu, config.server_max_memory_mb, cpus)
         self.producers = Producers()
         self.ready = False
@@ -66,8 +72,20 @@ class State:
     def admit(self, lane: str) -> Any:
         """The route's admission (503 over a CPU or memory threshold, 429 when its queue
         is full, 504 past the deadline); yields the deadline."""
-        self.resources.refuse_if_over()
+        self._refuse_if_over(lane)
         return self.lanes[lane].admit()
+
+    def refuse(self, lane: str) -> None:
+        """The 503 or 429 a request would get now (checked before a stream's 200)."""
+        self._refuse_if_over(lane)
+        self.lanes[lane].refuse_if_full()
+
+    def _refuse_if_over(self, lane: str) -> None:
+        try:
+            self.resources.refuse_if_over()
+        except Exception:
+            self.observer.lane_event(lane, "overloaded")
+            raise
 
     async def work(self, lane: str, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` admitted by the route's lane and bounded by its deadline."""
@@ -92,8 +110,13 @@ class State:
                     return event.answer
             raise GenerationError("the answer ended without a result", "generation_failed")
 
+        started = time.perf_counter()
         async with self.admit(lane) as deadline:
-            return await run_with_deadline(collect(), deadline, lane)
+            answer = await run_with_deadline(collect(), deadline, lane)
+        answer.timings.stages["queue_wait"] = QUEUE_WAIT_MS.get()
+        self.observer.stages("ask", answer.timings, ("queue_wait",))
+        self.observer.query(lane, question, (time.perf_counter() - started) * 1000)
+        return answer
 
     async def search_one(
         self, engine: Engine, query: str, k: int, filters: Filters | None, mode: str
@@ -102,9 +125,18 @@ class State:
         thread), else from the slower cache tiers, else searched in a micro-batch with
         concurrent requests like it."""
         check_query(query, self.config.max_query_chars)  # one bad query fails alone
+        started = time.perf_counter()
         hits = engine.search_cached(query, k, filters, mode, memory_only=True)
-        if hits is not None:
-            return hits
+        if hits is None:
+            hits = await self._search_uncached(engine, query, k, filters, mode)
+            hits.timings.stages["queue_wait"] = QUEUE_WAIT_MS.get()
+            self.observer.stages("search", hits.timings, ("queue_wait", "batch_wait"))
+        self.observer.query("search", query, (time.perf_counter() - started) * 1000)
+        return hits
+
+    async def _search_uncached(
+        self, engine: Engine, query: str, k: int, filters: Filters | None, mode: str
+    ) -> SearchHits:
         async with self.admit("search") as deadline:
             cache = engine.cache if engine.config.cache else None
             if cache is not None and cache.tiered.tiers:  # Redis or disk: not on the loop
