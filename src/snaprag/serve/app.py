@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..config import Config
+from ..errors import SnapragError
 from .collections import Collections
 from .errors import HTTPError, body, to_http
 from .metrics import Observer, StateCollector
@@ -106,6 +107,10 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
         return reply(request, HTTPError(422, "bad_request", message))
+
+    @app.exception_handler(SnapragError)  # here, not at the outermost layer: counted
+    async def engine_error(request: Request, exc: SnapragError) -> JSONResponse:
+        return reply(request, to_http(exc))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

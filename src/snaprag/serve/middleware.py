@@ -54,6 +54,8 @@ class Guard:
             await self.app(scope, receive, tracked)
         except Exception as exc:  # anything the handlers missed: JSON, never a trace
             error = to_http(exc)
+            if observer is not None:
+                observer.error(getattr(scope.get("route"), "path", None), error.code)
             if not started:
                 status = error.status
                 await _send_error(send, error)
