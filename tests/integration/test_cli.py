@@ -76,7 +76,8 @@ def test_search_json_shape(index: Path, run_cli) -> None:
     assert res.returncode == 0, res.stderr
     assert len(res.stdout.strip().splitlines()) == 1  # one JSON document
     out = res.json()
-    assert set(out) == {"query", "hits"}
+    assert set(out) == {"query", "hits", "timings"}
+    assert {"embed", "bm25", "dense", "fuse", "fetch"} <= set(out["timings"])
     assert out["query"] == "how many vacation days do employees get"
     assert len(out["hits"]) == 3
     for hit in out["hits"]:
@@ -90,6 +91,12 @@ def test_search_json_shape(index: Path, run_cli) -> None:
     one = run_cli("search", "owls", "--index", index, "--json", "-k", "1").json()
     assert len(one["hits"]) == 1 and one["hits"][0]["doc_id"] == "owl-3"
     assert one["hits"][0]["id"] == "owl-3#0"
+    table = run_cli("search", "owls", "--index", index, "-k", "1", "--timings")
+    assert table.returncode == 0 and "where the time went" in table.stdout
+    assert "cache (memory)" in table.stdout or "cache (disk)" in table.stdout  # asked before
+    assert "total" in table.stdout
+    asked = run_cli("ask", "how many vacation days?", "--index", index, "--timings")
+    assert asked.returncode == 0 and "where the time went" in asked.stdout
 
 
 def test_search_options(index: Path, run_cli) -> None:

@@ -26,6 +26,10 @@ from .shell import check_query, dumps, echo_json, error_message, fail, open_engi
 
 KOpt = Annotated[int, typer.Option("-k", min=1, help="Number of chunks to return")]
 
+TimingsOpt = Annotated[
+    bool, typer.Option("--timings", help="Show where the time went, stage by stage")
+]
+
 
 def make_filters(source: str | None, type_: str | None) -> Any:
     """The search filters of ``--source`` / ``--type`` (None when neither is given)."""
@@ -52,6 +56,7 @@ def search(
     source: SourceOpt = None,
     type_: TypeOpt = None,
     as_json: JsonOpt = False,
+    timings: TimingsOpt = False,
     *,
     settings: Settings,
 ) -> None:
@@ -75,11 +80,15 @@ def search(
 
     hits = with_engine(settings, run, status=not as_json)
     if as_json:
-        echo_json({"query": text, "hits": [h.to_dict() for h in hits]})
+        echo_json(
+            {"query": text, "hits": [h.to_dict() for h in hits], "timings": hits.timings.to_dict()}
+        )
         return
-    from .render import print_hits
+    from .render import print_hits, print_timings
 
-    print_hits(text, hits, getattr(hits, "timings", None))
+    print_hits(text, hits, hits.timings)
+    if timings:
+        print_timings(hits.timings)
 
 
 def _read_queries(path: Path) -> list[tuple[Any, str]]:
@@ -149,6 +158,7 @@ def ask(
     source: SourceOpt = None,
     type_: TypeOpt = None,
     as_json: JsonOpt = False,
+    timings: TimingsOpt = False,
     stream: Annotated[
         bool, typer.Option("--stream", help="Print the answer as it is generated")
     ] = False,
@@ -189,3 +199,7 @@ def ask(
         from .render import print_answer
 
         print_answer(answer)
+    if timings and not as_json:
+        from .render import print_timings
+
+        print_timings(answer.timings)

@@ -87,6 +87,24 @@ def print_hits(query: str, hits: Sequence[Hit], timings: Any = None) -> None:
         out.print(f"[dim]search {total:.1f} ms[/]", highlight=False)
 
 
+def print_timings(timings: Any) -> None:
+    """The stages of one request: milliseconds and share, largest first."""
+    from rich.table import Table
+
+    stages = {k: v for k, v in timings.stages.items() if k != "total"}
+    whole = sum(stages.values()) or 1.0
+    table = Table(title="where the time went")
+    table.add_column("stage")
+    table.add_column("ms", justify="right")
+    table.add_column("share", justify="right")
+    for name, ms in sorted(stages.items(), key=lambda kv: -kv[1]):
+        label = f"{name} ({timings.cache_tier})" if name == "cache" and timings.cache_tier else name
+        table.add_row(name if label is None else label, f"{ms:.3f}", f"{ms / whole:.0%}")
+    total = timings.stages.get("total", sum(stages.values()))
+    table.add_row("[bold]total[/]", f"[bold]{total:.3f}[/]", "")
+    console().print(table)
+
+
 def print_query_summary(rows: Iterable[tuple[Any, str, Sequence[Hit]]]) -> None:
     """One line per query of a ``--queries`` file: its id, text, hits and the best one."""
     from rich.table import Table
