@@ -9,6 +9,7 @@ Units follow Prometheus conventions: seconds, ``_total`` counters.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -90,6 +91,7 @@ class PrometheusTelemetry:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # bounded: fixed labels
         r = self.registry
         self.stages = Histogram(
             "snaprag_stage_duration_seconds",
@@ -131,12 +133,20 @@ class PrometheusTelemetry:
             registry=r,
         )
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """The labelled series, looked up once (``labels()`` costs more than observing)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     # The Telemetry contract: fast, thread-safe (prometheus_client is), never raising.
     def stage_timings(self, operation: str, timings: StageTimings, n: int = 1) -> None:
         try:
             op = _bounded(operation, OPERATIONS)
             for stage, ms in timings.stages.items():
-                self.stages.labels(op, _bounded(stage, STAGES)).observe(ms / 1000)
+                self._child(self.stages, op, _bounded(stage, STAGES)).observe(ms / 1000)
         except Exception:
             pass
 
@@ -146,9 +156,9 @@ class PrometheusTelemetry:
         try:
             ns, t = _bounded(namespace, NAMESPACES), _bounded(tier, TIERS)
             if hits:
-                self.cache.labels(ns, t, "hit").inc(hits)
+                self._child(self.cache, ns, t, "hit").inc(hits)
             if misses:
-                self.cache.labels(ns, t, "miss").inc(misses)
+                self._child(self.cache, ns, t, "miss").inc(misses)
         except Exception:
             pass
 

@@ -106,8 +106,12 @@ class WindowTelemetry:
         from .prometheus import OPERATIONS, STAGES
 
         op = operation if operation in OPERATIONS else "other"
-        for stage, ms in timings.stages.items():
-            self.windows.observe(f"stage:{op}.{stage if stage in STAGES else 'other'}", ms)
+        self.windows.observe_many(
+            [
+                (f"stage:{op}.{stage if stage in STAGES else 'other'}", ms)
+                for stage, ms in timings.stages.items()
+            ]
+        )
 
     def cache_event(self, namespace: str, tier: str, hits: int, misses: int) -> None:
         from .prometheus import NAMESPACES, TIERS

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 #: bucket upper edges in ms: 0.01 ms .. 120 s, log-spaced (ratio ~1.05 per bucket)
 EDGES_MS = np.geomspace(0.01, 120_000.0, 330)
 NBUCKETS = len(EDGES_MS) + 1
+_EDGES = EDGES_MS.tolist()
 SLOT_S = 10
 WINDOWS = {"1m": 60, "15m": 900, "24h": 86_400}
 #: slowest queries kept per minute
@@ -47,7 +49,7 @@ class Slot:
         hist = self.hists.get(series)
         if hist is None:
             hist = self.hists[series] = {}
-        bucket = int(np.searchsorted(EDGES_MS, ms))
+        bucket = bisect_left(_EDGES, ms)  # a list: ~5x faster than numpy for one value
         hist[bucket] = hist.get(bucket, 0) + 1
         self.sums[series] = self.sums.get(series, 0.0) + ms
         if error:
@@ -154,6 +156,13 @@ class Windows:
     def observe(self, series: str, ms: float, error: bool = False, now: float | None = None):
         with self._lock:
             self._slot(time.time() if now is None else now).observe(series, ms, error)
+
+    def observe_many(self, items: list[tuple[str, float]], now: float | None = None) -> None:
+        """Several durations under one lock (a request's stages)."""
+        with self._lock:
+            slot = self._slot(time.time() if now is None else now)
+            for series, ms in items:
+                slot.observe(series, ms)
 
     def count(self, name: str, n: float = 1, now: float | None = None) -> None:
         with self._lock:
