@@ -364,3 +364,43 @@ def test_index_mode_and_ctrl_c(tmp_path: Path) -> None:
             raise
     assert proc.returncode == 130
     assert len(workers) == 2 and all(gone(pid) for pid in workers)
+
+
+def _hammer_disk_cache(path: str, seed: int, rounds: int) -> tuple[int, int, list[str]]:
+    """One worker's use of the shared L3 file: puts, gets and trims (a small bound) of
+    the same keys as the other. Returns (hits, errors, wrong values)."""
+    import hashlib
+
+    from snaprag.cache.disk import CacheDB, DiskCache
+
+    disk = DiskCache(CacheDB(Path(path)), max_bytes=64 * 1024)
+    hits, wrong = 0, []
+    for i in range(rounds):
+        keys = [f"k{(i * 7 + seed * 13 + j) % 120}" for j in range(4)]
+        value = {k: hashlib.sha256(k.encode()).digest() * 40 for k in keys}  # per key, fixed
+        disk.put_many([(k, value[k], 60.0) for k in keys])
+        for k, got in zip(keys, disk.get_many(keys), strict=True):
+            if got is not None:
+                hits += 1
+                if got != value[k]:
+                    wrong.append(k)
+    disk.db.close()
+    return hits, disk.errors, wrong
+
+
+def test_two_processes_share_one_disk_cache_file_safely(tmp_path: Path) -> None:
+    """Two processes writing, reading and trimming one ``cache.db`` at once (as workers
+    do): SQLite's locking keeps it whole; every value read is the one written for its key."""
+    import multiprocessing
+
+    from snaprag.cache.disk import CacheDB
+
+    path = tmp_path / "cache.db"
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        results = pool.starmap(_hammer_disk_cache, [(str(path), 0, 400), (str(path), 1, 400)])
+    for hits, _errors, wrong in results:
+        assert hits > 0 and wrong == []  # errors (a busy file) only ever become misses
+    db = CacheDB(path)
+    db.verify()  # a damaged file would be moved aside
+    assert db.recoveries == 0 and not list(tmp_path.glob("cache.db.damaged-*"))
+    db.close()
