@@ -293,6 +293,38 @@ def test_writes_into_one_collection_wait_for_the_writer(served: Served) -> None:
     assert hits[0]["source"].endswith("walrus.txt")
 
 
+def test_uploads_into_one_collection_through_both_workers_at_once(served: Served) -> None:
+    pinned = served.pinned
+    a, b = served.workers()
+    notes = {
+        a: ("puffin.txt", b"Puffins nest in burrows on the northern cliffs.\n"),
+        b: ("badger.txt", b"Badgers dig their setts under the old oak wood.\n"),
+    }
+    for pid in notes:  # both connections warm before the race
+        pinned.client(pid)
+    with ThreadPoolExecutor(2) as pool:
+        sent = {
+            pid: pool.submit(
+                pinned.on,
+                pid,
+                "POST",
+                "/v1/documents",
+                files=[("files", (name, text, "text/plain"))],
+                data={"collection": "manuals"},
+            )
+            for pid, (name, text) in notes.items()
+        }
+        jobs = {pid: f.result(timeout=120).json()["job_id"] for pid, f in sent.items()}
+    for job_id in jobs.values():
+        job = wait_job(pinned, [a, b], job_id)
+        assert job["state"] == "done" and job["report"]["added"] == 1, job
+    for query, name in (("puffins nest", "puffin.txt"), ("badger setts", "badger.txt")):
+        for pid in (a, b):
+            body = {"query": query, "collection": "manuals"}
+            hits = pinned.on(pid, "POST", "/v1/search", json=body).json()["hits"]
+            assert hits[0]["source"].endswith(name)
+
+
 def test_a_job_whose_worker_died_is_failed_and_uploading_again_finishes_it(
     served: Served,
 ) -> None:
@@ -404,3 +436,32 @@ def test_two_processes_share_one_disk_cache_file_safely(tmp_path: Path) -> None:
     db.verify()  # a damaged file would be moved aside
     assert db.recoveries == 0 and not list(tmp_path.glob("cache.db.damaged-*"))
     db.close()
+
+
+def test_collections_follow_the_disk_as_another_process_changes_it(tmp_path: Path) -> None:
+    """Two workers' views of one --data folder (no model is loaded): a collection made
+    through one, with its model, is found by the other; deleted, it is gone from both;
+    made again, the other opens the new one instead of keeping the old."""
+    from snaprag.config import Config
+    from snaprag.serve.collections import Collections
+    from snaprag.serve.errors import HTTPError
+
+    config = Config(index_dir=tmp_path / "unused")
+    a = Collections(config, data=tmp_path / "data")
+    b = Collections(config, data=tmp_path / "data")
+    made = a.create("notes", model="hash")
+    seen = b.get("notes")
+    assert b.names() == ["notes"] and seen.config.model == "hash"  # the model it was made for
+    with pytest.raises(HTTPError) as taken:
+        b.create("notes")
+    assert taken.value.status == 409
+    assert a.current("notes", made) and b.current("notes", seen)
+    a.remove("notes")
+    with pytest.raises(HTTPError) as missing:
+        b.get("notes")
+    assert missing.value.status == 404 and b.names() == [] and not b.current("notes", seen)
+    b.create("notes")
+    again = a.get("notes")
+    assert again is not made and again.config.model is None  # the new one, default model
+    a.close()
+    b.close()
