@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import pickle
+import select
 import selectors
 import signal
 import socket
@@ -83,8 +84,9 @@ class Supervisor:
         finally:
             os.close(status_w)
         assert proc.stdin is not None
-        proc.stdin.write(self.settings)
-        proc.stdin.flush()  # kept open: its end-of-file tells the worker the parent is gone
+        with contextlib.suppress(BrokenPipeError):  # it died at once: the loop reports it
+            proc.stdin.write(self.settings)
+            proc.stdin.flush()  # kept open: its end-of-file tells the worker the parent is gone
         return _Worker(proc, status_r)
 
     def _forget(self, worker: _Worker) -> None:
@@ -151,7 +153,10 @@ class Supervisor:
                             "row; stopping (see the messages above)"
                         )
                         return 2
-                    time.sleep(min(2.0**self.failed_starts, 30.0))  # no tight crash loop
+                    # no tight crash loop; a signal still ends the wait at once
+                    select.select([self._wake_r], [], [], min(2.0**self.failed_starts, 30.0))
+                    if self._stop is not None:
+                        break
                 _say(f"server process {worker.proc.pid} stopped ({_exit(code)}); starting another")
                 self.workers[i] = self._start()
                 selector.register(self.workers[i].status, selectors.EVENT_READ, self.workers[i])
