@@ -9,7 +9,8 @@ can catch one class. Messages say what was wrong and what to do next::
     │   └── UnsupportedFormatError
     ├── ModelError           an embedding model could not be found, fetched or converted
     ├── IndexStateError      the index is missing, locked by an ingest, read-only or from
-    │                        another version
+    │   │                    another version
+    │   └── IndexBusyError   another writer (ingest, delete) holds the index right now
     ├── QueryError           a query or query file is malformed
     └── GenerationError      an LLM could not be loaded or reached, or failed mid-answer
                              (``code`` says which: model_missing, connection_refused, ...)
@@ -41,6 +42,11 @@ class ModelError(SnapragError):
 class IndexStateError(SnapragError):
     """The index directory cannot be used as asked (missing, locked, read-only, or of
     another schema version)."""
+
+
+class IndexBusyError(IndexStateError):
+    """Another writer (an ingest or a delete, in this or another process) holds the index;
+    trying again once it is done succeeds."""
 
 
 class QueryError(SnapragError, ValueError):

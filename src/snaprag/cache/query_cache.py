@@ -203,6 +203,8 @@ class QueryCache:
                 self.db.log_queries(rows)
             self.db.add_stats(deltas)
         except Exception as exc:  # locked or read-only: keep serving, try again later
+            if not self.db.path.parent.exists():
+                return  # the index was deleted (by another process): nothing to log to
             log.warning("cannot write the query log to %s: %s", self.db.path, exc)
             self.stats.restore_unflushed(deltas)
             with self._log_lock:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .options import LLM, Settings, with_settings
 from .shell import error_message, fail
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 def _loopback(host: str) -> bool:
@@ -29,7 +33,9 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0: any free one)")] = 8000,
-    workers: Annotated[int, typer.Option("--workers", help="Server processes")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Server processes sharing the port, caches and jobs")
+    ] = 1,
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Listen on a non-loopback address without keys")
     ] = False,
@@ -38,15 +44,16 @@ def serve(
 ) -> None:
     """Serve search and answers over HTTP (JSON, Server-Sent Events, OpenAI-compatible).
 
-    Prints one line 'serving http://HOST:PORT' once the models are loaded and ready."""
+    Prints one line 'serving http://HOST:PORT' once the models are loaded and ready (with
+    --workers N: once every process is)."""
     from ..config import Config
 
     overrides = dict(settings.overrides)
     index = overrides.pop("index_dir", None)
     if index is not None and data is not None:
         fail("give --index DIR or --data DIR, not both")
-    if workers != 1:
-        fail("--workers above 1 is not available yet; run one process per port")
+    if workers < 1:
+        fail(f"--workers must be 1 or more, got {workers}")
     if not _loopback(host) and not insecure and not _has_keys(data):
         fail(
             f"refusing to listen on {host} without API keys: create one with 'snaprag keys "
@@ -63,12 +70,38 @@ def serve(
         config = Config.from_env(config_file=settings.config_file, **overrides)
         if index is None and data is None:
             index = config.index_dir
-        from ..serve import create_app
+        where = {"index": Path(index) if index else None, "data": data}
+        if workers == 1:
+            from ..serve import create_app
 
-        app = create_app(config, index=Path(index) if index else None, data=data)
+            app = create_app(config, **where)
+        else:
+            _check(config, **where)  # a bad setting fails here once, not in N processes
     except Exception as exc:
         fail(error_message(exc))
-    _run(app, host, port)
+    sock = _bind(host, port)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{sock.getsockname()[1]}"
+    if workers == 1:
+        _run(app, sock, url)
+        return
+    from ..serve.worker import serve_workers
+
+    code = serve_workers({"config": config, **where}, sock, workers, url)
+    if code:
+        raise typer.Exit(code)
+
+
+def _check(config: Config, index: Path | None, data: Path | None) -> None:
+    """What the workers will open, opened (cheaply) once here: a bad path, setting or keys
+    file is one error line instead of one per worker."""
+    from ..serve.collections import Collections
+
+    Collections(config, index=index, data=data).close()
+    if data is not None:
+        from ..serve.auth import KeyStore
+
+        KeyStore(data)
 
 
 def _has_keys(data: Path | None) -> bool:
@@ -82,11 +115,9 @@ def _has_keys(data: Path | None) -> bool:
         return False
 
 
-def _run(app: object, host: str, port: int) -> None:
-    import socket
-
-    import uvicorn
-
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here (also for --workers: every worker accepts on it,
+    and --port 0 gets one real port)."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # accepted connections inherit it: a response's header and body writes must not wait
@@ -96,29 +127,31 @@ def _run(app: object, host: str, port: int) -> None:
         sock.bind((host, port))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-    bound = sock.getsockname()[1]
+    return sock
+
+
+def _run(app: object, sock: socket.socket, url: str) -> None:
+    import asyncio
+
+    import uvicorn
+
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)
 
     async def announce_when_started() -> None:
-        import asyncio
-
         while not server.started:
             await asyncio.sleep(0.01)
-        shown = f"[{host}]" if ":" in host else host
-        print(f"serving http://{shown}:{bound}", flush=True)
+        print(f"serving {url}", flush=True)
 
     async def main() -> None:
-        import asyncio
-
         task = asyncio.ensure_future(announce_when_started())
         await server.serve(sockets=[sock])
         task.cancel()
 
-    import asyncio
-
     try:
-        asyncio.run(main())
+        from ..serve.loop import run_loop
+
+        run_loop(main())
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     sys.stdout.flush()

@@ -8,6 +8,7 @@
       snapshots/      search snapshots per version (search/snapshot.py)
       cache.db        the query cache's disk tier, query log, counters (cache/disk.py)
       ingest.lock     one writer per index at a time (ingest_lock below)
+      jobs.db         upload jobs of ``snaprag serve --index`` (serve/jobs.py)
 """
 
 from __future__ import annotations
@@ -16,16 +17,21 @@ import contextlib
 import errno
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import IndexStateError
+from ..errors import IndexBusyError, IndexStateError
 
 DB_NAME = "snaprag.db"
 CACHE_DB = "cache.db"
 SNAPSHOTS = "snapshots"
 INGEST_LOCK = "ingest.lock"
+
+#: index directories whose ingest lock this thread holds: taking it again inside is a no-op
+#: (the server's job runner holds it while it checks the collection, then ingests)
+_held = threading.local()
 
 
 def directory_bytes(root: Path) -> int:
@@ -69,8 +75,14 @@ def index_stats(store: Any, index_dir: Path, model: str) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def ingest_lock(index_dir: Path) -> Iterator[None]:
-    """One writer (ingest, delete) per index at a time; searches are never blocked by it.
-    Taken before anything is written, so a refused writer changes nothing."""
+    """One writer (ingest, delete) per index at a time, across threads and processes;
+    searches are never blocked by it. Taken before anything is written, so a refused
+    writer (:class:`IndexBusyError`) changes nothing. Re-entrant within one thread."""
+    key = os.path.abspath(index_dir)
+    held: set[str] = _held.__dict__.setdefault("dirs", set())
+    if key in held:
+        yield
+        return
     path = index_dir / INGEST_LOCK
     try:
         fh = open(path, "a+")  # noqa: SIM115 - held for the whole ingest
@@ -85,11 +97,13 @@ def ingest_lock(index_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise IndexStateError(
+            raise IndexBusyError(
                 f"another 'snaprag ingest' is running on {index_dir}; "
                 "wait for it to finish (searches keep working meanwhile)"
             ) from None
+        held.add(key)
         try:
             yield
         finally:
+            held.discard(key)
             fcntl.flock(fh, fcntl.LOCK_UN)

@@ -3,16 +3,22 @@ cached answer that used the document unreachable at once (the index version move
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 
+from ..errors import IndexBusyError
 from ..ingest.loaders import SUPPORTED_SUFFIXES
 from .errors import HTTPError
+from .jobs import WAIT_S
 from .routes import _caller, _state
 from .schemas import CollectionIn
 
@@ -43,17 +49,34 @@ async def upload(
         message = f"unsupported file type(s) {', '.join(bad)}; supported: {supported}"
         raise HTTPError(415, "unsupported_type", message)
 
-    folder = engine.config.index_dir / "uploads" / uuid.uuid4().hex[:12]
-    folder.mkdir(parents=True, exist_ok=True)
+    uploads = engine.config.index_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
     for name, upload_file in zip(names, files, strict=True):
-        target = folder / name
-        with target.open("wb") as out:
-            while chunk := await upload_file.read(1 << 20):
-                out.write(chunk)
-        saved.append(target)
-    job = state.jobs.submit(engine, collection, saved, who.tenant)
+        saved.append(await _save(upload_file, uploads, name))
+    current = lambda: state.collections.current(collection, engine)  # noqa: E731
+    job = state.jobs.submit(engine, collection, saved, who.tenant, current)
     return JSONResponse({"job_id": job.id}, status_code=202)
+
+
+async def _save(upload: UploadFile, uploads: Path, name: str) -> Path:
+    """Store an upload under a folder named by its content: the same file uploaded again
+    is the same source, so a job interrupted by a crash resumes (finished files are
+    skipped) instead of indexing a second copy."""
+    digest = hashlib.sha256()
+    tmp = uploads / f".tmp-{uuid.uuid4().hex}"
+    try:
+        with tmp.open("wb") as out:
+            while chunk := await upload.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        target = uploads / digest.hexdigest()[:16] / name
+        target.parent.mkdir(exist_ok=True)
+        if not target.exists():  # already there: unchanged, and its ingest is skipped
+            os.replace(tmp, target)
+        return target
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @router.get("/v1/jobs/{job_id}")
@@ -76,7 +99,22 @@ async def documents(request: Request, collection: str = "default") -> dict[str, 
 async def delete(doc_id: str, request: Request, collection: str = "default") -> dict[str, Any]:
     state = _state(request)
     engine = state.collections.get(collection, _caller(request, "write"))
-    return await state.run(engine.delete, doc_id)
+    # one writer per collection: while an upload is being ingested (by any server process)
+    # the delete waits its turn, up to the request's deadline
+    deadline = time.monotonic() + state.config.server_timeout
+    while True:
+        try:
+            return await state.run(engine.delete, doc_id)
+        except IndexBusyError:
+            if time.monotonic() + WAIT_S >= deadline:
+                raise HTTPError(
+                    409,
+                    "busy",
+                    f"an upload is being ingested into collection {collection!r}; "
+                    "delete the document once the job is done (GET /v1/jobs/{id})",
+                    {"Retry-After": "5"},
+                ) from None
+            await anyio.sleep(WAIT_S)
 
 
 @router.post("/v1/collections", status_code=201)

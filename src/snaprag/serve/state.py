@@ -61,7 +61,7 @@ class State:
         self.resources = Resources(config.server_max_cpu, config.server_max_memory_mb, cpus)
         self.producers = Producers()
         self.ready = False
-        self.jobs = Jobs()
+        self.jobs = Jobs(collections.jobs_path)  # shared by every worker process
         #: API keys (only with --data: a folder of collections has tenants)
         self.keys = KeyStore(collections.data) if collections.data is not None else None
 
