@@ -258,6 +258,8 @@ def test_collections_uploads_while_searching_and_delete(tmp_path: Path) -> None:
         assert upload.status_code == 202, upload.text
         job = _wait_job(url, upload.json()["job_id"])
         assert job["state"] == "done" and job["progress"]["done"] == 1, job
+        # uploads run below the queries' priority (the OS's niceness of the ingest thread)
+        assert httpx.get(f"{url}/v1/stats").json()["queues"]["ingest"]["nice"] == 10
         ask = {"question": "When does the zebra project launch?", "collection": "notes"}
         first = httpx.post(f"{url}/v1/ask", json=ask).json()
         assert "ninth of March" in first["answer"]

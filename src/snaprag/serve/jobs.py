@@ -267,6 +267,10 @@ def _job(row: sqlite3.Row) -> Job:
 _Item = tuple[Job, Engine, Callable[[], bool] | None]
 
 
+#: how much lower than queries the ingest thread runs (Unix niceness: 0 normal, 19 lowest)
+INGEST_NICE = 10
+
+
 class Jobs:
     """The jobs of one server process, kept in ``path`` (None: in memory, this process only)."""
 
@@ -275,6 +279,7 @@ class Jobs:
         self.me = process_id()
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._stopping = threading.Event()
+        self.native_id: int | None = None
         # jobs left behind by a process that died are failed now, not "running" forever
         with contextlib.suppress(sqlite3.Error):
             for job in self.store.active():
@@ -327,11 +332,23 @@ class Jobs:
             self.store.update(job.id, state="failed", error=error, finished=time.time())
 
     def _work(self) -> None:
+        self.native_id = threading.get_native_id()
+        with contextlib.suppress(OSError, AttributeError):  # Linux: threads have their own
+            os.setpriority(os.PRIO_PROCESS, self.native_id, INGEST_NICE)
         while True:
             item = self._queue.get()
             if item is None:
                 return
             self._run(*item)
+
+    def priority(self) -> int | None:
+        """The ingest thread's scheduling niceness as the OS has it (None: unknown)."""
+        if self.native_id is None:
+            return None
+        try:
+            return os.getpriority(os.PRIO_PROCESS, self.native_id)
+        except (OSError, AttributeError):
+            return None
 
     def _run(self, job: Job, engine: Engine, current: Callable[[], bool] | None) -> None:
         index_dir = engine.config.index_dir
@@ -358,7 +375,7 @@ class Jobs:
                     if current is not None and not current():
                         raise _Gone
                     self.store.update(job.id, state="running")
-                    report = engine.ingest(job.files, progress=progress)
+                    report = _ingest_low(engine, job.files, progress)
             except IndexBusyError:  # another writer has the collection: wait for our turn
                 time.sleep(WAIT_S)
                 continue
@@ -378,6 +395,18 @@ class Jobs:
             self.store.update(job.id, state=state, report=report.to_dict(), finished=time.time())
         except sqlite3.Error as exc:  # the ingest itself is done: only its record is lost
             log.warning("could not record the end of job %s: %s", job.id, exc)
+
+
+def _ingest_low(engine: Engine, files: list[Path], progress: Callable[..., None]) -> Any:
+    """Ingest with a writer of its own: one ONNX thread, on this (niced) thread, so an
+    upload takes the CPU that queries leave over instead of competing with them for the
+    serving engine's threads. The serving engine sees the new version as it sees another
+    process's writes: by the index generation, on its next search."""
+    writer = Engine(engine.config.with_(threads=1))
+    try:
+        return writer.ingest(files, progress=progress)
+    finally:
+        writer.close()
 
 
 class _Gone(Exception):

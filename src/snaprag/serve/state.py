@@ -162,7 +162,7 @@ class State:
             **self.batcher.stats.report(),
         }
         out["ask"]["generating"] = self.producers.running
-        out["ingest"] = {"pending_jobs": self.jobs.pending()}
+        out["ingest"] = {"pending_jobs": self.jobs.pending(), "nice": self.jobs.priority()}
         out["resources"] = self.resources.report()
         return out
 
