@@ -42,6 +42,7 @@ def test_result_settings_change_the_fingerprint(change: dict) -> None:
         {"redis_timeout": 1.0},
         {"semantic_cache": True},
         {"cache_ttl_retrieval": 5.0},
+        {"otel_endpoint": "http://127.0.0.1:4318"},  # tracing on keeps the cache
     ],
 )
 def test_neutral_settings_keep_the_fingerprint(change: dict) -> None:

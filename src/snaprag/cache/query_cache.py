@@ -53,6 +53,7 @@ NEUTRAL_SETTINGS = frozenset(
         "chunk_overlap",
         "max_query_chars",  # refuses queries; never changes the result of one it accepts
         "store",  # the index id in every key already names the data
+        "otel_endpoint",  # where traces go: turning tracing on must not empty the cache
     }
 )
 FLUSH_EVERY_S = 5.0
