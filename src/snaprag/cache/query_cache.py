@@ -81,7 +81,8 @@ def settings_fingerprint(config: Config, prefix: str = "") -> str:
         k: str(v)
         for k, v in asdict(config).items()
         if k not in NEUTRAL_SETTINGS
-        and not k.startswith(("cache", "redis", "semantic", "llm", "server"))
+        # alert thresholds only watch the results: setting one must not empty the cache
+        and not k.startswith(("cache", "redis", "semantic", "llm", "server", "alert"))
         and k != "context_tokens"
     }
     return hash_key([KEY_FORMAT, code_fingerprint(), prefix, sorted(values.items())])[:16]
