@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -108,6 +109,31 @@ def metric_names(expr: str) -> set[str]:
         if word.lower() not in _KEYWORDS:
             found.add(word)
     return found
+
+
+def test_the_metric_list_is_what_the_server_exports(tmp_path: Path) -> None:
+    """METRICS, against the server's own registry and its scrape-time collector: a metric
+    renamed or retyped there fails here, and then the files below are checked against it."""
+    metrics = pytest.importorskip("snaprag.serve.metrics", reason="the server extra is missing")
+    from snaprag.config import Config
+
+    observer = metrics.Observer(Config(index_dir=tmp_path / "index"), None)
+    # the gauges read from the server's state at each scrape: lanes, ingest jobs, collections
+    state = SimpleNamespace(
+        lanes={"search": SimpleNamespace(depth=0, running=0)},
+        jobs=SimpleNamespace(pending=lambda: 0),
+        collections=SimpleNamespace(engines={}),
+    )
+    families = [*observer.registry.collect(), *metrics.StateCollector(state).collect()]
+    observer.close()
+    exported = {}
+    for family in families:
+        # prometheus_client names a counter's family without the _total of its samples
+        name = family.name + ("_total" if family.type == "counter" else "")
+        exported[name] = family.type
+    wrong = {name: (kind, exported.get(name)) for name, kind in METRICS.items()}
+    wrong = {name: kinds for name, kinds in wrong.items() if kinds[0] != kinds[1]}
+    assert not wrong, f"(listed, exported) types differ or the metric is gone: {wrong}"
 
 
 def test_metric_names_of_an_expression() -> None:
