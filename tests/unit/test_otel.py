@@ -161,6 +161,15 @@ def test_a_cached_answer_has_no_model_span(traced: Any) -> None:
     assert [s.name for s in traced.spans()] == ["normalize", "cache", "ask"]
 
 
+def test_a_servers_wait_only_report_makes_no_span_of_its_own(traced: Any) -> None:
+    traced.stage_timings("ask", StageTimings({"prefill": 5.0, "decode": 5.0}))
+    traced.stage_timings("ask", StageTimings({"queue_wait": 2.0}))  # reported apart, later
+    traced.generator_metrics("echo", {"completion_tokens": 4.0})
+    spans = by_name(traced.spans())
+    assert sorted(spans) == ["ask", "chat echo", "decode", "prefill"]
+    assert spans["chat echo"].parent.span_id == spans["ask"].context.span_id
+
+
 def test_errors_are_error_spans_without_the_message(traced: Any) -> None:
     from opentelemetry.trace import StatusCode
 

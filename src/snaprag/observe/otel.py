@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 #: cache look-ups kept per thread until the operation they belong to is reported
 _MAX_PENDING_CACHE_EVENTS = 64
+#: stages a server reports on their own, after the engine reported the operation's work
+_SERVER_WAITS = frozenset({"queue_wait", "batch_wait"})
 
 
 class _AskSpan:
@@ -320,6 +322,10 @@ class OtelTelemetry:
 
     # ------------------------------------------------------------------ contract
     def stage_timings(self, operation: str, timings: StageTimings, n: int = 1) -> None:
+        if timings.stages and timings.stages.keys() <= _SERVER_WAITS:
+            # snaprag serve reports its queue and batch waits apart from the work: a span
+            # of waits alone, in a trace of its own, would only be noise (metrics keep them)
+            return
         try:
             state = self._state
             events, state.cache_events = state.cache_events, []
