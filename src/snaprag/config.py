@@ -177,6 +177,11 @@ class Config:
     alert_interval: float = 5.0
     #: POST every alert change as JSON to this URL
     alert_webhook: str = ""
+    # ---- traces (OpenTelemetry)
+    #: OpenTelemetry traces of every search and answer are sent to this OTLP/HTTP collector
+    #: (its base URL, e.g. http://127.0.0.1:4318, or the full .../v1/traces URL); needs the
+    #: ``otel`` extra. Empty: no traces.
+    otel_endpoint: str = ""
 
     def __post_init__(self) -> None:
         if self.cache_dir == Path():
@@ -223,6 +228,7 @@ class Config:
             )
         if not (math.isfinite(self.server_timeout) and self.server_timeout > 0):
             raise ConfigError(f"server_timeout must be > 0 seconds, got {self.server_timeout}")
+        self._check_otel()
         if self.rerank_model and self.rescore_model:
             raise ConfigError("set rerank_model or rescore_model, not both")
         if not 0.0 <= self.rescore_alpha <= 1.0:
@@ -257,6 +263,25 @@ class Config:
         if self.hangul_dense_weight == 0 and self.hangul_bm25_weight == 0:
             raise ConfigError("hangul_dense_weight and hangul_bm25_weight cannot both be 0")
         self._check_llm()
+
+    def _check_otel(self) -> None:
+        from urllib.parse import urlsplit
+
+        endpoint = self.otel_endpoint.strip()
+        object.__setattr__(self, "otel_endpoint", endpoint)
+        if not endpoint:
+            return
+        try:
+            parts = urlsplit(endpoint)
+            host = parts.hostname
+            _ = parts.port  # raises on a port that is not a number
+        except ValueError:
+            host = None
+        if parts.scheme not in ("http", "https") or not host:
+            raise ConfigError(
+                "otel_endpoint must be an http:// or https:// URL of an OTLP/HTTP collector, "
+                f"e.g. http://127.0.0.1:4318, or empty for no traces; got {endpoint!r}"
+            )
 
     def _check_llm(self) -> None:
         llm = self.llm.strip()

@@ -14,7 +14,7 @@ from typing import Any
 from .errors import ConfigError
 
 #: the sections of the config file, in the order ``snaprag config show`` lists them
-SECTIONS = ("index", "ingest", "search", "cache", "llm", "server", "alerts")
+SECTIONS = ("index", "ingest", "search", "cache", "llm", "server", "alerts", "observe")
 
 #: the section (table of the TOML file) of every Config field; a test checks it covers all
 FIELD_SECTIONS: dict[str, str] = {
@@ -94,6 +94,8 @@ FIELD_SECTIONS: dict[str, str] = {
     "alert_for": "alerts",
     "alert_interval": "alerts",
     "alert_webhook": "alerts",
+    # traces sent to an OpenTelemetry collector
+    "otel_endpoint": "observe",
 }
 
 #: settings never shown in clear (``snaprag config show`` masks them)

@@ -581,7 +581,8 @@ def test_config_file_and_show(index: Path, tmp_path: Path, run_cli) -> None:
     assert show.returncode == 0, show.stderr
     data = show.json()
     assert data["config_file"] == str(config)
-    assert list(data["settings"]) == ["index", "ingest", "search", "cache", "llm", "server"]
+    sections = ["index", "ingest", "search", "cache", "llm", "server", "alerts", "observe"]
+    assert list(data["settings"]) == sections
     search = data["settings"]["search"]
     assert search["fusion"] == {"value": "rrf", "source": f"file {config}"}
     assert search["rrf_k"] == {"value": 30, "source": "env SNAPRAG_RRF_K"}

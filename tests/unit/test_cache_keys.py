@@ -42,6 +42,10 @@ def test_result_settings_change_the_fingerprint(change: dict) -> None:
         {"redis_timeout": 1.0},
         {"semantic_cache": True},
         {"cache_ttl_retrieval": 5.0},
+        {"otel_endpoint": "http://127.0.0.1:4318"},  # tracing on keeps the cache
+        {"alert_p95_ms": "search=50"},  # so does an alert threshold
+        {"alert_error_rate": 0.05},
+        {"alert_webhook": "http://127.0.0.1:9/hook"},
     ],
 )
 def test_neutral_settings_keep_the_fingerprint(change: dict) -> None:

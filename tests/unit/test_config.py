@@ -395,3 +395,34 @@ def test_readme_config_example_is_valid(tmp_path):
     assert block is not None, "README.md has no TOML example"
     cfg = Config.from_env(config_file=write(tmp_path, block.group(1)))
     assert cfg.sources()["fusion"].startswith("file ")
+
+
+# --------------------------------------------------------------------------- observe
+
+
+def test_otel_endpoint_is_off_by_default_and_read_from_observe(monkeypatch, tmp_path):
+    assert Config().otel_endpoint == ""
+    path = write(tmp_path, '[observe]\notel_endpoint = "http://127.0.0.1:4318"\n')
+    assert Config.from_env(config_file=path).otel_endpoint == "http://127.0.0.1:4318"
+    monkeypatch.setenv("SNAPRAG_OTEL_ENDPOINT", " https://collector.example:4318/v1/traces ")
+    cfg = Config.from_env(config_file=path)
+    assert cfg.otel_endpoint == "https://collector.example:4318/v1/traces"
+    assert cfg.sources()["otel_endpoint"] == "env SNAPRAG_OTEL_ENDPOINT"
+    assert cfg.section("observe") == {"otel_endpoint": cfg.otel_endpoint}
+
+
+@pytest.mark.parametrize(
+    "value", ["127.0.0.1:4318", "grpc://127.0.0.1:4317", "http://", "http://host:port"]
+)
+def test_otel_endpoint_must_be_an_http_url(value):
+    with pytest.raises(ConfigError, match="otel_endpoint must be an http:// or https:// URL"):
+        Config(otel_endpoint=value)
+
+
+def test_otel_endpoint_error_names_the_file_section(tmp_path):
+    path = write(tmp_path, '[observe]\notel_endpoint = "localhost:4318"\n')
+    with pytest.raises(ConfigError, match=r"\[observe\]"):
+        Config.from_env(config_file=path)
+    path = write(tmp_path, '[server]\notel_endpoint = "http://127.0.0.1:4318"\n')
+    with pytest.raises(ConfigError, match=r"belongs in \[observe\]"):
+        Config.from_env(config_file=path)

@@ -53,6 +53,7 @@ NEUTRAL_SETTINGS = frozenset(
         "chunk_overlap",
         "max_query_chars",  # refuses queries; never changes the result of one it accepts
         "store",  # the index id in every key already names the data
+        "otel_endpoint",  # where traces go: turning tracing on must not empty the cache
     }
 )
 FLUSH_EVERY_S = 5.0
@@ -80,7 +81,8 @@ def settings_fingerprint(config: Config, prefix: str = "") -> str:
         k: str(v)
         for k, v in asdict(config).items()
         if k not in NEUTRAL_SETTINGS
-        and not k.startswith(("cache", "redis", "semantic", "llm", "server"))
+        # alert thresholds only watch the results: setting one must not empty the cache
+        and not k.startswith(("cache", "redis", "semantic", "llm", "server", "alert"))
         and k != "context_tokens"
     }
     return hash_key([KEY_FORMAT, code_fingerprint(), prefix, sorted(values.items())])[:16]

@@ -1,6 +1,10 @@
-"""Observability: the telemetry seam (null by default) that exporters plug into."""
+"""Observability: the telemetry seam (null by default) that exporters plug into.
+
+``otel.OtelTelemetry`` (OpenTelemetry traces, the ``otel`` extra) is imported from its
+module, so that importing snaprag never imports OpenTelemetry.
+"""
 
 from .base import Telemetry
-from .telemetry import NullTelemetry, RecordingTelemetry
+from .telemetry import CompositeTelemetry, NullTelemetry, RecordingTelemetry
 
-__all__ = ["NullTelemetry", "RecordingTelemetry", "Telemetry"]
+__all__ = ["CompositeTelemetry", "NullTelemetry", "RecordingTelemetry", "Telemetry"]

@@ -1,12 +1,17 @@
-"""The telemetry backends: the null default and a recorder for tests (contract: base.py)."""
+"""The telemetry backends: the null default, a recorder for tests, and a fan-out to several
+(contract: base.py)."""
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..types import StageTimings
+from .base import Telemetry
+
+log = logging.getLogger(__name__)
 
 
 class NullTelemetry:
@@ -66,31 +71,85 @@ class RecordingTelemetry:
 
 
 class CompositeTelemetry:
-    """Hands every event to each of several telemetry objects; one that fails is skipped,
-    never the request."""
+    """Sends every event to each of several telemetry objects (Prometheus metrics and
+    OpenTelemetry traces, say), in order.
 
-    def __init__(self, parts: list[Any]) -> None:
-        self.parts = list(parts)
+    One that raises is logged (a warning the first time, then at debug level) and the
+    others still get the event: the composite itself never raises. Nested composites are
+    flattened and ``None`` or :class:`NullTelemetry` parts dropped::
+
+        CompositeTelemetry([prometheus, OtelTelemetry.from_config(config)])
+    """
+
+    def __init__(self, parts: Iterable[Telemetry | None] = ()) -> None:
+        flat: list[Telemetry] = []
+        for part in parts:
+            if isinstance(part, CompositeTelemetry):
+                flat.extend(part.parts)
+            elif part is not None and not isinstance(part, NullTelemetry):
+                flat.append(part)
+        self.parts: list[Telemetry] = flat
+        self._warned: set[tuple[int, str]] = set()
+
+    def __iter__(self) -> Iterator[Telemetry]:
+        return iter(self.parts)
+
+    def __len__(self) -> int:
+        return len(self.parts)
 
     def stage_timings(self, operation: str, timings: StageTimings, n: int = 1) -> None:
         for part in self.parts:
-            with contextlib.suppress(Exception):
+            try:
                 part.stage_timings(operation, timings, n)
+            except Exception:
+                self._failed(part, "stage_timings")
 
     def cache_event(self, namespace: str, tier: str, hits: int, misses: int) -> None:
         for part in self.parts:
-            with contextlib.suppress(Exception):
+            try:
                 part.cache_event(namespace, tier, hits, misses)
+            except Exception:
+                self._failed(part, "cache_event")
 
     def generator_metrics(self, generator: str, metrics: dict[str, float]) -> None:
         for part in self.parts:
-            with contextlib.suppress(Exception):
-                part.generator_metrics(generator, metrics)
+            try:
+                # a copy each: one part changing it must not change what the next one sees
+                part.generator_metrics(generator, dict(metrics))
+            except Exception:
+                self._failed(part, "generator_metrics")
 
     def error(self, operation: str, error: BaseException) -> None:
         for part in self.parts:
-            with contextlib.suppress(Exception):
+            try:
                 part.error(operation, error)
+            except Exception:
+                self._failed(part, "error")
+
+    def close(self) -> None:
+        """Close the parts that can be closed (exporters flush on close)."""
+        for part in self.parts:
+            close = getattr(part, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    self._failed(part, "close")
+
+    def _failed(self, part: Telemetry, event: str) -> None:
+        try:
+            key = (id(part), event)
+            first = key not in self._warned
+            self._warned.add(key)
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
+                "telemetry %s failed in %s; the event was dropped for it",
+                type(part).__name__,
+                event,
+                exc_info=True,
+            )
+        except Exception:  # logging itself failed (a closed stream at exit): drop it
+            pass
 
 
 class WindowTelemetry:
