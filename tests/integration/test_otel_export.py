@@ -205,3 +205,25 @@ def test_a_collector_that_is_down_never_slows_or_fails_a_search(tmp_path: Path) 
         t = time.perf_counter()
         otel.close()
         assert time.perf_counter() - t < 15  # gives up on the dead collector in bounded time
+
+
+def test_a_server_with_otel_endpoint_exports_spans_named_by_collection(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """`snaprag serve` reads otel_endpoint: a real server's search arrives as spans that
+    carry the collection's name, flushed when the server stops."""
+    import httpx
+    from serving import SAMPLES, start, stop
+
+    with Engine.open(tmp_path / "index") as e:
+        assert e.ingest([SAMPLES]).ok
+    proc, url = start(tmp_path / "index", env={"SNAPRAG_OTEL_ENDPOINT": receiver.url})
+    try:
+        res = httpx.post(f"{url}/v1/search", json={"query": "frame warranty years"}, timeout=30)
+        assert res.status_code == 200
+    finally:
+        stop(proc)
+    spans = [span for _, span in receiver.spans()]
+    assert spans, "no span reached the collector"
+    found = [attributes(s.attributes) for s in spans]
+    assert any(a.get("gen_ai.data_source.id") == "default" for a in found), found

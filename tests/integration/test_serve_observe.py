@@ -5,6 +5,7 @@ the recorded history after the server has stopped."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -77,6 +78,7 @@ def test_metrics_pass_promtool_and_carry_every_family(index: Path) -> None:
         ):  # fmt: skip
             assert family in text, family
         assert 'route="/v1/search"' in text and "frame warranty" not in text  # no query text
+        assert re.search(r'^snaprag_index_bytes\{collection="default"\} [1-9]', text, re.M)
         assert 'snaprag_http_errors_total{code="bad_query",route="/v1/search"} 1.0' in text
         if shutil.which("promtool") is None:
             pytest.skip("promtool is not installed (Debian package 'prometheus')")

@@ -57,7 +57,7 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
     under ``data``."""
     folder = data if data is not None else index
     observer = Observer(config, Path(folder) if folder is not None else None)
-    collections = Collections(config, index=index, data=data, telemetry=observer.telemetry)
+    collections = Collections(config, index=index, data=data, telemetry=observer.engine_telemetry)
     state = State(config, collections, observer)
     observer.registry.register(StateCollector(state))
 

@@ -17,6 +17,7 @@ import re
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from ..config import Config
@@ -51,11 +52,12 @@ class Collections:
         config: Config,
         index: Path | None = None,
         data: Path | None = None,
-        telemetry: Telemetry | None = None,
+        telemetry: Callable[[str], Telemetry] | None = None,
     ):
         if (index is None) == (data is None):
             raise ValueError("give exactly one of index and data")
         self.config = config
+        #: the telemetry of a collection's engine, by collection name
         self.telemetry = telemetry
         self.engines: dict[str, Engine] = {}
         self._data = Path(data) if data is not None else None
@@ -65,14 +67,15 @@ class Collections:
         # guards the dicts above: requests, jobs and deletes use them from several threads
         self._lock = threading.RLock()
         if index is not None:
-            self.engines[DEFAULT] = self._engine(config.with_(index_dir=Path(index)))
+            self.engines[DEFAULT] = self._engine(config.with_(index_dir=Path(index)), DEFAULT)
         else:
             root = Path(data)  # type: ignore[arg-type]
             root.mkdir(parents=True, exist_ok=True)
             self._scan()
 
-    def _engine(self, config: Config) -> Engine:
-        return Engine(config, telemetry=self.telemetry)
+    def _engine(self, config: Config, name: str) -> Engine:
+        telemetry = self.telemetry(name) if self.telemetry is not None else None
+        return Engine(config, telemetry=telemetry)
 
     @property
     def data(self) -> Path | None:
@@ -103,7 +106,7 @@ class Collections:
             settings["model"] = (folder / MODEL_FILE).read_text().strip() or None
         if settings.get("model") is None:
             settings.pop("model", None)
-        engine = self._engine(self.config.with_(**settings))
+        engine = self._engine(self.config.with_(**settings), name)
         self.engines[name] = engine
         self._marks[name] = mark
         self._tenants.pop(name, None)

@@ -32,6 +32,7 @@ from ..config import Config
 from ..observe.advice import recommend
 from ..observe.alerts import Alerts, rules_from_config
 from ..observe.history import History
+from ..observe.otel import OtelTelemetry
 from ..observe.prometheus import LATENCY_BUCKETS, PrometheusTelemetry
 from ..observe.telemetry import CompositeTelemetry, WindowTelemetry
 from ..observe.windows import Windows, summarize
@@ -63,6 +64,9 @@ class Observer:
         self.windows = Windows()
         self.history = History(folder) if folder is not None else None
         self.telemetry = CompositeTelemetry([self.pipeline, WindowTelemetry(self.windows)])
+        #: traces (extra ``otel``) when ``otel_endpoint`` is set: built in the serving
+        #: process (with --workers, in each worker), never before a fork
+        self.otel = OtelTelemetry.from_config(config)
         ProcessCollector(registry=r)
         Gauge("snaprag_build_info", "snaprag version", ["version"], registry=r).labels(
             __version__
@@ -228,8 +232,16 @@ class Observer:
     def metrics(self) -> bytes:
         return generate_latest(self.registry)
 
+    def engine_telemetry(self, collection: str) -> CompositeTelemetry:
+        """What one collection's engine reports to: metrics, windows, and traces that
+        carry the collection's name."""
+        otel = self.otel.for_collection(collection) if self.otel is not None else None
+        return CompositeTelemetry([self.telemetry, otel])
+
     def close(self) -> None:
         self.flush(final=True)
+        if self.otel is not None:
+            self.otel.close()
         self.alerts.close()
 
 
@@ -260,7 +272,7 @@ class StateCollector:
         }
         for name, stats in self._index_stats().items():
             for key, family in families.items():
-                value = stats.get("size_bytes" if key == "bytes" else key)
+                value = stats.get(key)
                 if isinstance(value, (int, float)):
                     family.add_metric([name], float(value))
         yield from families.values()
