@@ -190,6 +190,30 @@ def test_every_worker_is_ready_with_the_same_settings(served: Served) -> None:
     assert redis.Redis.from_url(served.redis_url).dbsize() > 0  # the config file's L2
 
 
+def _count(text: str, line: str) -> float:
+    for row in text.splitlines():
+        if row.startswith(line):
+            return float(row.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_add_up_every_worker(served: Served) -> None:
+    """/metrics answers for all workers, whichever one the scrape reaches."""
+    pinned = served.pinned
+    a, b = served.workers()
+    series = 'snaprag_http_requests_total{method="POST",route="/v1/search",status="200"}'
+    before = [_count(pinned.on(p, "GET", "/metrics").text, series) for p in (a, b)]
+    assert before[0] == before[1]
+    for i in range(6):
+        for pid in (a, b):
+            query = {"query": f"desk {i} {pid}", "collection": "manuals"}
+            assert pinned.on(pid, "POST", "/v1/search", json=query).status_code == 200
+    texts = [pinned.on(p, "GET", "/metrics").text for p in (a, b)]
+    assert [_count(t, series) for t in texts] == [before[0] + 12] * 2
+    rss = [_count(t, "process_resident_memory_bytes") for t in texts]
+    assert all(r > 100 * 2**20 for r in rss)  # two processes with a model each, summed
+
+
 def test_upload_through_one_worker_seen_by_all_then_delete_leaves_no_cached_answer(
     served: Served,
 ) -> None:

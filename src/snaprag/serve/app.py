@@ -59,7 +59,7 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
     observer = Observer(config, Path(folder) if folder is not None else None)
     collections = Collections(config, index=index, data=data, telemetry=observer.engine_telemetry)
     state = State(config, collections, observer)
-    observer.registry.register(StateCollector(state))
+    observer.collectors.append(StateCollector(state))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

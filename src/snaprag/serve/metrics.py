@@ -67,10 +67,17 @@ class Observer:
         #: traces (extra ``otel``) when ``otel_endpoint`` is set: built in the serving
         #: process (with --workers, in each worker), never before a fork
         self.otel = OtelTelemetry.from_config(config)
-        ProcessCollector(registry=r)
-        Gauge("snaprag_build_info", "snaprag version", ["version"], registry=r).labels(
-            __version__
-        ).set(1)
+        #: with --workers N, every worker's metrics live in files in this folder, and the
+        #: worker a scrape reaches answers for all of them
+        self.shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        #: collectors of values read at scrape time (not kept in the shared files)
+        self.collectors: list[Any] = [
+            WorkersProcessCollector(self.shared) if self.shared else ProcessCollector(registry=None)
+        ]
+        Gauge(
+            "snaprag_build_info", "snaprag version", ["version"], registry=r,
+            multiprocess_mode="max",
+        ).labels(__version__).set(1)  # fmt: skip
         labels = ["route", "method", "status"]
         self.requests = Counter("snaprag_http_requests", "HTTP requests", labels, registry=r)
         self.durations = Histogram(
@@ -81,8 +88,9 @@ class Observer:
             registry=r,
         )
         self.in_flight = Gauge(
-            "snaprag_http_requests_in_flight", "HTTP requests being served", registry=r
-        )
+            "snaprag_http_requests_in_flight", "HTTP requests being served", registry=r,
+            multiprocess_mode="livesum",
+        )  # fmt: skip
         self.http_errors = Counter(
             "snaprag_http_errors", "Error responses by code", ["route", "code"], registry=r
         )
@@ -230,7 +238,18 @@ class Observer:
         return out
 
     def metrics(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.shared:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, self.shared)
+        else:
+            registry = self.registry
+        text = generate_latest(registry)
+        extra = CollectorRegistry()
+        for collector in self.collectors:
+            extra.register(collector)
+        return text + generate_latest(extra)
 
     def engine_telemetry(self, collection: str) -> CompositeTelemetry:
         """What one collection's engine reports to: metrics, windows, and traces that
@@ -243,6 +262,47 @@ class Observer:
         if self.otel is not None:
             self.otel.close()
         self.alerts.close()
+
+
+class WorkersProcessCollector:
+    """CPU, resident memory and open files of every worker together (``process_*``
+    names), read from ``/proc`` for the processes that have written metrics."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def _pids(self) -> set[int]:
+        pids = set()
+        for name in os.listdir(self.folder):
+            stem = name.rsplit(".", 1)[0]
+            tail = stem.rsplit("_", 1)[-1]
+            if tail.isdigit():
+                pids.add(int(tail))
+        return pids
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+
+        cpu = rss = fds = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        page = os.sysconf("SC_PAGE_SIZE")
+        for pid in self._pids():
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+                with open(f"/proc/{pid}/statm", "rb") as f:
+                    rss += int(f.read().split()[1]) * page
+                cpu += (int(fields[11]) + int(fields[12])) / tick
+                fds += len(os.listdir(f"/proc/{pid}/fd"))
+            except (OSError, ValueError, IndexError):  # gone meanwhile
+                continue
+        yield CounterMetricFamily(
+            "process_cpu_seconds", "CPU time of all server processes", value=cpu
+        )
+        yield GaugeMetricFamily(
+            "process_resident_memory_bytes", "Resident memory of all server processes", value=rss
+        )
+        yield GaugeMetricFamily("process_open_fds", "Open files of all server processes", value=fds)
 
 
 class StateCollector:

@@ -22,10 +22,12 @@ import os
 import pickle
 import select
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -63,6 +65,8 @@ class Supervisor:
         self._stop: int | None = None  # the signal that asked to stop
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        # every worker writes its metrics here; any of them answers /metrics for all
+        self.metrics_dir = tempfile.mkdtemp(prefix="snaprag-metrics-")
 
     # ------------------------------------------------------------------ processes
     def _start(self) -> _Worker:
@@ -70,6 +74,7 @@ class Supervisor:
         package = Path(__file__).resolve().parents[2]  # this very snaprag, whatever sys.path
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package), env.get("PYTHONPATH")]))
+        env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
         fd = self.sock.fileno()
         try:
             proc = subprocess.Popen(
@@ -158,6 +163,7 @@ class Supervisor:
                     if self._stop is not None:
                         break
                 _say(f"server process {worker.proc.pid} stopped ({_exit(code)}); starting another")
+                _forget_metrics(self.metrics_dir, worker.proc.pid)
                 self.workers[i] = self._start()
                 selector.register(self.workers[i].status, selectors.EVENT_READ, self.workers[i])
         selector.close()
@@ -190,6 +196,15 @@ class Supervisor:
         self.workers = []
         os.close(self._wake_r)
         os.close(self._wake_w)
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+
+def _forget_metrics(folder: str, pid: int) -> None:
+    """A dead worker's in-flight gauges stop counting (its counters keep their totals)."""
+    with contextlib.suppress(Exception):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, folder)
 
 
 def _exit(code: int) -> str:
