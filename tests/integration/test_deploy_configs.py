@@ -125,6 +125,8 @@ def test_the_metric_list_is_what_the_server_exports(tmp_path: Path) -> None:
         collections=SimpleNamespace(engines={}),
     )
     families = [*observer.registry.collect(), *metrics.StateCollector(state).collect()]
+    for collector in observer.collectors:  # process metrics, read at scrape time
+        families.extend(collector.collect())
     observer.close()
     exported = {}
     for family in families:
