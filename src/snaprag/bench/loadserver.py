@@ -23,9 +23,10 @@ from ..errors import SnapragError
 #: first start converts the embedding model (tens of seconds); later starts take ~1 s
 START_TIMEOUT_S = 300.0
 HOST = "127.0.0.1"
-#: every server answers extractively with its query cache on, whatever the caller's
-#: settings say: the scenarios are defined by these, not by the shell they run in
-BASE_ENV = {"SNAPRAG_CACHE": "1", "SNAPRAG_LLM": "extractive"}
+#: every server answers extractively with its query cache on and no Redis tier, whatever
+#: the caller's settings say: the scenarios are defined by these, not by the shell they run
+#: in, and a shared Redis would answer one scenario's "uncached" queries from another's
+BASE_ENV = {"SNAPRAG_CACHE": "1", "SNAPRAG_LLM": "extractive", "SNAPRAG_REDIS_URL": ""}
 
 
 def prepare_index(dataset: Path, index: Path | None, progress: bool) -> Path:
