@@ -44,6 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..cache.normalize import normalize_query
 from ..errors import QueryError, SnapragError
 from .loadgen import spec_timeout
 from .loadreport import evaluate_targets
@@ -79,8 +80,14 @@ def query_pool(dataset: Path) -> list[str]:
                     text = str(json.loads(line).get(key) or "").strip()
                     if text:
                         texts.append(text[:1000])
+    # distinct as the query cache sees them: two texts with one cache key would be a hit
     seen: set[str] = set()
-    pool = [t for t in texts if not (t.lower() in seen or seen.add(t.lower()))]  # type: ignore[func-returns-value]
+    pool: list[str] = []
+    for text in texts:
+        key = normalize_query(text)
+        if key not in seen:
+            seen.add(key)
+            pool.append(text)
     if len(pool) < CACHED_QUERIES + WARMUP + 2:
         raise QueryError(
             f"{dataset} has {len(pool)} distinct queries and titles; the load benchmark "
