@@ -78,7 +78,7 @@ def test_bench_load_end_to_end(tiny: tuple[Path, Path], run_cli, tmp_path: Path)
     out = tmp_path / "load.json"
     res = run_cli(
         "bench", "load", "--dataset", dataset, "--index", index, "--clients", "4",
-        "--requests", "12", "--duration", "20", "--out", out, "--json",
+        "--requests", "6", "--duration", "20", "--out", out, "--json",
         timeout=600,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
@@ -109,10 +109,14 @@ def test_bench_load_end_to_end(tiny: tuple[Path, Path], run_cli, tmp_path: Path)
         assert not any(code.startswith("5") for code in p["status_codes"]), (name, classes)
         if not name.startswith("overload"):
             assert classes["2xx"] == p["requests"] and p["error_rate"] == 0.0, name
-        assert p["requests"] <= 12, name  # --requests bounds every phase
+        assert p["requests"] <= 6, name  # --requests bounds every phase
         assert set(p["ok_latency_ms"]) == {"p50", "p95", "p99", "mean", "max"}, name
         assert p["loadgen"]["cpu_s"] >= 0 and p["loadgen"]["cores"] >= 0
         assert p["server"]["rss_mib_before"] > 0
+    # the cached phase was served by the cache, and no distinct query hit it
+    assert phases["cached"]["searched_share"] == 0.0
+    assert result["cache_check"] == {"cached_hit_share": 1.0, "uncached_searched_min": 1.0}
+    assert phases["ask"]["searched_share"] is None  # answers carry no search timings
     assert phases["uncached-off-1"]["server"]["env"]["SNAPRAG_SERVER_BATCH_MAX"] == "1"
     assert "SNAPRAG_SERVER_BATCH_MAX" not in phases["uncached-on-4"]["server"]["env"]
     assert phases["batch"]["queries_per_s"] == pytest.approx(

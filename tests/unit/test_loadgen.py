@@ -149,3 +149,14 @@ def test_a_cycled_run_ends_at_its_duration() -> None:
         _serve(lambda body, n: _reply(200), lambda port: run_load(_spec(port, duration_s=0.3)))
     )
     assert result["ended"] == "duration" and result["completed"] > 5  # cycled past the 5
+
+
+def test_the_request_bound_holds_with_more_clients_than_requests() -> None:
+    # every client starts before any has sent: the bound must be taken before connecting
+    result = asyncio.run(
+        _serve(
+            lambda body, n: _reply(200),
+            lambda port: run_load(_spec(port, clients=50, max_requests=3)),
+        )
+    )
+    assert result["sent"] == 3 and result["status"] == {"200": 3}

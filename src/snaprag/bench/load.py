@@ -61,6 +61,11 @@ FLOOR_REQUESTS = 200
 UNLOADED_REQUESTS = 300  # the overload scenario's one-client reference
 OVERLOAD_FACTOR = 5
 DEFAULT_DURATION_S = 10.0
+#: a search answered from the cache reports no lexical search stage: a search response
+#: whose timings hold this ran the pipeline (used to check that cached phases hit the
+#: cache and uncached ones miss it)
+SEARCHED = '"bm25":'
+SEARCH_ROUTES = ("/v1/search", "/v1/search/batch")
 
 
 def query_pool(dataset: Path) -> list[str]:
@@ -184,6 +189,7 @@ class LoadBench:
             "retry_429": retry_429,
             "timeout_s": 60.0,
             "server_pid": server.pid,
+            "marker": SEARCHED if requests[0]["path"] in SEARCH_ROUTES else None,
         }
         bound = f"{cap:,} requests" if cap else ""
         if duration_s:
@@ -212,6 +218,11 @@ class LoadBench:
             "connection_errors": result["errors"],
             "distinct": distinct,
             "distinct_used": result["distinct_used"] if distinct else None,
+            # share of 2xx search answers that ran the search, not the cache (None: not a
+            # search route); cached phases should be near 0, uncached ones exactly 1
+            "searched_share": round(result["marked"] / classes["2xx"], 4)
+            if spec["marker"] and classes["2xx"]
+            else None,
             "ended": result["ended"],
             "wall_s": result["wall_s"],
             "loadgen": {"cpu_s": result["cpu_s"], "cores": result["cores"]},
@@ -409,6 +420,20 @@ def _run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(out)
 
 
+def _cache_check(phases: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Whether the cached phase was served by the cache and the others were not."""
+    cached = [p["searched_share"] for p in phases if p["name"] == "cached"]
+    others = [
+        p["searched_share"]
+        for p in phases
+        if p["name"] != "cached" and p["searched_share"] is not None
+    ]
+    return {
+        "cached_hit_share": round(1 - cached[0], 4) if cached and cached[0] is not None else None,
+        "uncached_searched_min": min(others) if others else None,
+    }
+
+
 def run(
     dataset: Path,
     index: Path | None = None,
@@ -479,6 +504,7 @@ def run(
         "phases": bench.phases,
         "uncached_scaling": ratios,
         "overload": overload,
+        "cache_check": _cache_check(bench.phases),
         "loadgen_cores_max": max((p["loadgen"]["cores"] for p in bench.phases), default=0.0),
         "server_pids": bench.servers,
         "targets": evaluate_targets(phases, ratios, overload),

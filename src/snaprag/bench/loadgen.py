@@ -31,6 +31,9 @@ snaprag.bench.loadgen < spec.json``. Spec fields:
     so a refusal never uses up a distinct request.
 ``timeout_s``
     the longest a single request may take; past it the connection is dropped and counted.
+``marker``
+    optional: a string whose presence in a 2xx body is counted (``marked``), e.g. a
+    timing stage that only work done for the request reports.
 ``server_pid``
     optional: the server's process, whose CPU time over the measured window is reported
     alongside the generator's own (Linux ``/proc``).
@@ -186,6 +189,8 @@ class Run:
     errors: Counter[str] = field(default_factory=Counter)
     latency_ok: list[float] = field(default_factory=list)
     latency_all: list[float] = field(default_factory=list)
+    marker: bytes | None = None
+    marked: int = 0
     ended: str = ""
 
     def may_send(self) -> bool:
@@ -220,16 +225,15 @@ async def _client(
             pending = None
             if payload is None:
                 return
+            run.sent += 1  # counted before any await, so other clients see the bound
             if writer is None:
                 try:
                     reader, writer = await asyncio.open_connection(host, port)
                 except OSError:
-                    run.sent += 1
                     run.errors["connect"] += 1
                     await asyncio.sleep(0.05)  # a refused connect returns at once: no spin
                     continue
             assert reader is not None
-            run.sent += 1
             start = time.perf_counter()
             try:
                 async with asyncio.timeout(timeout_s):
@@ -247,6 +251,8 @@ async def _client(
                 run.latency_all.append(ms)
                 if 200 <= response.status < 300:
                     run.latency_ok.append(ms)
+                    if run.marker is not None and run.marker in response.body:
+                        run.marked += 1
                 if not response.close:
                     if response.status == 429 and retry_429 is not None:
                         pending = payload
@@ -313,6 +319,7 @@ async def run_load(spec: dict[str, Any]) -> dict[str, Any]:
         distinct=bool(spec.get("distinct", False)),
         max_requests=int(max_requests) if max_requests else None,
         deadline=time.monotonic() + limit,
+        marker=spec["marker"].encode("utf-8") if spec.get("marker") else None,
     )
     await asyncio.gather(
         *(
@@ -347,6 +354,7 @@ async def run_load(spec: dict[str, Any]) -> dict[str, Any]:
         "req_per_s": round(completed / wall, 1) if wall > 0 else 0.0,
         "latency_ms": percentiles(run.latency_all),
         "ok_latency_ms": percentiles(run.latency_ok),
+        "marked": run.marked,
         "cpu_s": round(cpu, 3),
         "cores": round(cpu / wall, 3) if wall > 0 else 0.0,
         "server_cpu_s": round(server_cpu, 3) if server_cpu is not None else None,

@@ -118,6 +118,19 @@ def print_report(result: dict[str, Any]) -> None:
         "[dim]latencies of 2xx answers; not 2xx: by status (connection: dropped or refused); "
         "cores: CPU time / wall time of the load generator and of the server[/]"
     )
+    check = result["cache_check"]
+    if check["cached_hit_share"] is not None:
+        style = "" if check["cached_hit_share"] >= 0.99 else "[red]"
+        console.print(
+            f"{style}cache check: cached search answered from the cache for "
+            f"{check['cached_hit_share']:.1%} of requests"
+        )
+    if check["uncached_searched_min"] is not None:
+        style = "" if check["uncached_searched_min"] == 1.0 else "[red]"
+        console.print(
+            f"{style}cache check: the uncached phases ran the search for at least "
+            f"{check['uncached_searched_min']:.1%} of requests (100%: no cache hit)"
+        )
     ratios = result["uncached_scaling"]
     for batching in ("on", "off"):
         if ratios.get(batching) is not None:
