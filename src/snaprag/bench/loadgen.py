@@ -253,15 +253,15 @@ async def _client(
                     run.latency_ok.append(ms)
                     if run.marker is not None and run.marker in response.body:
                         run.marked += 1
+                if response.status == 429 and retry_429 is not None:
+                    pending = payload
+                    wait = (
+                        min(response.retry_after or retry_cap_s, retry_cap_s)
+                        if retry_429 == "retry-after"
+                        else float(retry_429)
+                    )
+                    await asyncio.sleep(max(0.0, min(wait, run.deadline - time.monotonic())))
                 if not response.close:
-                    if response.status == 429 and retry_429 is not None:
-                        pending = payload
-                        wait = (
-                            min(response.retry_after or retry_cap_s, retry_cap_s)
-                            if retry_429 == "retry-after"
-                            else float(retry_429)
-                        )
-                        await asyncio.sleep(max(0.0, min(wait, run.deadline - time.monotonic())))
                     continue
             writer.close()  # a failed or closing connection: open a fresh one next time
             writer = reader = None
