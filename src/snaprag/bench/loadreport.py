@@ -10,6 +10,8 @@ from typing import Any
 # RSS may rise this much under overload (hundreds of connections' buffers, allocator
 # slack) without counting as growth; a leak shows as far more over a 10 s overload
 RSS_TOLERANCE_MIB = 16.0
+#: a GET /healthz slower than this (one client, keep-alive) means the transport stalls
+FLOOR_WARN_MS = 10.0
 #: the targets of the issue: name -> human-readable goal
 TARGETS = {
     "cached_rps": "cached search >= 1,500 req/s",
@@ -118,6 +120,15 @@ def print_report(result: dict[str, Any]) -> None:
         "[dim]latencies of 2xx answers; not 2xx: by status (connection: dropped or refused); "
         "cores: CPU time / wall time of the load generator and of the server[/]"
     )
+    floor = next((p for p in result["phases"] if p["name"] == "http-floor"), None)
+    floor_p50 = ((floor or {}).get("ok_latency_ms") or {}).get("p50")
+    if floor_p50 is not None and floor_p50 > FLOOR_WARN_MS:
+        console.print(
+            f"[yellow]HTTP floor p50 {floor_p50:.1f} ms: every keep-alive request waits this "
+            "long on the transport alone, and the latencies above include it; ~40 ms is "
+            "Nagle's algorithm meeting delayed ACKs (is TCP_NODELAY set on the server's "
+            "accepted sockets?)[/]"
+        )
     check = result["cache_check"]
     if check["cached_hit_share"] is not None:
         style = "" if check["cached_hit_share"] >= 0.99 else "[red]"
