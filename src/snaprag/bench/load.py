@@ -47,7 +47,7 @@ from typing import Any
 from ..cache.normalize import normalize_query
 from ..errors import QueryError, SnapragError
 from .loadgen import spec_timeout
-from .loadreport import evaluate_targets
+from .loadreport import cache_check, evaluate_targets, status_classes
 from .loadserver import Server, prepare_index
 from .retrieval import machine as bench_machine
 
@@ -199,7 +199,7 @@ class LoadBench:
         result = _run_loadgen(spec)
         rss_after = server.rss_mib()
         status = result["status"]
-        classes = _classes(status, result["errors"])
+        classes = status_classes(status, result["errors"])
         attempts = result["sent"]
         row = {
             "name": name,
@@ -384,19 +384,6 @@ class LoadBench:
         }
 
 
-def _classes(status: dict[str, int], errors: dict[str, int]) -> dict[str, int]:
-    """Status counts in the classes the report compares (connection errors apart)."""
-    out = {"2xx": 0, "429": 0, "503": 0, "504": 0, "other": 0, "connection": sum(errors.values())}
-    for code, n in status.items():
-        if code.startswith("2"):
-            out["2xx"] += n
-        elif code in out:
-            out[code] += n
-        else:
-            out["other"] += n
-    return out
-
-
 def _run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one phase in a load generator process of its own; its JSON result."""
     proc = subprocess.Popen(
@@ -418,20 +405,6 @@ def _run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
             f"the load generator failed (exit {proc.returncode}): {' / '.join(tail)}"
         )
     return json.loads(out)
-
-
-def _cache_check(phases: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Whether the cached phase was served by the cache and the others were not."""
-    cached = [p["searched_share"] for p in phases if p["name"] == "cached"]
-    others = [
-        p["searched_share"]
-        for p in phases
-        if p["name"] != "cached" and p["searched_share"] is not None
-    ]
-    return {
-        "cached_hit_share": round(1 - cached[0], 4) if cached and cached[0] is not None else None,
-        "uncached_searched_min": min(others) if others else None,
-    }
 
 
 def run(
@@ -504,7 +477,7 @@ def run(
         "phases": bench.phases,
         "uncached_scaling": ratios,
         "overload": overload,
-        "cache_check": _cache_check(bench.phases),
+        "cache_check": cache_check(bench.phases),
         "loadgen_cores_max": max((p["loadgen"]["cores"] for p in bench.phases), default=0.0),
         "server_pids": bench.servers,
         "targets": evaluate_targets(phases, ratios, overload),

@@ -24,6 +24,33 @@ TARGETS = {
 }
 
 
+def status_classes(status: dict[str, int], errors: dict[str, int]) -> dict[str, int]:
+    """Status counts in the classes the report compares (connection errors apart)."""
+    out = {"2xx": 0, "429": 0, "503": 0, "504": 0, "other": 0, "connection": sum(errors.values())}
+    for code, n in status.items():
+        if code.startswith("2"):
+            out["2xx"] += n
+        elif code in out:
+            out[code] += n
+        else:
+            out["other"] += n
+    return out
+
+
+def cache_check(phases: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Whether the cached phase was served by the cache and the others were not."""
+    cached = [p["searched_share"] for p in phases if p["name"] == "cached"]
+    others = [
+        p["searched_share"]
+        for p in phases
+        if p["name"] != "cached" and p["searched_share"] is not None
+    ]
+    return {
+        "cached_hit_share": round(1 - cached[0], 4) if cached and cached[0] is not None else None,
+        "uncached_searched_min": min(others) if others else None,
+    }
+
+
 def evaluate_targets(
     phases: dict[str, dict[str, Any]],
     ratios: dict[str, float | None],
