@@ -17,6 +17,8 @@ from .options import LLM, JsonOpt, Settings, with_settings
 from .shell import emit, error_message, fail
 
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Also write the JSON here")]
+#: where 'bench load' finds SciFact in a checkout (../shared/datasets next to the repository)
+SCIFACT = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "scifact"
 ModelOpt = Annotated[
     str | None,
     typer.Option("--model", help="Embedding model: minilm, e5-small, hf:ORG/NAME or a directory"),
@@ -175,6 +177,85 @@ def bench_ask(
         settings,
         lambda: bench.run(
             index=index, samples=samples, llm=llm, k=k, progress=not as_json, **overrides
+        ),
+        bench,
+        out,
+        as_json,
+    )
+
+
+@bench_app.command("load")
+@with_settings()
+def bench_load(
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset", help="BEIR folder whose queries and titles to send (default: SciFact)"
+        ),
+    ] = None,
+    index: Annotated[
+        Path | None,
+        typer.Option(
+            "--index", help="Serve a copy of this index (default: the dataset, indexed once)"
+        ),
+    ] = None,
+    clients: Annotated[
+        int, typer.Option("--clients", min=2, help="Concurrent clients of the loaded phases")
+    ] = 16,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--duration", min=0.1, help="Seconds per phase (default 10 without --requests)"
+        ),
+    ] = None,
+    requests: Annotated[
+        int | None, typer.Option("--requests", min=1, help="Requests per phase, at most")
+    ] = None,
+    scenarios: Annotated[
+        str,
+        typer.Option(
+            "--scenarios",
+            help="all, or a comma list of: cached, uncached, batch, ask, chat, overload",
+        ),
+    ] = "all",
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    *,
+    settings: Settings,
+) -> None:
+    """Req/s and p50/p95/p99 of a real 'snaprag serve' under load: cached and uncached
+    search (micro-batching on and off), batch search, ask, chat, and overload."""
+    from ..bench import load as bench
+
+    chosen = tuple(s.strip().lower() for s in scenarios.split(",") if s.strip())
+    if chosen == ("all",):
+        chosen = bench.SCENARIOS
+    unknown = [s for s in chosen if s not in bench.SCENARIOS]
+    if unknown or not chosen:
+        fail(
+            f"--scenarios: unknown {', '.join(unknown) or '(none given)'}; "
+            f"give all or a comma list of {', '.join(bench.SCENARIOS)}"
+        )
+    if dataset is None:
+        if not SCIFACT.is_dir():
+            fail(
+                f"no SciFact at {SCIFACT}; pass --dataset BEIR_FOLDER (queries.jsonl, corpus.jsonl)"
+            )
+        dataset = SCIFACT
+    elif not dataset.is_dir():
+        fail(
+            f"--dataset {dataset} is not a folder; give a BEIR folder (queries.jsonl, corpus.jsonl)"
+        )
+    _bench(
+        settings,
+        lambda: bench.run(
+            dataset,
+            index=index,
+            clients=clients,
+            duration_s=duration,
+            requests=requests,
+            scenarios=chosen,
+            progress=not as_json,
         ),
         bench,
         out,
