@@ -141,8 +141,10 @@ class Config:
     # ---- the HTTP server (snaprag serve): per-route admission control
     #: requests of one route worked on at once (0: the CPUs this process may use)
     server_concurrency: int = 0
-    #: requests of one route waiting beyond those; more get 429 with Retry-After
-    server_queue: int = 64
+    #: requests of one route waiting beyond those; more get 429 with Retry-After (0: as
+    #: many as the route works on at once, so an admitted request waits at most about one
+    #: service time: under overload, latency stays bounded and the excess is refused early)
+    server_queue: int = 0
     #: seconds a request may take, queueing included; past it: 504
     server_timeout: float = 30.0
     #: largest request body accepted, in bytes (uploads: server_max_upload)

@@ -108,7 +108,8 @@ def test_a_local_model_lane_has_as_many_slots_as_the_model(index: Path) -> None:
     try:
         queues = httpx.get(f"{url}/v1/stats").json()["queues"]
         assert queues["ask"]["concurrency"] == 1 and queues["chat"]["concurrency"] == 1
-        assert queues["search"]["concurrency"] == 4 * 32  # search is not bound by the model
+        assert queues["search"]["concurrency"] == 4 * 4  # search is not bound by the model
+        assert queues["ask"]["queue_limit"] == 1  # the default: as many as work at once
     finally:
         stop(proc)
 

@@ -118,10 +118,12 @@ def _has_keys(data: Path | None) -> bool:
 def _bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound here (also for --workers: every worker accepts on it,
     and --port 0 gets one real port)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP named, so asyncio sets TCP_NODELAY on every accepted connection, and set
+    # here too (Linux passes it on): a response's header and body writes must not wait for
+    # the client's delayed ACK (40 ms per keep-alive request otherwise)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # accepted connections inherit it: a response's header and body writes must not wait
-    # for the client's delayed ACK (40 ms per keep-alive request otherwise)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))

@@ -26,6 +26,8 @@ from .resources import Resources
 from .streaming import Producers, events_from_thread
 
 T = TypeVar("T")
+#: single searches admitted per worker slot when micro-batching
+SEARCHES_PER_SLOT = 4
 ROUTES = ("search", "ask", "chat", "embed")
 
 
@@ -43,17 +45,17 @@ class State:
         slots = generation_slots(config)
         batch = config.server_batch_max
         concurrency = {
-            # single searches in flight: every worker's batch may be full
-            "search": cpus * batch,
+            # single searches in flight: a few per worker slot share each micro-batch
+            # (batches beyond that gain little per query and only add waiting)
+            "search": cpus * min(batch, SEARCHES_PER_SLOT),
             "ask": min(cpus, slots) if slots else cpus,
             "chat": min(cpus, slots) if slots else cpus,
         }
-        self.lanes = {
-            name: Lane(
-                name, concurrency.get(name, cpus), config.server_queue, config.server_timeout
-            )
-            for name in ROUTES
-        }
+        self.lanes = {}
+        for name in ROUTES:
+            works = concurrency.get(name, cpus)
+            queue = config.server_queue or works
+            self.lanes[name] = Lane(name, works, queue, config.server_timeout)
         for lane in self.lanes.values():
             lane.listener = observer.lane_event
         self.batcher = MicroBatcher(self.run, cpus, batch, config.server_batch_wait_ms)
