@@ -153,8 +153,9 @@ class Config:
     server_max_upload: int = 200 * 1024 * 1024
     #: most single searches gathered into one micro-batch (1: no micro-batching)
     server_batch_max: int = 32
-    #: milliseconds a micro-batch may wait for more requests, only while others run
-    server_batch_wait_ms: float = 2.0
+    #: milliseconds a micro-batch may wait for more requests, only while others run (0:
+    #: none; batches still form from the requests that arrive while the workers are busy)
+    server_batch_wait_ms: float = 0.0
     #: new work gets 503 while the process's CPU use is above this percent of the CPUs
     #: it may use (0: no limit)
     server_max_cpu: float = 0.0

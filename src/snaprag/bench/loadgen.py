@@ -67,15 +67,36 @@ def spec_timeout(spec: dict[str, Any]) -> float:
 
 
 def process_cpu_s(pid: int | None) -> float | None:
-    """User + system CPU seconds of process ``pid`` so far (None where unknown)."""
+    """User + system CPU seconds so far of process ``pid`` and its children (a server's
+    worker processes; None where unknown)."""
     if not pid:
         return None
+    total = None
+    for each in [pid, *children(pid)]:
+        try:
+            stat = Path(f"/proc/{each}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name (may hold spaces)
+        total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux ``/proc``; empty elsewhere)."""
+    out = []
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
     except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+        return out
+    for entry in entries:
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
 
 
 class ProtocolError(Exception):

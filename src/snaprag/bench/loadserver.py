@@ -66,8 +66,9 @@ def prepare_index(dataset: Path, index: Path | None, progress: bool) -> Path:
 class Server:
     """``snaprag serve --index INDEX --port 0`` on 127.0.0.1, as a context manager."""
 
-    def __init__(self, index: Path, env: dict[str, str], log: Path) -> None:
+    def __init__(self, index: Path, env: dict[str, str], log: Path, workers: int = 1) -> None:
         self.index = index
+        self.workers = workers
         self.env = {**BASE_ENV, **env}
         self.log = log
         self.host = HOST
@@ -84,7 +85,7 @@ class Server:
         command = [sys.executable, "-m", "snaprag.cli", "serve", "--index", str(self.index)]
         with self.log.open("w") as log:
             self.proc = subprocess.Popen(
-                [*command, "--host", HOST, "--port", "0"],
+                [*command, "--host", HOST, "--port", "0", "--workers", str(self.workers)],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
@@ -136,15 +137,20 @@ class Server:
         self.stop()
 
     def rss_mib(self) -> float | None:
-        """The server's resident memory (``VmRSS``) in MiB, None where unknown."""
-        try:
-            status = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
-            return None
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-        return None
+        """The server's resident memory (``VmRSS``, its worker processes included) in MiB,
+        None where unknown."""
+        from .loadgen import children
+
+        total = None
+        for pid in [self.pid, *children(self.pid)]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    total = (total or 0.0) + int(line.split()[1]) / 1024
+        return None if total is None else round(total, 1)
 
     def stats(self) -> dict[str, Any]:
         """``GET /v1/stats`` (the lanes' limits and counters)."""

@@ -218,6 +218,9 @@ def bench_load(
             help="all, or a comma list of: cached, uncached, batch, ask, chat, overload",
         ),
     ] = "all",
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Server processes (snaprag serve --workers)")
+    ] = 1,
     out: OutOpt = None,
     as_json: JsonOpt = False,
     *,
@@ -256,6 +259,7 @@ def bench_load(
             requests=requests,
             scenarios=chosen,
             progress=not as_json,
+            workers=workers,
         ),
         bench,
         out,

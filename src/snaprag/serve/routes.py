@@ -119,6 +119,15 @@ async def ask(req: AskIn, request: Request) -> JSONResponse | StreamingResponse:
     )
 
 
+def _stats_with_cache(engine: Any) -> dict[str, Any]:
+    """An index's counts and sizes, and its query cache (tiers' entries and bytes, hits)."""
+    out = engine.stats()
+    if engine.config.cache and engine.cache is not None:
+        report = engine.cache_report()
+        out["cache"] = {"tiers": report["tiers"], "hit_rate": report["hit_rate"]}
+    return out
+
+
 @router.get("/v1/stats")
 async def stats(request: Request) -> dict[str, Any]:
     state = _state(request)
@@ -127,7 +136,7 @@ async def stats(request: Request) -> dict[str, Any]:
     for name in state.collections.names(who):
         engine = state.collections.get(name, who)
         try:
-            out["collections"][name] = await state.run(engine.stats)
+            out["collections"][name] = await state.run(_stats_with_cache, engine)
         except Exception as exc:
             out["collections"][name] = {"error": body(to_http(exc))["error"]}
     return out

@@ -27,7 +27,7 @@ from .streaming import Producers, events_from_thread
 
 T = TypeVar("T")
 #: single searches admitted per worker slot when micro-batching
-SEARCHES_PER_SLOT = 4
+SEARCHES_PER_SLOT = 8
 ROUTES = ("search", "ask", "chat", "embed")
 
 
