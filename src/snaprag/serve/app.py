@@ -130,6 +130,7 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
 
     app.add_middleware(Guard, max_body=config.server_max_body, observer=observer)
 
+    from .console import router as console_router
     from .documents import router as documents_router
     from .observe_routes import router as observe_router
     from .openai_routes import router as openai_router
@@ -139,4 +140,5 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
     app.include_router(openai_router)
     app.include_router(documents_router)
     app.include_router(observe_router)
+    app.include_router(console_router)
     return app
