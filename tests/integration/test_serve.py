@@ -392,6 +392,25 @@ def test_keys_and_tenant_isolation_on_every_route(tmp_path: Path) -> None:
         }
         stats = httpx.get(f"{url}/v1/stats", headers=h(bob)).json()
         assert set(stats["collections"]) == {"bobs"}
+        # what the server measures: admin keys only, and no other tenant's query text
+        note = ("files", ("plan.txt", b"The merger closes in May.\n", "text/plain"))
+        sent = httpx.post(
+            f"{url}/v1/documents", files=[note], data={"collection": "bobs"}, headers=h(bob)
+        )
+        for _ in range(600):
+            job = httpx.get(f"{url}/v1/jobs/{sent.json()['job_id']}", headers=h(bob)).json()
+            if job["state"] in ("done", "failed"):
+                break
+            time.sleep(0.1)
+        secret = {"query": "bob's quiet merger with zebracorp", "collection": "bobs"}
+        assert httpx.post(f"{url}/v1/search", json=secret, headers=h(bob)).status_code == 200
+        for path in ("/metrics", "/v1/metrics/summary", "/v1/alerts"):
+            assert httpx.get(f"{url}{path}", headers=h(bob)).status_code == 403, path
+        summary = httpx.get(f"{url}/v1/metrics/summary", headers=h(alice))
+        assert summary.status_code == 200 and summary.json()["series"]["route:search"]["count"]
+        assert "zebracorp" not in summary.text
+        assert any("launch code" in q["query"] for q in summary.json()["slowest"])  # her own
+        assert "zebracorp" not in httpx.get(f"{url}/metrics", headers=h(alice)).text
         revoke = subprocess.run(
             [*cli, "revoke", bob_reader.split("_")[1], "--data", str(data)],
             capture_output=True,

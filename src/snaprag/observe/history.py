@@ -42,7 +42,7 @@ def _load(raw: bytes) -> Slot:
         errors=data["e"],
         counters=data["c"],
         gauges={k: list(v) for k, v in data["g"].items()},
-        slow=[tuple(x) for x in data["q"]],  # type: ignore[misc]
+        slow=[(*x, "")[:4] for x in data["q"]],  # type: ignore[misc]  # older rows: no tenant
     )
 
 

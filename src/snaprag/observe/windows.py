@@ -43,7 +43,8 @@ class Slot:
     errors: dict[str, int] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)
     gauges: dict[str, list[float]] = field(default_factory=dict)  # [sum, n, max]
-    slow: list[tuple[float, str, str]] = field(default_factory=list)  # (ms, route, text)
+    #: (ms, route, text, tenant): the slowest requests (tenant "" without API keys)
+    slow: list[tuple[float, str, str, str]] = field(default_factory=list)
 
     def observe(self, series: str, ms: float, error: bool = False) -> None:
         hist = self.hists.get(series)
@@ -114,7 +115,9 @@ def summarize(slot: Slot, seconds: float) -> dict[str, Any]:
         "series": series,
         "counters": {k: round(v, 3) for k, v in sorted(slot.counters.items())},
         "gauges": gauges,
-        "slowest": [{"ms": round(ms, 3), "route": r, "query": q} for ms, r, q in slot.slow],
+        "slowest": [
+            {"ms": round(ms, 3), "route": r, "query": q, "tenant": t} for ms, r, q, t in slot.slow
+        ],
     }
 
 
@@ -177,11 +180,14 @@ class Windows:
             g[1] += 1
             g[2] = max(g[2], value)
 
-    def slow(self, route: str, ms: float, query: str, now: float | None = None) -> None:
+    def slow(
+        self, route: str, ms: float, query: str, now: float | None = None, tenant: str = ""
+    ) -> None:
         with self._lock:
             slot = self._slot(time.time() if now is None else now)
             if len(slot.slow) < SLOWEST or ms > slot.slow[-1][0]:
-                slot.slow = sorted([*slot.slow, (ms, route, query[:200])], reverse=True)
+                entry = (ms, route, query[:200], tenant)
+                slot.slow = sorted([*slot.slow, entry], reverse=True)
                 del slot.slow[SLOWEST:]
 
     def window(self, name: str, now: float | None = None) -> Slot:

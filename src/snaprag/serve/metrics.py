@@ -150,7 +150,7 @@ class Observer:
     def batch(self, size: int) -> None:
         self.batch_sizes.observe(size)
 
-    def query(self, route: str, text: str, ms: float) -> None:
+    def query(self, route: str, text: str, ms: float, tenant: str | None = None) -> None:
         """A finished query: counted as repeated or not, kept if among the slowest."""
         norm = normalize_query(text)
         if norm in self._seen:
@@ -161,7 +161,7 @@ class Observer:
             if len(self._seen) > SEEN:
                 self._seen.popitem(last=False)
         self.windows.count("queries:total")
-        self.windows.slow(route, ms, text)
+        self.windows.slow(route, ms, text, tenant=tenant or "")
 
     # ------------------------------------------------------------------ periodic
     def sample(self, live: dict[str, float]) -> None:
@@ -214,10 +214,14 @@ class Observer:
         """Per 10-second slot of the last 15 minutes: requests/s and p95 per route, cache
         hit rate, rejections, CPU and memory (the dashboard's charts)."""
         slots = self.windows.timeline()
+        now = time.time()
         out: dict[str, Any] = {"t": [start for start, _ in slots], "routes": {}}
         keys = sorted({k for _, s in slots for k in s.hists if k.startswith("route:")})
+        # the newest slot is still filling: its rates are over the seconds it has lasted
+        spans = [min(10.0, max(1.0, now - start)) for start, _ in slots]
+        summaries = [summarize(s, span) for (_, s), span in zip(slots, spans, strict=True)]
         for key in keys:
-            rows = [summarize(s, 10.0)["series"].get(key) for _, s in slots]
+            rows = [summary["series"].get(key) for summary in summaries]
             out["routes"][key[6:]] = {
                 "per_s": [r["per_s"] if r else 0 for r in rows],
                 "p50_ms": [r["p50_ms"] if r else None for r in rows],

@@ -55,12 +55,13 @@ def _snaprag(answer: Answer) -> dict[str, Any]:
 @router.post("/v1/chat/completions", response_model=None)
 async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingResponse:
     state = _state(request)
-    engine = state.collections.get(req.model, _caller(request))
+    who = _caller(request)
+    engine = state.collections.get(req.model, who)
     question = _question(req)
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if not req.stream:
-        answer = await state.answer("chat", engine, question)
+        answer = await state.answer("chat", engine, question, tenant=who.tenant)
         return JSONResponse(
             {
                 "id": cid,

@@ -53,8 +53,10 @@ async def readyz(request: Request) -> JSONResponse:
 @router.post("/v1/search")
 async def search(req: SearchIn, request: Request) -> JSONResponse:
     state = _state(request)
-    engine = state.collections.get(req.collection, _caller(request))
-    hits = await state.search_one(engine, req.query, req.k, _filters(req.filters), req.mode)
+    who = _caller(request)
+    engine = state.collections.get(req.collection, who)
+    filters = _filters(req.filters)
+    hits = await state.search_one(engine, req.query, req.k, filters, req.mode, who.tenant)
     timings = hits.timings.to_dict()
     return timed_json({"hits": [h.to_dict() for h in hits], "timings": timings}, timings)
 
@@ -91,10 +93,11 @@ def answer_body(answer: Answer) -> dict[str, Any]:
 @router.post("/v1/ask", response_model=None)
 async def ask(req: AskIn, request: Request) -> JSONResponse | StreamingResponse:
     state = _state(request)
-    engine = state.collections.get(req.collection, _caller(request))
+    who = _caller(request)
+    engine = state.collections.get(req.collection, who)
     filters = _filters(req.filters)
     if not req.stream:
-        answer = await state.answer("ask", engine, req.question, req.k, filters)
+        answer = await state.answer("ask", engine, req.question, req.k, filters, who.tenant)
         data = answer_body(answer)
         return timed_json(data, data["timings"])
 

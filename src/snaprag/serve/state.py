@@ -99,7 +99,13 @@ class State:
         return events_from_thread(make, self.limiter, self.producers)
 
     async def answer(
-        self, lane: str, engine: Engine, question: str, k: int = 5, filters: Filters | None = None
+        self,
+        lane: str,
+        engine: Engine,
+        question: str,
+        k: int = 5,
+        filters: Filters | None = None,
+        tenant: str | None = None,
     ) -> Answer:
         """One whole answer, admitted by ``lane``; past the deadline the generation stops
         (504) instead of running on for nobody."""
@@ -117,11 +123,17 @@ class State:
             answer = await run_with_deadline(collect(), deadline, lane)
         answer.timings.stages["queue_wait"] = QUEUE_WAIT_MS.get()
         self.observer.stages("ask", answer.timings, ("queue_wait",))
-        self.observer.query(lane, question, (time.perf_counter() - started) * 1000)
+        self.observer.query(lane, question, (time.perf_counter() - started) * 1000, tenant)
         return answer
 
     async def search_one(
-        self, engine: Engine, query: str, k: int, filters: Filters | None, mode: str
+        self,
+        engine: Engine,
+        query: str,
+        k: int,
+        filters: Filters | None,
+        mode: str,
+        tenant: str | None = None,
     ) -> SearchHits:
         """One query's hits: from the in-memory cache on the event loop (no queue, no
         thread), else from the slower cache tiers, else searched in a micro-batch with
@@ -133,7 +145,7 @@ class State:
             hits = await self._search_uncached(engine, query, k, filters, mode)
             hits.timings.stages["queue_wait"] = QUEUE_WAIT_MS.get()
             self.observer.stages("search", hits.timings, ("queue_wait", "batch_wait"))
-        self.observer.query("search", query, (time.perf_counter() - started) * 1000)
+        self.observer.query("search", query, (time.perf_counter() - started) * 1000, tenant)
         return hits
 
     async def _search_uncached(
