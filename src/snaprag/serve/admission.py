@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import HTTPError
 
@@ -32,7 +32,6 @@ class LaneStats:
     wait_ms_total: float = 0.0
     #: seconds per request, an exponential moving average of the lane's own work
     service_s: float = 0.05
-    latencies: list[float] = field(default_factory=list)
 
 
 class Lane:
@@ -62,8 +61,9 @@ class Lane:
 
     @property
     def full(self) -> bool:
-        """Whether a new request would be refused right now."""
-        return self._running >= self.concurrency and self._waiting >= self.queue
+        """Whether a new request would be refused right now: every request counts from its
+        arrival (a burst arriving at once must not all pass before any holds a slot)."""
+        return self._waiting + self._running >= self.concurrency + self.queue
 
     def refuse_if_full(self) -> None:
         """The 429 a full lane answers (checked before a streamed response starts)."""
@@ -88,7 +88,7 @@ class Lane:
         self.refuse_if_full()
         deadline = time.monotonic() + self.timeout_s
         start = time.perf_counter()
-        self._waiting += 1
+        self._waiting += 1  # before any await: the next arrival already sees this one
         try:
             await asyncio.wait_for(self._slots.acquire(), timeout=self.timeout_s)
         except TimeoutError:
