@@ -145,5 +145,13 @@ def test_a_client_that_leaves_or_a_deadline_stops_the_generation(index: Path) ->
         late = httpx.post(f"{url}/v1/chat/completions", json=chat, timeout=30)
         assert late.status_code == 504
         assert _until_idle(url) == 0
+        # streamed: the deadline arrives as an error event, and the generation stops
+        events: list[str] = []
+        streamed = {"question": "frame warranty?", "stream": True}
+        with httpx.stream("POST", f"{url}/v1/ask", json=streamed, timeout=30) as stream:
+            events = [line for line in stream.iter_lines() if line.startswith(("event", "data"))]
+        assert "event: error" in events and '"deadline"' in events[-1], events[-3:]
+        assert "event: done" not in events
+        assert _until_idle(url) == 0
     finally:
         stop(proc)

@@ -64,7 +64,11 @@ def test_metrics_pass_promtool_and_carry_every_family(index: Path) -> None:
     try:
         with httpx.Client(timeout=30) as c:
             for q in ("frame warranty", "reset the desk", "frame warranty"):
-                assert c.post(f"{url}/v1/search", json={"query": q}).status_code == 200
+                res = c.post(f"{url}/v1/search", json={"query": q})
+                assert res.status_code == 200
+            # the repeated query: answered by the memory tier, which the response names
+            assert res.json()["cache_tier"] == "memory"
+            assert 'cache;desc="memory";dur=' in res.headers["server-timing"]
             assert c.post(f"{url}/v1/ask", json={"question": "frame warranty?"}).status_code == 200
             assert c.post(f"{url}/v1/search", json={"query": ""}).status_code == 422
             text = c.get(f"{url}/metrics").text

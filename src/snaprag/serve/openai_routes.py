@@ -19,6 +19,7 @@ from .collections import ALIAS, DEFAULT
 from .errors import HTTPError, body, to_http
 from .routes import _caller, _state, answer_body
 from .schemas import ChatIn, EmbeddingsIn
+from .state import timed_json
 from .streaming import sse_data
 
 router = APIRouter()
@@ -62,7 +63,7 @@ async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingRespons
     created = int(time.time())
     if not req.stream:
         answer = await state.answer("chat", engine, question, tenant=who.tenant)
-        return JSONResponse(
+        return timed_json(
             {
                 "id": cid,
                 "object": "chat.completion",
@@ -77,7 +78,8 @@ async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingRespons
                 ],
                 "usage": _usage(answer),
                 "snaprag": _snaprag(answer),
-            }
+            },
+            answer.timings,
         )
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
@@ -94,17 +96,16 @@ async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingRespons
 
     async def stream() -> AsyncIterator[bytes]:
         yield chunk({"role": "assistant", "content": ""})
+        make = lambda: engine.ask_events(question)  # noqa: E731
         try:
-            async with state.admit("chat"):
-                make = lambda: engine.ask_events(question)  # noqa: E731
-                async for event in state.events(make):
-                    if event.kind == "token" and event.text:
-                        yield chunk({"content": event.text})
-                    elif event.kind == "done" and event.answer is not None:
-                        finish = "length" if event.answer.finish_reason == "length" else "stop"
-                        yield chunk({}, finish, snaprag=_snaprag(event.answer))
-                    elif event.kind == "error" and event.error is not None:
-                        yield sse_data(body(to_http(event.error)))
+            async for event in state.stream("chat", make, question, who.tenant):
+                if event.kind == "token" and event.text:
+                    yield chunk({"content": event.text})
+                elif event.kind == "done" and event.answer is not None:
+                    finish = "length" if event.answer.finish_reason == "length" else "stop"
+                    yield chunk({}, finish, snaprag=_snaprag(event.answer))
+                elif event.kind == "error" and event.error is not None:
+                    yield sse_data(body(to_http(event.error)))
         except Exception as exc:  # after the headers: the error travels in the stream
             yield sse_data(body(to_http(exc)))
         yield sse_data("[DONE]")

@@ -57,8 +57,10 @@ async def search(req: SearchIn, request: Request) -> JSONResponse:
     engine = state.collections.get(req.collection, who)
     filters = _filters(req.filters)
     hits = await state.search_one(engine, req.query, req.k, filters, req.mode, who.tenant)
-    timings = hits.timings.to_dict()
-    return timed_json({"hits": [h.to_dict() for h in hits], "timings": timings}, timings)
+    data = {"hits": [h.to_dict() for h in hits], "timings": hits.timings.to_dict()}
+    if hits.timings.cache_tier:
+        data["cache_tier"] = hits.timings.cache_tier  # which cache tier answered
+    return timed_json(data, hits.timings)
 
 
 @router.post("/v1/search/batch")
@@ -98,18 +100,16 @@ async def ask(req: AskIn, request: Request) -> JSONResponse | StreamingResponse:
     filters = _filters(req.filters)
     if not req.stream:
         answer = await state.answer("ask", engine, req.question, req.k, filters, who.tenant)
-        data = answer_body(answer)
-        return timed_json(data, data["timings"])
+        return timed_json(answer_body(answer), answer.timings)
 
     async def stream() -> AsyncIterator[bytes]:
+        make = lambda: engine.ask_events(req.question, req.k, filters)  # noqa: E731
         try:
-            async with state.admit("ask"):
-                make = lambda: engine.ask_events(req.question, req.k, filters)  # noqa: E731
-                async for event in state.events(make):
-                    if event.kind == "done" and event.answer is not None:
-                        yield sse("done", answer_body(event.answer))
-                    else:
-                        yield sse(event.kind, event.to_dict())
+            async for event in state.stream("ask", make, req.question, who.tenant):
+                if event.kind == "done" and event.answer is not None:
+                    yield sse("done", answer_body(event.answer))
+                else:
+                    yield sse(event.kind, event.to_dict())
         except Exception as exc:  # after the headers: the error travels as an event
             error = to_http(exc)
             yield sse("error", body(error)["error"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -15,7 +15,7 @@ from ..engine import Engine
 from ..errors import GenerationError
 from ..generate.factory import generation_slots
 from ..search.query import check_query
-from ..types import Answer, Filters, SearchHits
+from ..types import Answer, AnswerEvent, Filters, SearchHits, StageTimings
 from .admission import QUEUE_WAIT_MS, Lane, run_with_deadline
 from .auth import KeyStore
 from .batcher import MicroBatcher
@@ -97,6 +97,30 @@ class State:
     def events(self, make: Callable[[], Any]) -> Any:
         """The answer events of ``make()`` from a worker thread, as they are generated."""
         return events_from_thread(make, self.limiter, self.producers)
+
+    async def stream(
+        self, lane: str, make: Callable[[], Any], question: str, tenant: str | None = None
+    ) -> AsyncIterator[AnswerEvent]:
+        """A streamed answer's events, admitted by ``lane`` and bounded by its deadline:
+        past it, a 504 (the route sends it as an ``error`` event) and the generation stops
+        at its next token."""
+        started = time.perf_counter()
+        async with self.admit(lane) as deadline:
+            events = self.events(make).__aiter__()
+            try:
+                while True:
+                    try:
+                        event = await run_with_deadline(events.__anext__(), deadline, lane)
+                    except StopAsyncIteration:
+                        return
+                    if event.kind == "done" and event.answer is not None:
+                        event.answer.timings.stages["queue_wait"] = QUEUE_WAIT_MS.get()
+                        self.observer.stages(lane, event.answer.timings, ("queue_wait",))
+                        ms = (time.perf_counter() - started) * 1000
+                        self.observer.query(lane, question, ms, tenant)
+                    yield event
+            finally:
+                await events.aclose()  # the producer stops at its next event
 
     async def answer(
         self,
@@ -188,11 +212,18 @@ def _cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def server_timing(timings: dict[str, float]) -> str:
-    """The standard ``Server-Timing`` header (browsers' developer tools show it)."""
-    return ", ".join(f"{name};dur={ms:.3f}" for name, ms in timings.items())
+def server_timing(timings: StageTimings | dict[str, float]) -> str:
+    """The standard ``Server-Timing`` header (browsers' developer tools show it); the
+    cache look-up names the tier that answered (``cache;desc="memory";dur=...``)."""
+    stages = timings.stages if isinstance(timings, StageTimings) else timings
+    tier = timings.cache_tier if isinstance(timings, StageTimings) else None
+    parts = []
+    for name, ms in stages.items():
+        desc = f';desc="{tier}"' if name == "cache" and tier else ""
+        parts.append(f"{name}{desc};dur={ms:.3f}")
+    return ", ".join(parts)
 
 
-def timed_json(data: dict[str, Any], timings: dict[str, float]) -> JSONResponse:
+def timed_json(data: dict[str, Any], timings: StageTimings | dict[str, float]) -> JSONResponse:
     """A JSON response carrying its stage timings as a ``Server-Timing`` header too."""
     return JSONResponse(data, headers={"Server-Timing": server_timing(timings)})
