@@ -410,7 +410,9 @@ def test_keys_and_tenant_isolation_on_every_route(tmp_path: Path) -> None:
         assert summary.status_code == 200 and summary.json()["series"]["route:search"]["count"]
         assert "zebracorp" not in summary.text
         assert any("launch code" in q["query"] for q in summary.json()["slowest"])  # her own
-        assert "zebracorp" not in httpx.get(f"{url}/metrics", headers=h(alice)).text
+        scraped = httpx.get(f"{url}/metrics", headers=h(alice)).text
+        assert "zebracorp" not in scraped and 'collection="bobs"' not in scraped
+        assert 'snaprag_index_chunks{collection="acme"}' in scraped
         revoke = subprocess.run(
             [*cli, "revoke", bob_reader.split("_")[1], "--data", str(data)],
             capture_output=True,

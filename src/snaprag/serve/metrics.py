@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -121,6 +122,7 @@ class Observer:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self.folder = folder
         self.live: dict[str, float] = {}
+        self._scrape = threading.Lock()
 
     # ------------------------------------------------------------------ events
     def request(self, path: str | None, method: str, status: int, seconds: float) -> None:
@@ -241,7 +243,16 @@ class Observer:
         out.update(hit_rate=hit, rejected=rejected, cpu_percent=cpu, memory_mb=memory)
         return out
 
-    def metrics(self) -> bytes:
+    def metrics(self, collections: set[str] | None = None) -> bytes:
+        """The Prometheus text; ``collections``: the only collections whose index gauges
+        show (a tenant's admin sees its own tenant's, never another's names)."""
+        with self._scrape:
+            for collector in self.collectors:
+                if isinstance(collector, StateCollector):
+                    collector.only = collections
+            return self._metrics()
+
+    def _metrics(self) -> bytes:
         if self.shared:
             from prometheus_client import multiprocess
 
@@ -314,6 +325,8 @@ class StateCollector:
 
     def __init__(self, state: Any) -> None:
         self.state = state
+        #: set per scrape: the collections whose gauges show (None: all)
+        self.only: set[str] | None = None
         self._index: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
 
     def collect(self):
@@ -335,6 +348,8 @@ class StateCollector:
             )
         }
         for name, stats in self._index_stats().items():
+            if self.only is not None and name not in self.only:
+                continue
             for key, family in families.items():
                 value = stats.get(key)
                 if isinstance(value, (int, float)):
