@@ -215,6 +215,9 @@ class Config:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{name} must be a number >= 0, got {value}")
+        for name in ("alert_error_rate", "alert_cache_hit_rate"):
+            if getattr(self, name) > 1:
+                raise ConfigError(f"{name} is a share between 0 and 1, got {getattr(self, name)}")
         if self.alert_webhook and not self.alert_webhook.startswith(("http://", "https://")):
             raise ConfigError(f"alert_webhook must be an http(s) URL, got {self.alert_webhook!r}")
         if self.alert_p95_ms:

@@ -147,3 +147,27 @@ def test_metric_labels_stay_bounded() -> None:
     )
     assert 'snaprag_llm_prompt_tokens_total{generator="gguf"} 9.0' in text
     assert 'snaprag_errors_total{code="other",operation="search"} 1.0' in text
+
+
+def test_a_firing_alert_clears_when_its_data_stops() -> None:
+    alerts = Alerts([_rule()], needed=2)
+    alerts.evaluate({"v": 150}, now=1)
+    assert alerts.evaluate({"v": 150}, now=2)[0]["state"] == "firing"
+    assert alerts.evaluate({"v": None}, now=3) == []
+    cleared = alerts.evaluate({"v": None}, now=4)
+    assert cleared[0]["state"] == "resolved" and cleared[0]["value"] is None
+    assert "no data" in cleared[0]["message"] and not alerts.active
+    # a gap without data breaks a streak: two readings around it are not "in a row"
+    alerts.evaluate({"v": 150}, now=5)
+    alerts.evaluate({"v": None}, now=6)
+    assert alerts.evaluate({"v": 150}, now=7) == []
+
+
+def test_alert_settings_that_cannot_work_are_refused() -> None:
+    from snaprag.config import Config
+    from snaprag.errors import ConfigError
+
+    for bad in ({"alert_p95_ms": "serch=50"}, {"alert_p95_ms": "ask=abc=3"},
+                {"alert_error_rate": 5}, {"alert_cache_hit_rate": 3}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            Config(**bad)

@@ -10,8 +10,10 @@ a request.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -47,17 +49,26 @@ class Rule:
         return value >= self.threshold * (1 + MARGIN)
 
 
+#: the routes a latency alert can name (the API's work routes)
+ROUTES = ("search", "batch", "ask", "chat", "embeddings", "documents")
+
+
 def parse_routes(spec: str) -> dict[str, float]:
     """``"300"`` (every route) or ``"search=50,ask=3000"`` -> {route: ms}."""
     out: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, sep, value = part.rpartition("=")
+        name, _, value = part.partition("=") if "=" in part else ("*", "", part)
+        name = name.strip()
         try:
-            out[name.strip() if sep else "*"] = float(value)
+            ms = float(value)
         except ValueError:
+            ms = float("nan")
+        if not (ms > 0 and math.isfinite(ms)) or (name != "*" and name not in ROUTES):
             raise ConfigError(
-                f"alert_p95_ms: {part!r} is not ROUTE=MS or MS (e.g. 'search=50,ask=3000')"
-            ) from None
+                f"alert_p95_ms: {part!r} is not ROUTE=MS or MS with MS > 0 and ROUTE one of "
+                f"{', '.join(ROUTES)} (e.g. 'search=50,ask=3000')"
+            )
+        out[name] = ms
     return out
 
 
@@ -143,13 +154,18 @@ class Alerts:
         with self._lock:
             for rule in self.rules:
                 value = rule.measure(summary)
-                if value is None:
-                    continue
                 firing = rule.name in self.active
-                moving = rule.back(value) if firing else rule.beyond(value)
+                if value is None:  # no data: nothing is beyond; a firing alert may clear
+                    if not firing:
+                        self._streak[rule.name] = 0
+                        continue
+                    moving = True
+                    value = float("nan")
+                else:
+                    moving = rule.back(value) if firing else rule.beyond(value)
                 self._streak[rule.name] = self._streak.get(rule.name, 0) + 1 if moving else 0
                 if self._streak[rule.name] < self.needed:
-                    if firing:
+                    if firing and not math.isnan(value):
                         self.active[rule.name]["value"] = round(value, 3)
                     continue
                 self._streak[rule.name] = 0
@@ -176,10 +192,12 @@ class Alerts:
         message = f"{rule.name} is {value:.3g}{unit}, {side} the threshold {rule.threshold:g}{unit}"
         if state == "resolved":
             message = f"{rule.name} is back to {value:.3g}{unit} (threshold {rule.threshold:g})"
+            if math.isnan(value):
+                message = f"{rule.name} has no data any more (threshold {rule.threshold:g})"
         return {
             "alert": rule.name,
             "state": state,
-            "value": round(value, 3),
+            "value": None if math.isnan(value) else round(value, 3),
             "threshold": rule.threshold,
             "message": message,
             "at": now,
@@ -219,5 +237,6 @@ class Alerts:
 
     def close(self) -> None:
         if self._sender is not None:
-            self._outbox.put(None)
+            with contextlib.suppress(queue.Full):  # a full outbox: the daemon thread ends
+                self._outbox.put_nowait(None)
             self._sender.join(timeout=6)

@@ -86,7 +86,8 @@ class History:
             con.close()
 
     def read(self, since: float, until: float | None = None) -> tuple[Slot, float, int]:
-        """Every process's minutes in [since, until) merged: (slot, seconds covered, rows)."""
+        """Every process's minutes in [since, until) merged: (slot, seconds of the minutes
+        that served requests, rows)."""
         if not self.path.exists():
             return Slot(), 0.0, 0
         until = time.time() if until is None else until
@@ -99,10 +100,12 @@ class History:
         finally:
             con.close()
         out = Slot()
-        minutes = set()
+        minutes = set()  # with requests: a minute of gauge samples alone is idle
         for minute, raw in rows:
-            out.merge(_load(raw))
-            minutes.add(minute)
+            slot = _load(raw)
+            out.merge(slot)
+            if any(name.startswith("route:") for name in slot.hists):
+                minutes.add(minute)
         return out, 60.0 * len(minutes), len(rows)
 
     def info(self) -> dict[str, Any]:

@@ -190,31 +190,35 @@ class Windows:
                 slot.slow = sorted([*slot.slow, entry], reverse=True)
                 del slot.slow[SLOWEST:]
 
-    def window(self, name: str, now: float | None = None) -> Slot:
-        """Everything of the last ``1m``/``15m``/``24h`` merged into one slot."""
+    def window(self, name: str, now: float | None = None) -> tuple[Slot, float]:
+        """Everything of the last ``1m``/``15m``/``24h`` merged into one slot, and the
+        seconds the merged slots really cover (whole slots: a little more than the window,
+        so rates are divided by this, not by the window's length)."""
         seconds = WINDOWS[name]
         now = time.time() if now is None else now
         out = Slot()
         with self._lock:
             self._slot(now)
             if seconds <= WINDOWS["15m"]:
+                first = int(now - seconds) // SLOT_S * SLOT_S
                 for start, slot in self._slots.items():
-                    if start > now - seconds - SLOT_S:
+                    if start >= first:
                         out.merge(slot)
             else:
                 current = int(now) // 60 * 60
+                first = int(now - seconds) // 60 * 60
                 for minute, slot in self._minutes.items():
-                    if minute > now - seconds:
+                    if minute >= first:
                         out.merge(slot)
                 for start, slot in self._slots.items():  # the current, unfinished minute
                     if start >= current:
                         out.merge(slot)
-        return out
+        covered = now - max(first, self.started)
+        return out, max(float(SLOT_S), covered)
 
     def summary(self, name: str, now: float | None = None) -> dict[str, Any]:
-        now = time.time() if now is None else now
-        seconds = min(WINDOWS[name], max(SLOT_S, now - self.started))
-        return summarize(self.window(name, now), seconds)
+        slot, seconds = self.window(name, now)
+        return summarize(slot, seconds)
 
     def timeline(self, now: float | None = None) -> list[tuple[int, Slot]]:
         """The 10-second slots of the last 15 minutes, oldest first (for charts)."""

@@ -7,6 +7,7 @@ names label only the index gauges, at most :data:`MAX_COLLECTION_LABELS` of them
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -51,6 +52,7 @@ ROUTE_NAMES = {
     "/v1/documents": "documents",
 }
 MAX_COLLECTION_LABELS = 100
+METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 #: recent distinct queries remembered to count repeats (for the cache advice)
 SEEN = 50_000
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -119,7 +121,7 @@ class Observer:
             config.alert_for,
             config.alert_webhook,
         )
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
         self.folder = folder
         self.live: dict[str, float] = {}
         self._scrape = threading.Lock()
@@ -127,6 +129,7 @@ class Observer:
     # ------------------------------------------------------------------ events
     def request(self, path: str | None, method: str, status: int, seconds: float) -> None:
         route = path or "other"
+        method = method if method in METHODS else "other"  # the client's word: bounded
         self.requests.labels(route, method, str(status)).inc()
         self.durations.labels(route, method, str(status)).observe(seconds)
         name = ROUTE_NAMES.get(route)
@@ -154,7 +157,8 @@ class Observer:
 
     def query(self, route: str, text: str, ms: float, tenant: str | None = None) -> None:
         """A finished query: counted as repeated or not, kept if among the slowest."""
-        norm = normalize_query(text)
+        # a digest, not the text: 50,000 long queries would otherwise pin hundreds of MB
+        norm = hashlib.blake2b(normalize_query(text).encode(), digest_size=8).digest()
         if norm in self._seen:
             self._seen.move_to_end(norm)
             self.windows.count("queries:repeated")

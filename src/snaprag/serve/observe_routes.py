@@ -19,6 +19,7 @@ async def metrics(request: Request) -> Response:
     """Prometheus text format (scrape it; with keys, send an admin key as a bearer token)."""
     who = _caller(request, "admin")
     state = _state(request)
+
     # with keys, a tenant's admin sees its own collections' gauges, never another's names
     def scrape() -> bytes:
         mine = None if who.tenant is None else set(state.collections.names(who))
