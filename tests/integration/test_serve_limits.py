@@ -12,6 +12,8 @@ import httpx
 import pytest
 from serving import SAMPLES, start, stop
 
+from snaprag.serve.state import SEARCHES_PER_SLOT
+
 QUERIES = [
     "frame warranty years",
     "how do I reset the desk height",
@@ -108,7 +110,7 @@ def test_a_local_model_lane_has_as_many_slots_as_the_model(index: Path) -> None:
     try:
         queues = httpx.get(f"{url}/v1/stats").json()["queues"]
         assert queues["ask"]["concurrency"] == 1 and queues["chat"]["concurrency"] == 1
-        assert queues["search"]["concurrency"] == 4 * 4  # search is not bound by the model
+        assert queues["search"]["concurrency"] == 4 * SEARCHES_PER_SLOT  # not bound by the model
         assert queues["ask"]["queue_limit"] == 1  # the default: as many as work at once
     finally:
         stop(proc)
@@ -153,5 +155,32 @@ def test_a_client_that_leaves_or_a_deadline_stops_the_generation(index: Path) ->
         assert "event: error" in events and '"deadline"' in events[-1], events[-3:]
         assert "event: done" not in events
         assert _until_idle(url) == 0
+    finally:
+        stop(proc)
+
+
+def test_bodies_over_the_limit_are_413_however_they_are_sent(index: Path) -> None:
+    proc, url = start(index, env={"SNAPRAG_SERVER_MAX_BODY": "4096"})
+    try:
+
+        def chunked():  # no Content-Length: the size is only known while reading
+            yield b'{"query": "'
+            for _ in range(10):
+                yield b"x" * 1000
+            yield b'"}'
+
+        for body in (chunked(), b'{"query": "' + b"y" * 10_000 + b'"}'):
+            res = httpx.post(
+                f"{url}/v1/search", content=body, headers={"content-type": "application/json"}
+            )
+            assert res.status_code == 413 and res.json()["error"]["code"] == "too_large"
+        ok = httpx.post(f"{url}/v1/search", json={"query": "frame warranty"})
+        assert ok.status_code == 200
+        bad = httpx.post(
+            f"{url}/v1/search", content=b"not json", headers={"content-type": "application/json"}
+        )
+        assert bad.status_code == 422 and "not valid JSON" in bad.json()["error"]["message"]
+        missing = httpx.get(f"{url}/nowhere")
+        assert missing.status_code == 404 and "/docs" in missing.json()["error"]["message"]
     finally:
         stop(proc)

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..config import Config
@@ -116,9 +117,23 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":  # its location is a character offset
+            at = [*first.get("loc", ()), None, None][1]
+            message = f"the request body is not valid JSON (error at character {at})"
+            return reply(request, HTTPError(422, "bad_request", message))
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
         return reply(request, HTTPError(422, "bad_request", message))
+
+    @app.exception_handler(StarletteHTTPException)  # unknown routes, wrong methods, bodies
+    async def framework_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        detail = exc.detail if isinstance(exc.detail, str) else "bad request"
+        if exc.status_code == 404:
+            detail = f"no route {request.method} {request.url.path}; the API is listed at /docs"
+        error = HTTPError(exc.status_code, codes.get(exc.status_code, "bad_request"), detail)
+        error.headers = dict(exc.headers or {})
+        return reply(request, error)
 
     @app.exception_handler(SnapragError)  # here, not at the outermost layer: counted
     async def engine_error(request: Request, exc: SnapragError) -> JSONResponse:
@@ -128,7 +143,12 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         return reply(request, to_http(exc))
 
-    app.add_middleware(Guard, max_body=config.server_max_body, observer=observer)
+    app.add_middleware(
+        Guard,
+        max_body=config.server_max_body,
+        max_upload=config.server_max_upload,
+        observer=observer,
+    )
 
     from .console import router as console_router
     from .documents import router as documents_router
