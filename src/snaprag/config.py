@@ -139,7 +139,8 @@ class Config:
     #: longer queries are refused with a QueryError (a pasted document is not a query)
     max_query_chars: int = 8192
     # ---- the HTTP server (snaprag serve): per-route admission control
-    #: requests of one route worked on at once (0: the CPUs this process may use)
+    #: requests of one route worked on at once (0: the CPUs this process may use); with
+    #: micro-batching, search admits 8 per one of these, which share the batches
     server_concurrency: int = 0
     #: requests of one route waiting beyond those; more get 429 with Retry-After (0: as
     #: many as the route works on at once, so an admitted request waits at most about one
@@ -151,6 +152,10 @@ class Config:
     server_max_body: int = 1_048_576
     #: largest upload (POST /v1/documents), in bytes, all files together
     server_max_upload: int = 200 * 1024 * 1024
+    #: per-route limits over the two above, "ROUTE=CONCURRENCY:QUEUE,...", routes search,
+    #: ask, chat, embed and ingest (ingest: uploads waiting for the one writer), e.g.
+    #: "ask=1:4,ingest=1:8"
+    server_lanes: str = ""
     #: most single searches gathered into one micro-batch (1: no micro-batching)
     server_batch_max: int = 32
     #: milliseconds a micro-batch may wait for more requests, only while others run (0:
@@ -207,6 +212,7 @@ class Config:
         _positive("server_max_body", self.server_max_body, minimum=1024)
         _positive("server_max_upload", self.server_max_upload, minimum=1024)
         _positive("server_batch_max", self.server_batch_max)
+        parse_lanes(self.server_lanes)
         _positive("alert_for", self.alert_for)
         for name in (
             "alert_error_rate", "alert_memory_mb", "alert_cpu_percent", "alert_cache_hit_rate",
@@ -441,6 +447,26 @@ def _is_default(config: Config, f: Any) -> bool:
     if f.name == "cache_dir":
         return config.cache_dir == default_cache_dir()
     return getattr(config, f.name) == f.default
+
+
+LANES = ("search", "ask", "chat", "embed", "ingest")
+
+
+def parse_lanes(spec: str) -> dict[str, tuple[int, int]]:
+    """``"ask=1:4,ingest=1:8"`` -> {route: (concurrency, queue)} (server_lanes)."""
+    out: dict[str, tuple[int, int]] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, limits = part.partition("=")
+        works, _, waits = limits.partition(":")
+        if name.strip() not in LANES or not (works.isdigit() and waits.isdigit()):
+            raise ConfigError(
+                f"server_lanes: {part!r} is not ROUTE=CONCURRENCY:QUEUE with ROUTE one of "
+                f"{', '.join(LANES)} (e.g. 'ask=1:4,ingest=1:8')"
+            )
+        if int(works) < 1:
+            raise ConfigError(f"server_lanes: {part!r}: the concurrency must be at least 1")
+        out[name.strip()] = (int(works), int(waits))
+    return out
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

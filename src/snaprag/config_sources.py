@@ -80,6 +80,7 @@ FIELD_SECTIONS: dict[str, str] = {
     "server_timeout": "server",
     "server_max_body": "server",
     "server_max_upload": "server",
+    "server_lanes": "server",
     "server_batch_max": "server",
     "server_batch_wait_ms": "server",
     "server_max_cpu": "server",

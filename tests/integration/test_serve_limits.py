@@ -184,3 +184,42 @@ def test_bodies_over_the_limit_are_413_however_they_are_sent(index: Path) -> Non
         assert missing.status_code == 404 and "/docs" in missing.json()["error"]["message"]
     finally:
         stop(proc)
+
+
+def test_per_route_limits_and_a_bounded_upload_queue(tmp_path: Path) -> None:
+    """server_lanes sets a route's concurrency and queue; uploads beyond the ingest queue
+    get 429 while the collection's writer is busy (held here through its lock)."""
+    import fcntl
+
+    from snaprag import Engine
+
+    data = tmp_path / "data"
+    with Engine.open(data / "manuals") as e:
+        assert e.ingest([SAMPLES]).ok
+    env = {"SNAPRAG_SERVER_LANES": "ask=1:3,ingest=1:1"}
+    proc, url = start(data, env=env, flag="--data")
+    try:
+        queues = httpx.get(f"{url}/v1/stats").json()["queues"]
+        assert (queues["ask"]["concurrency"], queues["ask"]["queue_limit"]) == (1, 3)
+        assert queues["ingest"]["queue_limit"] == 1
+        with open(data / "manuals" / "ingest.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the writer cannot start
+            codes = []
+            for i in range(3):
+                note = ("files", (f"n{i}.txt", f"note number {i}\n".encode(), "text/plain"))
+                res = httpx.post(
+                    f"{url}/v1/documents", files=[note], data={"collection": "manuals"}
+                )
+                codes.append(res.status_code)
+                if res.status_code == 429:
+                    assert res.json()["error"]["code"] == "overloaded"
+                    assert int(res.headers["retry-after"]) >= 1
+                for _ in range(100):  # bounded: the first job reaches the (held) writer
+                    pending = httpx.get(f"{url}/v1/stats").json()["queues"]["ingest"]
+                    if i or pending["pending_jobs"] == 0:
+                        break
+                    time.sleep(0.05)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        assert codes[:2] == [202, 202] and codes[2] == 429, codes
+    finally:
+        stop(proc)

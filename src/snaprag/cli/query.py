@@ -151,6 +151,14 @@ def _quiet_from_first_token(events: Iterator[Any], status: StatusLine | None) ->
         yield event
 
 
+def _keep_done(events: Any, done: list[Any]) -> Any:
+    """Pass the events through, keeping the final answer (for --timings after a stream)."""
+    for event in events:
+        if event.kind == "done" and event.answer is not None:
+            done.append(event.answer)
+        yield event
+
+
 @with_settings("index", "model", *LLM)
 def ask(
     question: Annotated[str, typer.Argument(help="Your question")],
@@ -173,9 +181,14 @@ def ask(
         engine = open_engine(settings)
         try:
             check_query(engine, question)
+            done: list[Any] = []
             with status_line(not as_json and sys.stderr.isatty()) as status:
-                events = engine.ask_events(question, k=k, filters=filters)
+                events = _keep_done(engine.ask_events(question, k=k, filters=filters), done)
                 ok = stream_answer(_quiet_from_first_token(events, status), as_json)
+            if timings and done and not as_json:
+                from .render import print_timings
+
+                print_timings(done[0].timings)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         except Exception as exc:

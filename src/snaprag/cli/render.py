@@ -87,19 +87,26 @@ def print_hits(query: str, hits: Sequence[Hit], timings: Any = None) -> None:
         out.print(f"[dim]search {total:.1f} ms[/]", highlight=False)
 
 
+#: stages that contain others (their share would count those twice)
+WHOLE_STAGES = ("retrieve", "total")  # the same rule as the server's report
+
+
 def print_timings(timings: Any) -> None:
-    """The stages of one request: milliseconds and share, largest first."""
+    """The stages of one request: milliseconds and share, largest first; ``retrieve``
+    (all of the search stages) and ``total`` are shown without a share."""
     from rich.table import Table
 
-    stages = {k: v for k, v in timings.stages.items() if k != "total"}
+    stages = {k: v for k, v in timings.stages.items() if k not in WHOLE_STAGES}
     whole = sum(stages.values()) or 1.0
     table = Table(title="where the time went")
     table.add_column("stage")
     table.add_column("ms", justify="right")
     table.add_column("share", justify="right")
     for name, ms in sorted(stages.items(), key=lambda kv: -kv[1]):
-        label = f"{name} ({timings.cache_tier})" if name == "cache" and timings.cache_tier else name
-        table.add_row(name if label is None else label, f"{ms:.3f}", f"{ms / whole:.0%}")
+        tier = timings.cache_tier if name == "cache" else None
+        table.add_row(f"{name} ({tier})" if tier else name, f"{ms:.3f}", f"{ms / whole:.0%}")
+    if "retrieve" in timings.stages:
+        table.add_row("retrieve (the search stages)", f"{timings.stages['retrieve']:.3f}", "")
     total = timings.stages.get("total", sum(stages.values()))
     table.add_row("[bold]total[/]", f"[bold]{total:.3f}[/]", "")
     console().print(table)

@@ -9,21 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from .windows import retrieval_hits, stage_breakdown
+
 #: fewer requests than this in the window: no advice from them
 MIN_REQUESTS = 50
 
 
 def _stage_share(summary: dict[str, Any], operation: str) -> dict[str, float]:
     """Per stage of ``operation``: its share of the operation's summed stage time."""
-    series = summary["series"]
-    prefix = f"stage:{operation}."
-    totals = {
-        k[len(prefix) :]: v["mean_ms"] * v["count"]
-        for k, v in series.items()
-        if k.startswith(prefix) and not k.endswith((".total", ".retrieve"))
-    }
-    whole = sum(totals.values())
-    return {k: v / whole for k, v in totals.items()} if whole else {}
+    return {r["stage"]: r["share"] for r in stage_breakdown(summary["series"], operation)}
 
 
 def recommend(summary: dict[str, Any]) -> list[dict[str, str]]:
@@ -37,9 +31,7 @@ def recommend(summary: dict[str, Any]) -> list[dict[str, str]]:
 
     # cache: repeated queries that still miss
     lookups = counters.get("cache:retrieval:requests", 0)
-    hits = sum(
-        v for k, v in counters.items() if k.startswith("cache:retrieval:") and k.endswith(":hit")
-    )
+    hits = retrieval_hits(counters)
     repeats = counters.get("queries:repeated", 0)
     if lookups >= MIN_REQUESTS and hits / lookups < 0.5 and repeats / lookups > 0.3:
         add(
@@ -52,11 +44,11 @@ def recommend(summary: dict[str, Any]) -> list[dict[str, str]]:
     share = _stage_share(summary, "search")
     if search >= MIN_REQUESTS and share.get("embed", 0) > 0.5:
         batch = settings.get("server_batch_max", 32)
+        batching = "keep micro-batching on" if batch > 1 else "turn micro-batching on"
         add(
             "embed_dominates",
-            "embedding dominates search: keep micro-batching on and widen it "
-            f"(server_batch_max above {batch}, server_batch_wait_ms a few ms), or choose a "
-            "smaller model",
+            f"embedding dominates search: {batching} (server_batch_max > 1), run more "
+            "processes (--workers N) where there are idle cores, or choose a smaller model",
             f"embed is {share['embed']:.0%} of search stage time over {search} searches",
         )
     ask = share_ask = _stage_share(summary, "ask")

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
+from .windows import retrieval_hits
 
 log = logging.getLogger("snaprag.alerts")
 #: margin inside the threshold a value must reach before its alert clears
@@ -124,7 +125,7 @@ MIN_LOOKUPS = 20
 
 def _hit_rate(s: dict[str, Any]) -> float | None:
     c = s["counters"]
-    hits = sum(v for k, v in c.items() if k.startswith("cache:retrieval:") and k.endswith(":hit"))
+    hits = retrieval_hits(c)
     requests = c.get("cache:retrieval:requests", 0)
     return hits / requests if requests >= MIN_LOOKUPS else None
 

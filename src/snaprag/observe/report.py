@@ -10,21 +10,7 @@ from typing import Any
 
 from .advice import recommend
 from .history import History
-from .windows import summarize
-
-
-def stage_breakdown(series: dict[str, dict[str, Any]], operation: str) -> list[dict[str, Any]]:
-    """The stages of ``operation``, largest share of time first."""
-    prefix = f"stage:{operation}."
-    rows = [
-        {"stage": k[len(prefix) :], **v}
-        for k, v in series.items()
-        if k.startswith(prefix) and not k.endswith((".total", ".retrieve"))
-    ]
-    whole = sum(r["mean_ms"] * r["count"] for r in rows)
-    for r in rows:
-        r["share"] = round(r["mean_ms"] * r["count"] / whole, 4) if whole else 0.0
-    return sorted(rows, key=lambda r: -r["share"])
+from .windows import stage_breakdown, summarize
 
 
 def cache_rates(counters: dict[str, float]) -> dict[str, dict[str, float]]:

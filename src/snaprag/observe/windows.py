@@ -242,3 +242,29 @@ class Windows:
                 if current.hists or current.counters:
                     out.append((minute, current))
         return out
+
+
+def retrieval_hits(counters: dict[str, float]) -> float:
+    """Search look-ups answered by any cache tier (counters of a window or a slot)."""
+    return sum(
+        v for k, v in counters.items() if k.startswith("cache:retrieval:") and k.endswith(":hit")
+    )
+
+
+#: stages that contain others: left out of shares, which would count those twice
+WHOLE_STAGES = (".total", ".retrieve")
+
+
+def stage_breakdown(series: dict[str, dict[str, Any]], operation: str) -> list[dict[str, Any]]:
+    """The stages of ``operation`` in a summary's series with their share of its time,
+    largest first."""
+    prefix = f"stage:{operation}."
+    rows = [
+        {"stage": k[len(prefix) :], **v}
+        for k, v in series.items()
+        if k.startswith(prefix) and not k.endswith(WHOLE_STAGES)
+    ]
+    whole = sum(r["mean_ms"] * r["count"] for r in rows)
+    for r in rows:
+        r["share"] = round(r["mean_ms"] * r["count"] / whole, 4) if whole else 0.0
+    return sorted(rows, key=lambda r: -r["share"])

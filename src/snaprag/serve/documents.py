@@ -42,6 +42,13 @@ async def upload(
     who = _caller(request, "write")
     engine = state.collections.get(collection, who)
     state.resources.refuse_if_over()
+    if state.jobs.pending() >= max(1, state.ingest_queue):  # the writer is this far behind
+        state.observer.lane_event("ingest", "queue_full")
+        raise HTTPError(
+            429, "overloaded",
+            f"{state.jobs.pending()} uploads are waiting to be ingested; retry later",
+            {"Retry-After": "5"},
+        )  # fmt: skip
     names = [_safe_name(f.filename, i) for i, f in enumerate(files)]
     bad = [n for n in names if Path(n).suffix.lower() not in SUPPORTED_SUFFIXES]
     if bad:
@@ -50,39 +57,48 @@ async def upload(
         raise HTTPError(415, "unsupported_type", message)
 
     uploads = engine.config.index_dir / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
+    await state.run(lambda: uploads.mkdir(parents=True, exist_ok=True))
     saved: list[Path] = []
     for name, upload_file in zip(names, files, strict=True):
-        saved.append(await _save(upload_file, uploads, name))
+        saved.append(await _save(state, upload_file, uploads, name))
     current = lambda: state.collections.current(collection, engine)  # noqa: E731
-    job = state.jobs.submit(engine, collection, saved, who.tenant, current)
+    # jobs.db may be busy with another worker's write: never wait for it on the loop
+    job = await state.run(state.jobs.submit, engine, collection, saved, who.tenant, current)
     return JSONResponse({"job_id": job.id}, status_code=202)
 
 
-async def _save(upload: UploadFile, uploads: Path, name: str) -> Path:
+async def _save(state: Any, upload: UploadFile, uploads: Path, name: str) -> Path:
     """Store an upload under a folder named by its content: the same file uploaded again
     is the same source, so a job interrupted by a crash resumes (finished files are
-    skipped) instead of indexing a second copy."""
+    skipped) instead of indexing a second copy. Disk writes run on worker threads."""
     digest = hashlib.sha256()
     tmp = uploads / f".tmp-{uuid.uuid4().hex}"
-    try:
-        with tmp.open("wb") as out:
-            while chunk := await upload.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
+
+    def place() -> Path:
         target = uploads / digest.hexdigest()[:16] / name
         target.parent.mkdir(exist_ok=True)
         if not target.exists():  # already there: unchanged, and its ingest is skipped
             os.replace(tmp, target)
         return target
+
+    out = await state.run(tmp.open, "wb")
+    try:
+        try:
+            while chunk := await upload.read(1 << 20):
+                digest.update(chunk)
+                await state.run(out.write, chunk)
+        finally:
+            await state.run(out.close)
+        return await state.run(place)
     finally:
-        tmp.unlink(missing_ok=True)
+        await state.run(lambda: tmp.unlink(missing_ok=True))
 
 
 @router.get("/v1/jobs/{job_id}")
 async def job(job_id: str, request: Request) -> dict[str, Any]:
     who = _caller(request)
-    found = _state(request).jobs.get(job_id)
+    state = _state(request)
+    found = await state.run(state.jobs.get, job_id)
     if found is None or (who.tenant is not None and found.tenant != who.tenant):
         raise HTTPError(404, "not_found", f"no job {job_id!r}")
     return found.to_dict()
@@ -125,7 +141,8 @@ async def create_collection(req: CollectionIn, request: Request) -> JSONResponse
 
 @router.get("/v1/collections")
 async def list_collections(request: Request) -> dict[str, Any]:
-    return {"collections": _state(request).collections.names(_caller(request))}
+    state, who = _state(request), _caller(request)
+    return {"collections": await state.run(state.collections.names, who)}  # reads the disk
 
 
 @router.delete("/v1/collections/{name}")

@@ -37,7 +37,7 @@ from ..observe.history import History
 from ..observe.otel import OtelTelemetry
 from ..observe.prometheus import LATENCY_BUCKETS, PrometheusTelemetry
 from ..observe.telemetry import CompositeTelemetry, WindowTelemetry
-from ..observe.windows import Windows, summarize
+from ..observe.windows import Windows, retrieval_hits, summarize
 from ..types import StageTimings
 
 log = logging.getLogger("snaprag.serve")
@@ -238,7 +238,7 @@ class Observer:
         for _, s in slots:
             c = s.counters
             looks = c.get("cache:retrieval:requests", 0)
-            hits = _retrieval_hits(c)
+            hits = retrieval_hits(c)
             hit.append(round(hits / looks, 4) if looks else None)
             rejected.append(sum(v for k, v in c.items() if k.startswith("rejected:")))
             g = s.gauges
@@ -289,6 +289,10 @@ class WorkersProcessCollector:
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
+        #: CPU seconds last seen per worker, and of the workers gone since: a counter must
+        #: never go down when a worker dies (Prometheus would read a reset)
+        self._seen_cpu: dict[int, float] = {}
+        self._gone_cpu = 0.0
 
     def _pids(self) -> set[int]:
         pids = set()
@@ -302,19 +306,25 @@ class WorkersProcessCollector:
     def collect(self):
         from prometheus_client.core import CounterMetricFamily
 
-        cpu = rss = fds = 0.0
+        rss = fds = 0.0
         tick = os.sysconf("SC_CLK_TCK")
         page = os.sysconf("SC_PAGE_SIZE")
+        alive: dict[int, float] = {}
         for pid in self._pids():
             try:
                 with open(f"/proc/{pid}/stat", "rb") as f:
                     fields = f.read().rsplit(b")", 1)[1].split()
                 with open(f"/proc/{pid}/statm", "rb") as f:
                     rss += int(f.read().split()[1]) * page
-                cpu += (int(fields[11]) + int(fields[12])) / tick
+                alive[pid] = (int(fields[11]) + int(fields[12])) / tick
                 fds += len(os.listdir(f"/proc/{pid}/fd"))
             except (OSError, ValueError, IndexError):  # gone meanwhile
                 continue
+        for pid, last in self._seen_cpu.items():
+            if pid not in alive:
+                self._gone_cpu += last
+        self._seen_cpu = alive
+        cpu = self._gone_cpu + sum(alive.values())
         yield CounterMetricFamily(
             "process_cpu_seconds", "CPU time of all server processes", value=cpu
         )
@@ -374,13 +384,6 @@ class StateCollector:
                 continue
         self._index = (time.monotonic(), out)
         return out
-
-
-def _retrieval_hits(counters: dict[str, float]) -> float:
-    """Search look-ups answered by any cache tier (counters of one window or slot)."""
-    return sum(
-        v for k, v in counters.items() if k.startswith("cache:retrieval:") and k.endswith(":hit")
-    )
 
 
 def _mean(gauge: list[float] | None) -> float | None:

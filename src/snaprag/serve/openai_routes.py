@@ -120,7 +120,8 @@ async def chat(req: ChatIn, request: Request) -> JSONResponse | StreamingRespons
 
 @router.get("/v1/models")
 async def models(request: Request) -> dict[str, Any]:
-    names = _state(request).collections.names(_caller(request))
+    state, who = _state(request), _caller(request)
+    names = await state.run(state.collections.names, who)  # reads the disk
     if DEFAULT in names:
         names = [ALIAS, *names]
     return {

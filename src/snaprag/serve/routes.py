@@ -136,7 +136,7 @@ async def stats(request: Request) -> dict[str, Any]:
     state = _state(request)
     who = _caller(request)
     out: dict[str, Any] = {"collections": {}, "queues": state.queues()}
-    for name in state.collections.names(who):
+    for name in await state.run(state.collections.names, who):
         engine = state.collections.get(name, who)
         try:
             out["collections"][name] = await state.run(_stats_with_cache, engine)

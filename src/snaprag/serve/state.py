@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import anyio
 from fastapi.responses import JSONResponse
 
-from ..config import Config
+from ..config import Config, parse_lanes
 from ..engine import Engine
 from ..errors import GenerationError
 from ..generate.factory import generation_slots
@@ -26,6 +26,8 @@ from .resources import Resources
 from .streaming import Producers, events_from_thread
 
 T = TypeVar("T")
+#: uploads waiting for the ingest thread by default
+INGEST_QUEUE = 16
 #: single searches admitted per worker slot when micro-batching
 SEARCHES_PER_SLOT = 8
 ROUTES = ("search", "ask", "chat", "embed")
@@ -51,11 +53,15 @@ class State:
             "ask": min(cpus, slots) if slots else cpus,
             "chat": min(cpus, slots) if slots else cpus,
         }
+        overrides = parse_lanes(config.server_lanes)
         self.lanes = {}
         for name in ROUTES:
             works = concurrency.get(name, cpus)
             queue = config.server_queue or works
+            works, queue = overrides.get(name, (works, queue))
             self.lanes[name] = Lane(name, works, queue, config.server_timeout)
+        #: uploads waiting for the ingest thread (one writer); more get 429
+        self.ingest_queue = overrides.get("ingest", (1, INGEST_QUEUE))[1]
         for lane in self.lanes.values():
             lane.listener = observer.lane_event
         self.batcher = MicroBatcher(self.run, cpus, batch, config.server_batch_wait_ms)
@@ -200,7 +206,11 @@ class State:
             **self.batcher.stats.report(),
         }
         out["ask"]["generating"] = self.producers.running
-        out["ingest"] = {"pending_jobs": self.jobs.pending(), "nice": self.jobs.priority()}
+        out["ingest"] = {
+            "pending_jobs": self.jobs.pending(),
+            "queue_limit": self.ingest_queue,
+            "nice": self.jobs.priority(),
+        }
         out["resources"] = self.resources.report()
         return out
 
