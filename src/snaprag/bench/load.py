@@ -34,7 +34,6 @@ distinct queries, by the queries there are); in-flight requests are then awaited
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import subprocess
 import sys
@@ -44,23 +43,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..cache.normalize import normalize_query
 from ..errors import QueryError, SnapragError
 from .loadgen import spec_timeout
+from .loadqueries import (
+    ASK_K,
+    CACHED_QUERIES,
+    WARMUP,
+    K,
+    _ask,
+    _batch,
+    _chat,
+    _search,
+    query_pool,
+)
 from .loadreport import cache_check, evaluate_targets, status_classes
 from .loadserver import Server, prepare_index
 from .retrieval import machine as bench_machine
 
 SCENARIOS = ("cached", "uncached", "batch", "ask", "chat", "overload")
-K = 10
-ASK_K = 5
 BATCH_QUERIES = 16
-CACHED_QUERIES = 8
-WARMUP = 8  # requests of the route before each measured phase, not recorded
 FLOOR_REQUESTS = 200
-UNLOADED_REQUESTS = 300
+UNLOADED_REQUESTS = 300  # the overload scenario's one-client reference
 #: throughput phases: a queue deep enough for every client (they measure work, not refusals)
-DEEP_QUEUE = {"SNAPRAG_SERVER_QUEUE": "64"}  # the overload scenario's one-client reference
+DEEP_QUEUE = {"SNAPRAG_SERVER_QUEUE": "64"}
 OVERLOAD_FACTOR = 5
 DEFAULT_DURATION_S = 10.0
 #: a search answered from the cache reports no lexical search stage: a search response
@@ -68,59 +73,6 @@ DEFAULT_DURATION_S = 10.0
 #: cache and uncached ones miss it)
 SEARCHED = '"bm25":'
 SEARCH_ROUTES = ("/v1/search", "/v1/search/batch")
-
-
-def query_pool(dataset: Path) -> list[str]:
-    """Distinct query texts of a BEIR folder: every query, then every title, shuffled
-    with a fixed seed so that each run (and each phase) sees the same mix."""
-    texts: list[str] = []
-    queries = dataset / "queries.jsonl"
-    if not queries.exists():
-        found = sorted(dataset.glob("queries*.jsonl"))
-        queries = found[0] if found else queries
-    for path, key in ((queries, "text"), (dataset / "corpus.jsonl", "title")):
-        if not path.exists():
-            continue
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    text = str(json.loads(line).get(key) or "").strip()
-                    if text:
-                        texts.append(text[:1000])
-    # distinct as the query cache sees them: two texts with one cache key would be a hit
-    seen: set[str] = set()
-    pool: list[str] = []
-    for text in texts:
-        key = normalize_query(text)
-        if key not in seen:
-            seen.add(key)
-            pool.append(text)
-    if len(pool) < CACHED_QUERIES + WARMUP + 2:
-        raise QueryError(
-            f"{dataset} has {len(pool)} distinct queries and titles; the load benchmark "
-            f"needs at least {CACHED_QUERIES + WARMUP + 2} (a BEIR folder: queries.jsonl, "
-            "corpus.jsonl)"
-        )
-    random.Random(0).shuffle(pool)
-    return pool
-
-
-def _search(q: str) -> dict[str, Any]:
-    return {"method": "POST", "path": "/v1/search", "body": {"query": q, "k": K}}
-
-
-def _batch(qs: list[str]) -> dict[str, Any]:
-    return {"method": "POST", "path": "/v1/search/batch", "body": {"queries": qs, "k": K}}
-
-
-def _ask(q: str) -> dict[str, Any]:
-    return {"method": "POST", "path": "/v1/ask", "body": {"question": q, "k": ASK_K}}
-
-
-def _chat(q: str) -> dict[str, Any]:
-    messages = [{"role": "user", "content": q}]
-    body = {"model": "snaprag", "messages": messages, "stream": False}
-    return {"method": "POST", "path": "/v1/chat/completions", "body": body}
 
 
 class LoadBench:
@@ -203,9 +155,9 @@ class LoadBench:
         if duration_s:
             bound += (" or " if bound else "") + f"{duration_s:g} s"
         self.say(f"  {title}: {clients} client(s), up to {bound} ...")
-        rss_before, cache_before = server.rss_mib(), _cache_mib(server)
+        rss_before, cache_before = server.rss_mib(), server.cache_mib()
         result = _run_loadgen(spec)
-        rss_after, cache_after = server.rss_mib(), _cache_mib(server)
+        rss_after, cache_after = server.rss_mib(), server.cache_mib()
         status = result["status"]
         classes = status_classes(status, result["errors"])
         attempts = result["sent"]
@@ -399,18 +351,6 @@ class LoadBench:
             "cache_mib_before": loaded["server"]["cache_mib_before"],
             "cache_mib_after": loaded["server"]["cache_mib_after"],
         }
-
-
-def _cache_mib(server: Server) -> float:
-    """MiB held by the server's in-memory query caches (all collections)."""
-    try:
-        collections = server.stats()["collections"].values()
-    except Exception:  # no stats: nothing subtracted
-        return 0.0
-    held = sum(
-        c.get("cache", {}).get("tiers", {}).get("memory", {}).get("bytes", 0) for c in collections
-    )
-    return round(held / 2**20, 1)
 
 
 def _run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:

@@ -152,6 +152,15 @@ class Server:
                     total = (total or 0.0) + int(line.split()[1]) / 1024
         return None if total is None else round(total, 1)
 
+    def cache_mib(self) -> float:
+        """MiB held by the server's in-memory query caches (all collections)."""
+        try:
+            collections = self.stats()["collections"].values()
+        except Exception:  # no stats: nothing subtracted
+            return 0.0
+        tiers = [c.get("cache", {}).get("tiers", {}) for c in collections]
+        return round(sum(t.get("memory", {}).get("bytes", 0) for t in tiers) / 2**20, 1)
+
     def stats(self) -> dict[str, Any]:
         """``GET /v1/stats`` (the lanes' limits and counters)."""
         url = f"http://{self.host}:{self.port}/v1/stats"

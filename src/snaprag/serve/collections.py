@@ -249,7 +249,10 @@ class Collections:
         key = DEFAULT if name in (None, "", ALIAS) else str(name)
         engine = self._sync(key)
         if engine is None or not self._visible(key, caller):
-            raise HTTPError(404, "not_found", f"no collection named {key!r}")
+            hint = "GET /v1/collections lists yours"
+            if key == DEFAULT and self._data is not None:  # --data has no default one
+                hint = 'name one with "collection" (chat: "model"); ' + hint
+            raise HTTPError(404, "not_found", f"no collection named {key!r}; {hint}")
         return engine
 
     def warm_up(self) -> None:
