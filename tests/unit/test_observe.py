@@ -171,3 +171,12 @@ def test_alert_settings_that_cannot_work_are_refused() -> None:
                 {"alert_error_rate": 5}, {"alert_cache_hit_rate": 3}):  # fmt: skip
         with pytest.raises(ConfigError):
             Config(**bad)
+
+
+def test_a_batchs_stages_count_once_per_query() -> None:
+    from snaprag.observe.telemetry import WindowTelemetry
+
+    w = Windows(now=T0)
+    WindowTelemetry(w).stage_timings("search", StageTimings({"embed": 8.0}), n=4)
+    row = w.summary("1m")["series"]["stage:search.embed"]
+    assert row["count"] == 4 and row["mean_ms"] == 8.0  # each query waited the whole stage

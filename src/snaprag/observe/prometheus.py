@@ -146,7 +146,9 @@ class PrometheusTelemetry:
         try:
             op = _bounded(operation, OPERATIONS)
             for stage, ms in timings.stages.items():
-                self._child(self.stages, op, _bounded(stage, STAGES)).observe(ms / 1000)
+                child = self._child(self.stages, op, _bounded(stage, STAGES))
+                for _ in range(max(1, n)):  # per query: a batch's queries share its stages
+                    child.observe(ms / 1000)
         except Exception:
             pass
 

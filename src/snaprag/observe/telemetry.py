@@ -165,11 +165,13 @@ class WindowTelemetry:
         from .prometheus import OPERATIONS, STAGES
 
         op = operation if operation in OPERATIONS else "other"
+        # per query: each query of a micro-batch waited through the batch's stages
         self.windows.observe_many(
             [
                 (f"stage:{op}.{stage if stage in STAGES else 'other'}", ms)
                 for stage, ms in timings.stages.items()
-            ]
+            ],
+            n=max(1, n),
         )
 
     def cache_event(self, namespace: str, tier: str, hits: int, misses: int) -> None:
