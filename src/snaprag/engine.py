@@ -382,8 +382,9 @@ class Engine:
         memory_only: bool = False,
     ) -> SearchHits | None:
         """The hits of ``query`` if the query cache holds them, else None (nothing is
-        searched, nothing is built). ``memory_only``: ask only the in-process tier, which
-        never waits on a disk or the network (a server calls this on its event loop)."""
+        searched, nothing is built). ``memory_only``: ask only the in-process tier (plus one
+        read of the index generation, which WAL never makes wait on a writer): a server
+        calls this on its event loop."""
         cached = getattr(self._searcher, "cached", None)  # only a CachedSearcher has it
         batch = cached([query], k, filters, mode, memory_only) if cached else None
         if batch is None:

@@ -118,8 +118,9 @@ class CachedSearcher:
         memory_only: bool = False,
     ) -> SearchBatch | None:
         """The cached hits of every query, without searching: None (and nothing counted)
-        unless every query is cached. ``memory_only``: ask the in-process tier alone, which
-        never blocks (a server answers those hits on its event loop)."""
+        unless every query is cached. ``memory_only``: ask the in-process tier alone (and the
+        index generation, one WAL read that never waits on a writer), which a server does
+        on its event loop."""
         queries = list(queries)
         cache = self.cache
         tiered = cache.tiered
