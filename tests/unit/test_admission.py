@@ -45,3 +45,45 @@ def test_a_refused_request_is_told_when_to_retry() -> None:
 
     refused = asyncio.run(main())
     assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
+
+
+def test_work_past_its_deadline_keeps_its_thread_slot_until_it_ends() -> None:
+    """A 504 cannot stop a worker thread: the thread keeps its place in the limiter until
+    it ends, so timed-out requests cannot pile up threads beyond the limit."""
+    import threading
+    import time
+
+    import anyio
+
+    from snaprag.serve.admission import run_with_deadline
+
+    async def main() -> tuple[int, int]:
+        limiter = anyio.CapacityLimiter(2)
+        running = 0
+        peak = 0
+        lock = threading.Lock()
+
+        def work() -> None:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            time.sleep(0.2)
+            with lock:
+                running -= 1
+
+        refused = 0
+        loop = asyncio.get_running_loop()
+        for _ in range(6):  # each call times out long before its thread ends
+            call = anyio.to_thread.run_sync(work, limiter=limiter)
+            try:
+                await run_with_deadline(call, loop.time() + 0.01, "test", cancel=False)
+            except HTTPError as exc:
+                assert exc.status == 504
+                refused += 1
+        while limiter.borrowed_tokens:  # bounded by the sleeps above
+            await asyncio.sleep(0.05)
+        return refused, peak
+
+    refused, peak = asyncio.run(main())
+    assert refused == 6 and peak <= 2

@@ -128,10 +128,23 @@ class Lane:
         }
 
 
-async def run_with_deadline(coro, deadline: float, what: str):
-    """Await ``coro`` until ``deadline`` (monotonic); past it: 504."""
-    left = deadline - time.monotonic()
-    try:
-        return await asyncio.wait_for(coro, timeout=max(0.001, left))
-    except TimeoutError:
-        raise HTTPError(504, "deadline", f"{what} did not finish within its deadline") from None
+async def run_with_deadline(coro, deadline: float, what: str, cancel: bool = True):
+    """Await ``coro`` until ``deadline`` (monotonic); past it: 504.
+
+    ``cancel`` False, for work on a worker thread: the thread cannot be stopped, so the
+    call is left to finish in the background, still holding its place in the thread
+    limiter; cancelling it would free that place while the thread runs on, and timed-out
+    requests could then pile up threads without bound.
+    """
+    left = max(0.001, deadline - time.monotonic())
+    if cancel:
+        try:
+            return await asyncio.wait_for(coro, timeout=left)
+        except TimeoutError:
+            raise HTTPError(504, "deadline", f"{what} did not finish within its deadline") from None
+    task = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait({task}, timeout=left)
+    if task in done:
+        return task.result()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # nobody waits for it
+    raise HTTPError(504, "deadline", f"{what} did not finish within its deadline")

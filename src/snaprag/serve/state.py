@@ -98,7 +98,7 @@ class State:
     async def work(self, lane: str, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` admitted by the route's lane and bounded by its deadline."""
         async with self.admit(lane) as deadline:
-            return await run_with_deadline(self.run(fn, *args), deadline, lane)
+            return await run_with_deadline(self.run(fn, *args), deadline, lane, cancel=False)
 
     def events(self, make: Callable[[], Any]) -> Any:
         """The answer events of ``make()`` from a worker thread, as they are generated."""
@@ -184,15 +184,13 @@ class State:
         async with self.admit("search") as deadline:
             cache = engine.cache if engine.config.cache else None
             if cache is not None and cache.tiered.tiers:  # Redis or disk: not on the loop
-                hits = await run_with_deadline(
-                    self.run(engine.search_cached, query, k, filters, mode), deadline, "search"
-                )
+                probe = self.run(engine.search_cached, query, k, filters, mode)
+                hits = await run_with_deadline(probe, deadline, "search", cancel=False)
                 if hits is not None:
                     return hits
             if self.config.server_batch_max <= 1:
-                return await run_with_deadline(
-                    self.run(engine.search, query, k, filters, mode), deadline, "search"
-                )
+                alone = self.run(engine.search, query, k, filters, mode)
+                return await run_with_deadline(alone, deadline, "search", cancel=False)
             return await run_with_deadline(
                 self.batcher.search(engine, query, k, filters, mode), deadline, "search"
             )
