@@ -44,12 +44,13 @@ class PdfLoader:
             raise LoaderError("empty file")
         if b"%PDF-" not in data[:_HEADER_WINDOW]:
             raise LoaderError("not a PDF file (no %PDF- header)")
-        reader = _open(data)
-        sections = _pages(reader)
+        reader = open_pdf(data)
+        sections = [Section(text, page=number) for number, text in page_texts(reader)]
         return [make_document(path, self.type, _title(reader) or path.stem, sections)]
 
 
-def _open(data: bytes) -> PdfReader:
+def open_pdf(data: bytes) -> PdfReader:
+    """A reader for the PDF in ``data``, or a :class:`LoaderError` that says why not."""
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
@@ -84,8 +85,12 @@ def _title(reader: PdfReader) -> str:
     return "" if title.lower() in {"untitled", "untitled document"} else title
 
 
-def _pages(reader: PdfReader) -> list[Section]:
-    sections: list[Section] = []
+def page_texts(reader: PdfReader) -> list[tuple[int, str]]:
+    """``(1-based page number, text)`` of every page with text, as its text layer reads.
+
+    Raises :class:`LoaderError` when no page gives text.
+    """
+    pages: list[tuple[int, str]] = []
     first_error: Exception | None = None
     for number, page in enumerate(reader.pages, start=1):
         try:
@@ -94,9 +99,9 @@ def _pages(reader: PdfReader) -> list[Section]:
             first_error = first_error or exc
             continue
         if text:
-            sections.append(Section(text, page=number))
-    if sections:
-        return sections
+            pages.append((number, text))
+    if pages:
+        return pages
     if first_error is not None:
         raise LoaderError(
             f"corrupt PDF: no page could be read ({type(first_error).__name__}: "
