@@ -88,9 +88,10 @@ def test_index_page() -> None:
 
 
 def test_running_header_with_page_numbers_and_footer() -> None:
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
     pages = [
-        [f"Chapter {n // 4 + 1}. Getting started {n + 1}", f"Body line one of page {n}."]
-        + [f"more text {i} on the page" for i in range(8)]
+        [f"Chapter {n // 4 + 1}. Getting started {n + 1}", f"The {words[n]} setting comes first."]
+        + [f"Then {words[(n + i) % 10]} follows {words[i]}." for i in range(8)]
         + ["Draft - do not distribute"]
         for n in range(8)
     ]
@@ -99,6 +100,16 @@ def test_running_header_with_page_numbers_and_footer() -> None:
         assert (n, 0) in found  # the header carries the page's own number
         assert (n, len(page) - 1) in found  # the footer repeats on every page
         assert (n, 1) not in found  # body text is never running
+
+
+def test_page_n_of_m_footers_even_on_two_pages() -> None:
+    pages = [
+        ["1. Coverage", "The frame is covered.", "Warranty Guide - page 1 of 2"],
+        ["2. Claims", "Send a video.", "A/S 안내 - 2/2쪽"],
+    ]
+    assert running_lines(pages) == set()  # two footers that differ prove nothing
+    pages[1][2] = "Warranty Guide - page 2 of 2"
+    assert running_lines(pages) == {(0, 2), (1, 2)}
 
 
 def test_running_roman_page_numbers_in_front_matter() -> None:

@@ -156,3 +156,14 @@ def test_indexed_text_adds_the_path_once() -> None:
     assert indexed_text("Guide", "Text.", "Guide > Install") == "Guide\nInstall\nText."
     long = " > ".join(f"heading number {i}" for i in range(40))
     assert len(indexed_text("", "Text.", long)) < 220
+
+
+def test_korean_model_note_only_for_english_only_models(tmp_path: Path) -> None:
+    from snaprag.embed.models import korean_model_note
+
+    note = korean_model_note("minilm", 21, tmp_path / "idx")
+    assert "Korean text indexed (21 chunks)" in note and "--model e5-small" in note
+    assert str(tmp_path / "idx-ko") in note
+    assert korean_model_note("minilm", 0, tmp_path) == ""
+    assert korean_model_note("e5-small", 21, tmp_path) == ""
+    assert korean_model_note("/models/custom", 21, tmp_path) == ""  # unknown: say nothing

@@ -22,6 +22,8 @@ def mark(path: tuple[str, ...], page: int) -> Bookmark:
         ("Chapter 4 Lists and data frames", (4,)),
         ("제 3 장 수식", (3,)),
         ("1.6.2 패키지", (1, 6, 2)),
+        ("1. Warranty coverage", (1,)),
+        ("2. 출장 수리 비용과 처리 기간", (2,)),
     ],
 )
 def test_numbered_headings(line: str, expected: tuple[int, ...]) -> None:
@@ -32,8 +34,8 @@ def test_numbered_headings(line: str, expected: tuple[int, ...]) -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        "1. Install the package first.",  # a list item: a full stop after the number
-        "1. Install the package",  # "N." alone is how lists are numbered
+        "1. Install the package first.",  # a list item: it ends a sentence
+        "1. Install the package on every machine of the lab",  # too long for "N." headings
         "2 cups of flour",  # one level, lower case: a sentence going on
         "3.14 is close to pi, as everyone knows.",  # ends a sentence
         "1.5 2.3 4.5",  # a row of numbers
@@ -119,4 +121,18 @@ def test_sections_from_numbered_headings_without_an_outline() -> None:
         (2, "1 Introduction"),
         (2, "1 Introduction > 1.1 A note on terminology"),
         (3, "2 The layout of formal tables"),
+    ]
+
+
+def test_dotted_headings_are_told_from_numbered_lists() -> None:
+    pages = [
+        (1, "1. Warranty coverage\nThe frame is covered for seven years."),
+        (2, "2. How to make a claim\n1. Find the serial number\n2. Take a video\nWe answer."),
+        (3, "3. Exclusions\nDamage from loads above 120 kg."),
+    ]
+    got = [(s.page, s.path) for s in pdf_sections(pages, [])]
+    assert got == [
+        (1, "1. Warranty coverage"),
+        (2, "2. How to make a claim"),
+        (3, "3. Exclusions"),
     ]

@@ -67,3 +67,11 @@ def migrate(conn: sqlite3.Connection, found: int) -> None:
 def has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
     """Whether ``table`` has ``column`` (False when the table does not exist)."""
     return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
+
+
+def has_table(conn: sqlite3.Connection, table: str) -> bool:
+    """Whether the database has ``table`` yet (a new file has no tables)."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)
+    ).fetchone()
+    return row is not None

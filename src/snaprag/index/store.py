@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import IndexStateError
 from .base import ChunkRow, IndexArrays, StoredChunk
-from .migrate import CURRENT, check_schema, has_column, migrate
+from .migrate import CURRENT, check_schema, has_column, has_table, migrate
 from .sqlite import Connections, may_not_write
 from .vector_codec import decode_vectors, encode_vector
 
@@ -94,7 +94,7 @@ class Store:
 
     def _create_or_upgrade(self, conn: sqlite3.Connection) -> None:
         with conn:
-            found = self.get_meta("schema_version") if _has_meta(conn) else None
+            found = self.get_meta("schema_version") if has_table(conn, "meta") else None
             if found is not None:
                 check_schema(self.path, found)
                 migrate(conn, int(found))
@@ -497,9 +497,3 @@ class Store:
                 "SELECT COUNT(*) FROM sources WHERE content_hash IS NULL"
             ).fetchone()[0],
         }
-
-
-def _has_meta(conn: sqlite3.Connection) -> bool:
-    """Whether the database has its meta table yet (a new file has no tables)."""
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
-    return row is not None

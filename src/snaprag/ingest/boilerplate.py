@@ -54,6 +54,11 @@ _BARE_PAGE_RE = re.compile(
     re.IGNORECASE,
 )
 _SPACES_RE = re.compile(r"\s+")
+# "page 3 of 10", "p. 3", "3 / 10", "3/10쪽" inside a footer line
+_PAGE_OF_RE = re.compile(
+    r"\b(?:page|p\.)\s*(\d{1,4})(?:\s*(?:of|/)\s*\d{1,4})?\b|\b(\d{1,4})\s*/\s*\d{1,4}\s*쪽",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +180,8 @@ def running_lines(pages: Sequence[Sequence[str]]) -> set[tuple[int, int]]:
         best = max(
             ((seen, key[:2]) for key, seen in support.items() if key[0] == kind), default=None
         )
-        if best is not None and best[0] >= MIN_REPEATS:
+        # a short document is confirmed when every page agrees (two pages, two footers)
+        if best is not None and best[0] >= min(MIN_REPEATS, max(2, len(pages))):
             confirmed.add(best[1])
     found: set[tuple[int, int]] = set()
     for n, page in enumerate(edges):
@@ -223,30 +229,30 @@ def _page_value(line: str) -> int | None:
 
 
 def _numbers(page: Sequence[tuple[int, str]]) -> set[tuple[str, int, str]]:
-    """``(kind, page number, the line's other words)`` of a page's edge lines that start
-    or end with a page number."""
+    """``(kind, page number, the line's other words)`` of a page's edge lines that carry
+    a page number."""
     found = set()
     for _, line in page:
         number = _edge_number(line)
         if number is not None:
-            parts = line.split()
-            rest = parts[1:] if _edge_number(parts[0]) == number else parts[:-1]
-            found.add((*number, " ".join(rest).casefold()))
+            found.add((number[0], number[1], number[2].casefold()))
     return found
 
 
-def _edge_number(line: str) -> tuple[str, int] | None:
-    """The page number a header or footer line starts or ends with, if any: ``("a", 12)``
-    for arabic numbers, ``("r", 14)`` for roman ones (``xiv``)."""
+def _edge_number(line: str) -> tuple[str, int, str] | None:
+    """The page number of a header or footer line, if any, with the rest of the line:
+    ``("a", 12, "Manual")`` for an arabic number at its start or end or written as
+    ``page 12 of 30`` / ``12/30쪽``, ``("r", 14, ...)`` for a roman one (``xiv``)."""
+    found = _PAGE_OF_RE.search(line)  # before the last number: "page 2 of 3" ends in 3
+    if found is not None:
+        return "a", int(found.group(1) or found.group(2)), _PAGE_OF_RE.sub("#", line)
     parts = line.split()
-    if not parts:
-        return None
-    for token in (parts[0], parts[-1]):
+    for token, rest in ((parts[-1], parts[:-1]), (parts[0], parts[1:])) if parts else ():
         if token.isdigit() and len(token) <= 4:
-            return "a", int(token)
+            return "a", int(token), " ".join(rest)
         value = _roman(token)
         if value is not None:
-            return "r", value
+            return "r", value, " ".join(rest)
     return None
 
 

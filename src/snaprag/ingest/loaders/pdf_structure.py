@@ -33,6 +33,7 @@ _CHAPTER_RE = re.compile(
 )
 _KOREAN_CHAPTER_RE = re.compile(r"^제\s?(\d{1,3})\s?(?:장|편|부)(?:\s+(\S.*))?$")
 _SENTENCE_END = (".", ",", ";", ":", "다.", "요.")
+_LIST_ITEM_RE = re.compile(r"^(\d{1,2})[.)]\s")
 
 
 def pdf_sections(pages: Sequence[tuple[int, str]], bookmarks: Sequence[Bookmark]) -> list[Section]:
@@ -149,6 +150,8 @@ def _numbered_starts(lines: Sequence[list[str]]) -> dict[int, dict[int, tuple[st
             found = numbered_heading(line)
             if found is None or not follows(last, found[0]):
                 continue
+            if _LIST_ITEM_RE.match(line.strip()) and _in_list(page_lines, i, found[0][0]):
+                continue  # "1. Unpack" next to "2. Assemble": a numbered list
             number, text = found
             while stack and len(stack[-1][0]) >= len(number):
                 stack.pop()
@@ -161,10 +164,11 @@ def _numbered_starts(lines: Sequence[list[str]]) -> dict[int, dict[int, tuple[st
 def numbered_heading(line: str) -> tuple[tuple[int, ...], str] | None:
     """``(numbering, heading text)`` if ``line`` looks like a numbered heading.
 
-    ``2.3 Title`` and ``2.3. Title`` (any depth), ``1 Title`` (one level: no full stop,
-    which a list item would have; a capital or non-Latin letter first; at most eight
-    words), ``Chapter 4 Title`` / ``Appendix B`` and ``제 3 장 제목`` (level one). The text
-    must not end a sentence or a clause.
+    ``2.3 Title`` and ``2.3. Title`` (any depth), ``1 Title`` (one level: a capital or
+    non-Latin letter first, at most eight words), ``1. Title`` (the same, at most six
+    words: lists are numbered so too, which the caller tells apart by their neighbours),
+    ``Chapter 4 Title`` and ``제 3 장 제목`` (level one). The text must not end a
+    sentence or a clause.
     """
     line = line.strip()
     if not line or len(line) > MAX_HEADING_CHARS:
@@ -183,9 +187,21 @@ def numbered_heading(line: str) -> tuple[tuple[int, ...], str] | None:
         return None
     if len(parts) == 1:
         first = text[0]
-        if match.group(2) or (first.isascii() and not first.isupper()) or len(text.split()) > 8:
+        words = 6 if match.group(2) else 8
+        if (first.isascii() and not first.isupper()) or len(text.split()) > words:
             return None
     return parts, line
+
+
+def _in_list(lines: Sequence[str], i: int, number: int) -> bool:
+    """Whether line ``i`` (item ``number``) has its list neighbours: item ``number - 1``
+    just before it or item ``number + 1`` just after it."""
+    for j, want in ((i - 1, number - 1), (i + 1, number + 1)):
+        if 0 <= j < len(lines):
+            found = _LIST_ITEM_RE.match(lines[j].strip())
+            if found is not None and int(found.group(1)) == want:
+                return True
+    return False
 
 
 def follows(last: tuple[int, ...], number: tuple[int, ...]) -> bool:
