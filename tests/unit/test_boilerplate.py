@@ -88,7 +88,7 @@ def test_index_page() -> None:
 
 
 def test_running_header_with_page_numbers_and_footer() -> None:
-    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
     pages = [
         [f"Chapter {n // 4 + 1}. Getting started {n + 1}", f"The {words[n]} setting comes first."]
         + [f"Then {words[(n + i) % 10]} follows {words[i]}." for i in range(8)]
