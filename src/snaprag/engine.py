@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from .cache.base import Cache
 from .config import Config
 from .embed.base import Embedder
-from .embed.models import canonical_name
+from .embed.models import canonical_name, korean_model_note
 from .errors import ConfigError, GenerationError, IndexStateError, SnapragError
 from .generate.base import Answerer, Generator
 from .index import layout
@@ -339,7 +339,11 @@ class Engine:
             store = self._open_store(create=True)
             self._check_settings(store)  # again, now that no other ingest can change it
             job = IngestJob.for_index(store, self.embedder, self.model_name, cfg, progress)
-            return job.run_discovered(found, prune=prune)
+            report = job.run_discovered(found, prune=prune)
+        note = korean_model_note(self.model_name, report.korean_chunks, cfg.index_dir)
+        if note:
+            report.notes.append(note)
+        return report
 
     # ------------------------------------------------------------------ search
     def search(

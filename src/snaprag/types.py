@@ -47,12 +47,25 @@ class Filters:
         return (self.source, self.type) if self else None
 
 
+#: joins the headings of a section path, as hits and citations show it
+SECTION_SEPARATOR = " > "
+
+
 @dataclass(frozen=True, slots=True)
 class Section:
-    """A run of text inside a document, with the page it sits on (1-based, PDFs only)."""
+    """A run of text inside a document, with the page it sits on (1-based, PDFs only) and
+    its heading path: the titles of the headings it sits under, outermost first
+    (``("R Basics", "Why is it named R?")``); empty before the first heading and for
+    formats without headings."""
 
     text: str
     page: int | None = None
+    heading: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> str:
+        """The heading path as one line (``R Basics > Why is it named R?``)."""
+        return SECTION_SEPARATOR.join(self.heading)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +100,8 @@ class Chunk:
     page: int | None
     char_start: int
     char_end: int
+    #: the heading path of the section it comes from (``A > B``), empty when none
+    section: str = ""
 
     @property
     def id(self) -> str:
@@ -95,7 +110,8 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One search result: a chunk and its fused score."""
+    """One search result: a chunk and its fused score. ``section`` is the heading path of
+    the chunk (``R Basics > Why is it named R?``), empty when its document has none."""
 
     id: str
     doc_id: str
@@ -105,6 +121,7 @@ class Hit:
     text: str
     title: str = ""
     type: str = ""
+    section: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +129,7 @@ class Hit:
             "doc_id": self.doc_id,
             "source": self.source,
             "page": self.page,
+            "section": self.section,
             "score": round(float(self.score), 6),
             "text": self.text,
         }
@@ -119,18 +137,30 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    """Where an answer sentence came from."""
+    """Where an answer sentence came from (``section``: the heading path, may be empty)."""
 
     n: int
     source: str
     page: int | None
     doc_id: str
     chunk_id: str
+    section: str = ""
 
     @property
     def label(self) -> str:
         name = self.source.rsplit("/", 1)[-1]
         return f"[{name} p.{self.page}]" if self.page is not None else f"[{name}]"
+
+    @property
+    def where(self) -> str:
+        """File, section and page, for a list of sources (``manual.pdf, Setup > Reset,
+        p.4``); the inline ``label`` stays short."""
+        parts = [self.source.rsplit("/", 1)[-1]]
+        if self.section:
+            parts.append(self.section)
+        if self.page is not None:
+            parts.append(f"p.{self.page}")
+        return ", ".join(parts)
 
 
 @dataclass(slots=True)
@@ -264,6 +294,7 @@ class Answer:
                     "n": c.n,
                     "source": c.source,
                     "page": c.page,
+                    "section": c.section,
                     "doc_id": c.doc_id,
                     "chunk_id": c.chunk_id,
                 }

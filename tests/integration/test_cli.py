@@ -15,7 +15,7 @@ import pytest
 
 from snaprag import Engine
 
-HIT_KEYS = {"id", "doc_id", "source", "page", "score", "text"}
+HIT_KEYS = {"id", "doc_id", "source", "page", "section", "score", "text"}
 PAGES = [
     "Leave policy. Employees receive twenty-two vacation days per year under the Halvern "
     "leave policy.",

@@ -54,7 +54,7 @@ def test_search_contract_and_server_timing(server: str) -> None:
     assert res.status_code == 200, res.text
     data = res.json()
     assert len(data["hits"]) == 3
-    assert set(data["hits"][0]) == {"id", "doc_id", "source", "page", "score", "text"}
+    assert set(data["hits"][0]) == {"id", "doc_id", "source", "page", "section", "score", "text"}
     assert data["hits"][0]["source"].endswith("warranty-and-service.pdf")
     assert "embed" in data["timings"] or data["timings"].get("cache") is not None
     assert "dur=" in res.headers["server-timing"]

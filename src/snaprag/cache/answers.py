@@ -11,7 +11,9 @@ def dump_answer(answer: Answer) -> dict[str, Any]:
     """Everything of an answer but its timings (those belong to the request)."""
     return {
         "text": answer.text,
-        "citations": [[c.n, c.source, c.page, c.doc_id, c.chunk_id] for c in answer.citations],
+        "citations": [
+            [c.n, c.source, c.page, c.doc_id, c.chunk_id, c.section] for c in answer.citations
+        ],
         "hits": [hit_to_row(h) for h in answer.hits],
         "generator": answer.generator,
         "finish_reason": answer.finish_reason,
@@ -19,8 +21,8 @@ def dump_answer(answer: Answer) -> dict[str, Any]:
     }
 
 
-_HIT_TYPES = (str, str, str, (int, type(None)), (int, float), str, str, str)
-_CITATION_TYPES = (int, str, (int, type(None)), str, str)
+_HIT_TYPES = (str, str, str, (int, type(None)), (int, float), str, str, str, str)
+_CITATION_TYPES = (int, str, (int, type(None)), str, str, str)
 
 
 def _check_row(row: Any, types: tuple[Any, ...], what: str) -> list[Any]:
@@ -34,7 +36,17 @@ def _check_row(row: Any, types: tuple[Any, ...], what: str) -> list[Any]:
 
 def hit_to_row(hit: Hit) -> list[Any]:
     """A hit as its cached row (the inverse of :func:`hit_from_row`)."""
-    return [hit.id, hit.doc_id, hit.source, hit.page, hit.score, hit.text, hit.title, hit.type]
+    return [
+        hit.id,
+        hit.doc_id,
+        hit.source,
+        hit.page,
+        hit.score,
+        hit.text,
+        hit.title,
+        hit.type,
+        hit.section,
+    ]
 
 
 def hit_from_row(row: Any) -> Hit:

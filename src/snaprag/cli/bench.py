@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from .options import LLM, JsonOpt, Settings, with_settings
-from .shell import emit, error_message, fail
+from .shell import echo_json, emit, error_message, fail
 
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Also write the JSON here")]
 #: where 'bench load' finds SciFact in a checkout (../shared/datasets next to the repository)
@@ -57,8 +57,20 @@ def _bench(
 @with_settings()
 def eval_(
     dataset: Annotated[
-        Path, typer.Argument(help="BEIR folder (corpus.jsonl, queries, qrels/) or SQuAD .json")
+        Path,
+        typer.Argument(
+            help="BEIR folder (corpus.jsonl, queries, qrels/) or SQuAD .json; with --outline "
+            "a folder of PDFs or an index directory"
+        ),
     ],
+    outline: Annotated[
+        bool,
+        typer.Option(
+            "--outline",
+            help="Page-level Recall@10/MRR@10 with each PDF bookmark's title as a query and "
+            "its page as the answer, for every mode, next to a page-level BM25 baseline",
+        ),
+    ] = False,
     split: Annotated[str, typer.Option("--split")] = "test",
     preset: Annotated[
         str | None, typer.Option("--preset", help="Embedding model preset (default: minilm)")
@@ -68,10 +80,14 @@ def eval_(
     *,
     settings: Settings,
 ) -> None:
-    """nDCG@10, Recall@10/100, MRR@10, latency and ingest speed on an IR collection."""
+    """nDCG@10, Recall@10/100, MRR@10, latency and ingest speed on an IR collection; with
+    --outline, how often search finds the bookmarked page of your own PDFs."""
+    _use_config_file(settings)
+    if outline:
+        _eval_outline(dataset, preset, as_json)
+        return
     from ..bench.eval import print_eval, run_eval
 
-    _use_config_file(settings)
     try:
         result = run_eval(dataset, split=split, preset=preset, mode=mode.strip().lower())
     except KeyboardInterrupt:
@@ -79,6 +95,22 @@ def eval_(
     except Exception as exc:
         fail(error_message(exc))
     emit(result, as_json, print_eval)
+
+
+def _eval_outline(target: Path, preset: str | None, as_json: bool) -> None:
+    from ..bench import outline
+
+    try:
+        result = outline.run(target, preset=preset)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        fail(error_message(exc))
+    if as_json:  # details first; the last line is the summary scripts read
+        echo_json({k: v for k, v in result.items() if k not in outline.last_line(result)})
+        echo_json(outline.last_line(result))
+    else:
+        outline.print_report(result)
 
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on real IR collections.")

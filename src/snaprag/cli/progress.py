@@ -179,6 +179,8 @@ def print_summary(report: Any) -> None:
     table.add_row("chunks/s", f"{rate:.1f}")
     table.add_row("seconds", f"{report.seconds:.1f}")
     out.print(table)
+    for note in getattr(report, "notes", ()):
+        out.print(f"[yellow]note:[/] {markup(note)}", highlight=False)
     problems = [r for r in report.results if r.status in ("failed", "ignored")]
     if problems:
         detail = Table(title="Not indexed", show_lines=False)

@@ -80,7 +80,10 @@ def print_hits(query: str, hits: Sequence[Hit], timings: Any = None) -> None:
     for i, h in enumerate(hits, 1):
         text = " ".join(h.text.split())
         short = text[:300] + ("…" if len(text) > 300 else "")
-        table.add_row(str(i), f"{h.score:.4f}", markup(where(h.source, h.page)), markup(short))
+        place = markup(where(h.source, h.page))
+        if h.section:  # the heading path tells what the chunk is part of
+            place += f"\n[dim]{markup(h.section)}[/]"
+        table.add_row(str(i), f"{h.score:.4f}", place, markup(short))
     out.print(table)
     total = getattr(timings, "stages", {}).get("total") if timings is not None else None
     if total is not None:
@@ -178,6 +181,10 @@ def print_answer(answer: Answer) -> None:
         out.print()
         for source, labels in groups:
             out.print(f"  [dim]{markup(' '.join(labels))}[/] {markup(source)}", highlight=False)
+            sections = {c.section: None for c in answer.citations if c.source == source}
+            shown = [s for s in sections if s]
+            if shown:
+                out.print(f"    [dim]{markup('; '.join(shown))}[/]", highlight=False)
     line = answer_timing(answer)
     if line:
         out.print(f"[dim]{markup(line)}[/]", highlight=False)

@@ -411,3 +411,22 @@ def save_onnx(model: Any, dst: Path) -> None:
     """Write an ONNX model atomically (a killed conversion leaves no truncated model)."""
 
     atomic_write_bytes(dst, model.SerializeToString())
+
+
+#: the preset that reads Korean (see the README's Models table)
+KOREAN_PRESET = "e5-small"
+
+
+def korean_model_note(model: str, korean_chunks: int, index_dir: Path) -> str:
+    """One line for the user when Korean text went into an index whose model cannot read
+    it (its dense vectors are noise, so Korean queries are answered by BM25 alone), saying
+    how to get the multilingual model; empty otherwise."""
+    preset = PRESETS.get(model)
+    if not korean_chunks or preset is None or preset.languages != "en":
+        return ""
+    return (
+        f"Korean text indexed ({korean_chunks:,} chunks) with the English-only model "
+        f"'{model}': Korean queries are matched by keywords only; for Korean or mixed "
+        f"documents, ingest into a new index with --model {KOREAN_PRESET} "
+        f"(e.g. snaprag ingest PATH --index {index_dir}-ko --model {KOREAN_PRESET})"
+    )

@@ -44,5 +44,5 @@ def map_citations(text: str, context: BuiltContext) -> list[Citation]:
         if source is None:
             continue
         hit = source.hit
-        citations.append(Citation(n, hit.source, hit.page, hit.doc_id, hit.id))
+        citations.append(Citation(n, hit.source, hit.page, hit.doc_id, hit.id, hit.section))
     return citations

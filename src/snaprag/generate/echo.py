@@ -59,7 +59,9 @@ class EchoGenerator:
             if first is None:
                 first = time.perf_counter()
             yield AnswerEvent("token", text=word if i == 0 else " " + word)
-        citations = [Citation(n, h.source, h.page, h.doc_id, h.id) for n, h in enumerate(used, 1)]
+        citations = [
+            Citation(n, h.source, h.page, h.doc_id, h.id, h.section) for n, h in enumerate(used, 1)
+        ]
         end = time.perf_counter()
         timings.add("decode", (end - t) * 1000)
         timings.stages["total"] = (end - started) * 1000

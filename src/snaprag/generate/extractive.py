@@ -85,7 +85,7 @@ class ExtractiveAnswerer:
             i = candidates[j][0]
             if i not in by_hit:
                 h = hits[i]
-                by_hit[i] = Citation(len(by_hit) + 1, h.source, h.page, h.doc_id, h.id)
+                by_hit[i] = Citation(len(by_hit) + 1, h.source, h.page, h.doc_id, h.id, h.section)
                 citations.append(by_hit[i])
             text = " ".join(scored[j].split())  # undo line wrapping
             parts.append(f"{text} {by_hit[i].label}")

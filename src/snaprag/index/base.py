@@ -48,6 +48,7 @@ class ChunkRow:
     title: str
     type: str
     source: str
+    section: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class StoredChunk:
     char_end: int
     tokens: list[str]
     vector: np.ndarray
+    section: str = ""  # the heading path (``A > B``)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def refresh_bm25_terms(index: Store | Path) -> int:
             if found is not None and found[0] == str(TOKENIZER_VERSION):
                 return 0  # another process did it meanwhile
             rows = conn.execute(
-                "SELECT c.id, d.title, c.text FROM chunks c "
+                "SELECT c.id, d.title, c.text, c.section FROM chunks c "
                 "JOIN documents d ON d.id = c.document_id ORDER BY c.id"
             ).fetchall()
             if rows:
@@ -43,7 +43,7 @@ def refresh_bm25_terms(index: Store | Path) -> int:
                 )
             for start in range(0, len(rows), 2048):
                 part = rows[start : start + 2048]
-                tokens = tokenize_many([indexed_text(title, text) for _, title, text in part])
+                tokens = tokenize_many([indexed_text(t, text, s) for _, t, text, s in part])
                 conn.executemany(
                     "UPDATE chunks SET tokens = ? WHERE id = ?",
                     [(" ".join(t), r[0]) for r, t in zip(part, tokens, strict=True)],

@@ -22,10 +22,13 @@ import numpy as np
 
 from ..errors import IndexStateError
 from .base import ChunkRow, IndexArrays, StoredChunk
+from .migrate import CURRENT, check_schema, has_column, has_table, migrate
 from .sqlite import Connections, may_not_write
 from .vector_codec import decode_vectors, encode_vector
 
-SCHEMA_VERSION = 1
+#: 2 added ``chunks.section`` (the heading path); older indexes are upgraded when opened
+#: for writing (see :mod:`.migrate`) and read as they are when opened read-only
+SCHEMA_VERSION = CURRENT
 #: ``documents.doc_hash`` of a document whose chunks are still being written
 PENDING = "pending:"
 
@@ -59,7 +62,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     char_start INTEGER NOT NULL,
     char_end INTEGER NOT NULL,
     tokens TEXT NOT NULL,         -- BM25 terms, space separated
-    vector BLOB NOT NULL          -- float16, or int8 with a float32 scale in front
+    vector BLOB NOT NULL,         -- float16, or int8 with a float32 scale in front
+    section TEXT NOT NULL DEFAULT ''  -- heading path, "A > B" (schema 2)
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 """
@@ -82,11 +86,19 @@ class Store:
         self._connections = Connections(self.path, self.read_only)
         conn = self._conn()
         if self.read_only:
-            self._check_schema(self.get_meta("schema_version") or SCHEMA_VERSION)
-            return
+            check_schema(self.path, self.get_meta("schema_version") or SCHEMA_VERSION)
+        else:
+            self._create_or_upgrade(conn)
+        # an older index opened read-only has no section column: its chunks have none
+        self._section_sql = "c.section" if has_column(conn, "chunks", "section") else "''"
+
+    def _create_or_upgrade(self, conn: sqlite3.Connection) -> None:
         with conn:
+            found = self.get_meta("schema_version") if has_table(conn, "meta") else None
+            if found is not None:
+                check_schema(self.path, found)
+                migrate(conn, int(found))
             conn.executescript(_SCHEMA)
-            found = self.get_meta("schema_version")
             if found is None:
                 conn.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
@@ -95,15 +107,6 @@ class Store:
                 conn.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('index_id', ?)", (uuid.uuid4().hex,)
                 )
-            else:
-                self._check_schema(found)
-
-    def _check_schema(self, found: object) -> None:
-        if int(str(found)) != SCHEMA_VERSION:
-            raise IndexStateError(
-                f"{self.path} uses index schema {found}, this snaprag reads {SCHEMA_VERSION}; "
-                "re-ingest into a new index directory"
-            )
 
     def _conn(self) -> sqlite3.Connection:
         return self._connections.get()
@@ -371,7 +374,7 @@ class Store:
             )
         conn.executemany(
             "INSERT INTO chunks(document_id, seq, text, page, char_start, char_end, tokens, "
-            "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "vector, section) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     row[0],
@@ -382,6 +385,7 @@ class Store:
                     c.char_end,
                     " ".join(c.tokens),
                     encode_vector(c.vector, vector_dtype),
+                    c.section,
                 )
                 for c in chunks
             ],
@@ -456,8 +460,8 @@ class Store:
         rows = (
             self._conn()
             .execute(
-                "SELECT c.id, d.doc_id, c.seq, c.text, c.page, d.title, d.type, s.path "
-                "FROM chunks c JOIN documents d ON d.id=c.document_id "
+                "SELECT c.id, d.doc_id, c.seq, c.text, c.page, d.title, d.type, s.path, "
+                f"{self._section_sql} FROM chunks c JOIN documents d ON d.id=c.document_id "
                 f"JOIN sources s ON s.id=d.source_id WHERE c.id IN ({marks})",
                 [int(r) for r in row_ids],
             )

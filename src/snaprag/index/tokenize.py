@@ -48,6 +48,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from snaprag.errors import ConfigError
+from snaprag.types import SECTION_SEPARATOR
 
 __all__ = [
     "DEFAULT_KOREAN_MODE",
@@ -176,9 +177,38 @@ def tokenize_many(
     return out
 
 
-def indexed_text(title: str, text: str) -> str:
-    """The text that is embedded and BM25-indexed: title line + chunk text."""
-    return f"{title}\n{text}" if title and not text.startswith(title) else text
+#: longest heading path put in front of a chunk (its innermost headings are kept)
+MAX_SECTION_CHARS = 200
+
+
+def indexed_text(title: str, text: str, section: str = "") -> str:
+    """The text that is embedded and BM25-indexed: title line, heading path line, chunk text.
+
+    The heading path tells what a chunk is about when its own words do not (the second
+    chunk of "Installing > Windows" never says "Windows"). A heading the chunk already
+    starts with, or that repeats the title, is not written twice, so it does not weigh
+    double in BM25.
+    """
+    lines = []
+    if title and not text.startswith(title):
+        lines.append(title)
+    if section:
+        headings = [h for h in section.split(SECTION_SEPARATOR) if h and h != title]
+        if headings and _starts_with(text, headings[-1]):
+            headings.pop()
+        path = SECTION_SEPARATOR.join(headings)
+        if len(path) > MAX_SECTION_CHARS:
+            path = path[-MAX_SECTION_CHARS:].split(" ", 1)[-1]
+        if path:
+            lines.append(path)
+    lines.append(text)
+    return "\n".join(lines)
+
+
+def _starts_with(text: str, heading: str) -> bool:
+    """Whether ``text`` opens with ``heading``, maybe after its number ("2.3 Title")."""
+    head = text[: len(heading) + 16].lstrip()
+    return head.startswith(heading) or heading in head.split("\n", 1)[0]
 
 
 def has_hangul(text: str) -> bool:

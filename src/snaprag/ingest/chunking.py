@@ -3,7 +3,11 @@
 Sentences are found by punctuation (Latin, CJK and Korean full stops), never by
 whitespace alone, so Korean and other scripts without spaces chunk correctly. A sentence
 longer than the budget is cut at token boundaries (the tokenizer's character offsets).
-Chunks never cross a page boundary, so each chunk has exactly one page number.
+Chunks never cross a page boundary, so each chunk has exactly one page number, nor a
+section boundary, so each carries one heading path. A chunk smaller than ``min_tokens`` (a
+lone heading, a page's last lines) is merged with a neighbour on the same page: such
+scraps say little to the embedding model, and BM25's length normalisation ranks them
+above the full chunks they were cut from.
 """
 
 from __future__ import annotations
@@ -65,6 +69,25 @@ _NON_SPACE = re.compile(r"\S")
 
 CountTokens = Callable[[Sequence[str]], list[int]]
 TokenOffsets = Callable[[str], list[tuple[int, int]]]
+
+
+#: chunks below this many tokens are merged with a neighbour (see :func:`merge_small`)
+MIN_CHUNK_TOKENS = 24
+#: changes whenever the same document would be cut differently (part of the resume key,
+#: so an interrupted document is never finished with chunks cut another way)
+CHUNKER_VERSION = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A chunk before it is built: its span of the document text, its size in tokens and
+    where it sits (page and heading path)."""
+
+    start: int
+    end: int
+    tokens: int
+    page: int | None
+    section: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,33 +197,44 @@ class Chunker:
         token_offsets: TokenOffsets,
         max_tokens: int = 256,
         overlap: int = 32,
+        min_tokens: int = MIN_CHUNK_TOKENS,
+        merge_limit: int | None = None,
     ) -> None:
+        """``min_tokens``: smaller chunks are merged with a neighbour when the two together
+        stay within ``merge_limit`` tokens (default ``max_tokens``; the caller may allow a
+        little more, up to what the embedding model reads)."""
         self.count_tokens = count_tokens
         self.token_offsets = token_offsets
         self.max_tokens = max_tokens
         self.overlap = overlap
+        self.min_tokens = min_tokens
+        self.merge_limit = max(max_tokens, merge_limit or max_tokens)
 
     def chunk(self, doc: Document) -> list[Chunk]:
-        chunks: list[Chunk] = []
+        pieces: list[Piece] = []
         text = doc.text
         offset = 0
         for section in doc.sections:
             units = self._units(text, offset, offset + len(section.text))
-            for start, end in self._pack(units):
-                chunks.append(
-                    Chunk(
-                        doc_id=doc.doc_id,
-                        seq=len(chunks),
-                        text=text[start:end],
-                        source=doc.source,
-                        title=doc.title,
-                        page=section.page,
-                        char_start=start,
-                        char_end=end,
-                    )
-                )
+            path = section.path
+            for start, end, tokens in self._pack(units):
+                pieces.append(Piece(start, end, tokens, section.page, path))
             offset += len(section.text) + 2  # sections are joined by "\n\n"
-        return chunks
+        pieces = merge_small(pieces, self.min_tokens, self.merge_limit)
+        return [
+            Chunk(
+                doc_id=doc.doc_id,
+                seq=seq,
+                text=text[p.start : p.end],
+                source=doc.source,
+                title=doc.title,
+                page=p.page,
+                char_start=p.start,
+                char_end=p.end,
+                section=p.section,
+            )
+            for seq, p in enumerate(pieces)
+        ]
 
     # ------------------------------------------------------------------ internals
     def _units(self, text: str, start: int, end: int) -> list[_Unit]:
@@ -235,22 +269,23 @@ class Chunker:
             out.append(_Unit(s, e, len(window), para and i == 0))
         return out
 
-    def _pack(self, units: list[_Unit]) -> list[tuple[int, int]]:
-        out: list[tuple[int, int]] = []
+    def _pack(self, units: list[_Unit]) -> list[tuple[int, int, int]]:
+        """``(start, end, tokens)`` of the chunks of one section's units."""
+        out: list[tuple[int, int, int]] = []
         current: list[_Unit] = []
         size = 0
         for unit in units:
             # +1 per unit: joining sentences may add a token at the seam
             if current and size + unit.tokens + 1 > self.max_tokens:
-                out.append((current[0].start, current[-1].end))
+                out.append((current[0].start, current[-1].end, size))
                 current, size = self._overlap_tail(current)
                 if size + unit.tokens + 1 > self.max_tokens:  # no room for the overlap
                     current, size = [], 0
             current.append(unit)
             size += unit.tokens + 1
         if current:
-            span = (current[0].start, current[-1].end)
-            if not out or span != out[-1]:
+            span = (current[0].start, current[-1].end, size)
+            if not out or span[:2] != out[-1][:2]:
                 out.append(span)
         return out
 
@@ -266,3 +301,49 @@ class Chunker:
         if len(tail) == len(units):  # never repeat a whole chunk
             return [], 0
         return tail, size
+
+
+def merge_small(pieces: Sequence[Piece], min_tokens: int, limit: int) -> list[Piece]:
+    """``pieces`` with each one under ``min_tokens`` merged into a neighbour on its page.
+
+    Where it goes, in order of preference: the previous piece when it is of the same
+    section (a page's or section's last lines); the next one (a lone heading belongs to
+    what follows it); the previous one of another section. Only when the two fit within
+    ``limit`` tokens. The merged piece spans both and keeps the heading path of the larger
+    (a lone heading joins its first subsection, whose path includes it).
+    """
+    out = list(pieces)
+    i = 0
+    while i < len(out):
+        piece = out[i]
+        if piece.tokens >= min_tokens or len(out) == 1:
+            i += 1
+            continue
+        prev = out[i - 1] if i > 0 else None
+        after = out[i + 1] if i + 1 < len(out) else None
+        if prev is not None and _joins(prev, piece, limit) and prev.section == piece.section:
+            out[i - 1 : i + 1] = [_merged(prev, piece)]
+            i -= 1  # the merged piece may still be small
+        elif after is not None and _joins(piece, after, limit):
+            out[i : i + 2] = [_merged(piece, after)]
+        elif prev is not None and _joins(prev, piece, limit):
+            out[i - 1 : i + 1] = [_merged(prev, piece)]
+            i -= 1
+        else:
+            i += 1
+    return out
+
+
+def _joins(first: Piece, second: Piece, limit: int) -> bool:
+    return first.page == second.page and first.tokens + second.tokens + 1 <= limit
+
+
+def _merged(first: Piece, second: Piece) -> Piece:
+    section = first.section if first.tokens > second.tokens else second.section
+    return Piece(
+        min(first.start, second.start),
+        max(first.end, second.end),
+        first.tokens + second.tokens + 1,
+        first.page,
+        section,
+    )

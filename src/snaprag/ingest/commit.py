@@ -54,6 +54,7 @@ class Committer:
                         c.char_end,
                         batch.terms[j],
                         batch.vectors[j],
+                        c.section,
                     )
                     for j, c in enumerate(batch.chunks[i : i + part.n_chunks], start=i)
                 ]

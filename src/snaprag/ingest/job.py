@@ -26,7 +26,7 @@ from ..config import Config
 from ..embed.base import Embedder
 from ..errors import SnapragError
 from ..index.base import DocumentStore
-from ..index.tokenize import TOKENIZER_VERSION, indexed_text
+from ..index.tokenize import TOKENIZER_VERSION, has_hangul, indexed_text
 from .chunking import Chunker
 from .commit import Committer
 from .plan import Candidate, Discovery, Excluder, WorkItem, discover, plan_one
@@ -167,6 +167,7 @@ class IngestJob:
             n_chunks += n
             self.report.chunks_embedded += n
             self.report.embed_seconds += batch.embed_seconds
+            self.report.korean_chunks += sum(has_hangul(c.text) for c in batch.chunks)
             if n:
                 self.progress("chunks", n)
         status = UPDATED if item.indexed else ADDED

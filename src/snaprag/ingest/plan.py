@@ -24,7 +24,7 @@ from pathlib import Path
 from ..errors import LoaderError
 from ..index.base import DocumentStore
 from .files import UTF8_REASON, check_regular, display, file_sha256, is_utf8, source_key
-from .loaders import SUPPORTED_SUFFIXES
+from .loaders import SUPPORTED_SUFFIXES, content_key
 from .report import FAILED, IGNORED, UNCHANGED, IngestReport, SourceResult
 
 
@@ -223,7 +223,10 @@ def plan_one(
             return SourceResult(candidate.source, FAILED, reason)
         # hash before parsing: an unchanged source costs one read, not a PDF parse
         stored_hash = stored[1] if stored is not None else None
-        if stored_hash is not None and file_sha256(candidate.path) == stored_hash:
+        if (
+            stored_hash is not None
+            and content_key(file_sha256(candidate.path), candidate.path) == stored_hash
+        ):
             return SourceResult(candidate.source, UNCHANGED)
     except LoaderError as exc:
         return SourceResult(candidate.source, FAILED, str(exc))

@@ -26,9 +26,9 @@ from ..embed.base import Embedder
 from ..errors import LoaderError
 from ..index.tokenize import indexed_text, tokenize_many
 from ..types import Chunk, Document
-from .chunking import Chunker
+from .chunking import CHUNKER_VERSION, MIN_CHUNK_TOKENS, Chunker
 from .files import check_regular
-from .loaders import load_source
+from .loaders import content_key, load_source
 from .plan import WorkItem
 
 COMMIT_CHUNKS = 512  # chunks per batch, hence per transaction
@@ -49,8 +49,15 @@ class Processor:
     batch_chunks: int = COMMIT_CHUNKS
 
     def chunker(self) -> Chunker:
+        # a scrap merged into a full chunk may take it a little past max_tokens, never
+        # past what the embedding model reads
+        window = getattr(self.embedder, "max_tokens", self.max_tokens) - 16
         return Chunker(
-            self.count_tokens, self.embedder.token_offsets, self.max_tokens, self.overlap
+            self.count_tokens,
+            self.embedder.token_offsets,
+            self.max_tokens,
+            self.overlap,
+            merge_limit=min(self.max_tokens + MIN_CHUNK_TOKENS, window),
         )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -65,7 +72,8 @@ class Processor:
         """Chunks stored under this key are exactly those this processor would make again."""
         model = getattr(self.embedder, "name", type(self.embedder).__name__)
         return hashlib.sha1(
-            f"{doc_hash}\x00{self.max_tokens}\x00{self.overlap}\x00{model}".encode()
+            f"{doc_hash}\x00{self.max_tokens}\x00{self.overlap}\x00{model}\x00"
+            f"{CHUNKER_VERSION}".encode()
         ).hexdigest()
 
 
@@ -129,7 +137,7 @@ def process(item: WorkItem, processor: Processor) -> Processed:
         type=docs[0].type,
         size=len(data),
         mtime=os.stat(item.path).st_mtime,
-        content_hash=hashlib.sha256(data).hexdigest(),
+        content_hash=content_key(hashlib.sha256(data).hexdigest(), item.path),
         doc_ids=tuple(d.doc_id for d in docs),
     )
     del data  # the documents hold the text; the raw bytes are not needed any more
@@ -196,7 +204,7 @@ def _packed(
 def _embed(
     processor: Processor, parts: list[DocumentPart], chunks: list[Chunk], last: bool = False
 ) -> ChunkBatch:
-    texts = [indexed_text(c.title, c.text) for c in chunks]
+    texts = [indexed_text(c.title, c.text, c.section) for c in chunks]
     if not texts:
         return ChunkBatch(parts, chunks, np.zeros((0, 0), np.float32), [], last)
     start = time.perf_counter()
@@ -206,8 +214,10 @@ def _embed(
 
 
 def document_hash(doc: Document) -> str:
-    """Hash of what a document's chunks are made from (title, pages, text)."""
+    """Hash of what a document's chunks are made from (title, pages, headings, text)."""
     h = hashlib.sha1(doc.title.encode("utf-8", "surrogatepass"))
     for s in doc.sections:
         h.update(b"\x00" + str(s.page).encode() + b"\x00" + s.text.encode("utf-8", "surrogatepass"))
+        if s.heading:  # sections without headings hash as they did before headings existed
+            h.update(b"\x01" + s.path.encode("utf-8", "surrogatepass"))
     return h.hexdigest()

@@ -35,6 +35,10 @@ class IngestReport:
     seconds: float = 0.0
     chunks_embedded: int = 0
     embed_seconds: float = 0.0
+    #: of the chunks embedded, those with Korean text (Hangul)
+    korean_chunks: int = 0
+    #: advice for the user about this run, one line each (e.g. the model to use)
+    notes: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -61,4 +65,5 @@ class IngestReport:
             if self.embed_seconds
             else None,
             "sources": [r.__dict__ for r in self.results if r.status != UNCHANGED],
+            "notes": list(self.notes),
         }

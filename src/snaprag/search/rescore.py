@@ -43,7 +43,7 @@ class BiEncoderRescorer:
             return list(hits)
         head = list(hits[:n])
         q = self.embedder.embed_queries([query])[0]
-        p = self.embedder.embed_passages([indexed_text(h.title, h.text) for h in head])
+        p = self.embedder.embed_passages([indexed_text(h.title, h.text, h.section) for h in head])
         cosine = p @ q
         first = np.array([h.score for h in head], dtype=np.float64)
         blended = self.alpha * minmax(first) + (1.0 - self.alpha) * minmax(cosine)

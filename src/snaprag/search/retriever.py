@@ -250,6 +250,7 @@ class Retriever:
                         text=row.text,
                         title=row.title,
                         type=row.type,
+                        section=row.section,
                     )
                 )
             out.append(hits)

@@ -83,7 +83,7 @@ def answer_body(answer: Answer) -> dict[str, Any]:
     return {
         "answer": answer.text,
         "citations": [
-            {"n": c.n, "source": c.source, "page": c.page, "doc_id": c.doc_id}
+            {"n": c.n, "source": c.source, "page": c.page, "section": c.section, "doc_id": c.doc_id}
             for c in answer.citations
         ],
         "timings": answer.timings.to_dict(),

@@ -101,6 +101,33 @@ def normalize_text(text: str) -> str:
     return text.strip("\n").rstrip()
 
 
+def heading_sections(blocks: Iterable[tuple[int, str]], page: int | None = None) -> list[Section]:
+    """Sections from ``(level, text)`` blocks in document order: level 0 is body text,
+    1 to 9 a heading of that depth. Each heading starts a section that opens with the
+    heading's own line and carries the path of the headings above it and itself (a
+    heading closes every open one at its depth or deeper). Text is normalised per
+    section; empty sections are left out."""
+    sections: list[Section] = []
+    stack: list[tuple[int, str]] = []
+    parts: list[str] = []
+
+    def flush() -> None:
+        text = normalize_text("\n\n".join(parts))
+        if text.strip():
+            sections.append(Section(text, page, tuple(t for _, t in stack)))
+        parts.clear()
+
+    for level, text in blocks:
+        if level > 0 and text.strip():
+            flush()
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, clean_title(text)))
+        parts.append(text)
+    flush()
+    return sections
+
+
 def require_text(text: str, reason: str = "no extractable text") -> str:
     """Return ``text`` unless it is blank, in which case raise :class:`LoaderError`."""
     if not text.strip():

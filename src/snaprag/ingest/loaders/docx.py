@@ -24,8 +24,15 @@ from typing import IO
 from lxml import etree
 
 from ...errors import LoaderError
-from ...types import Document, Section
-from ._text import clean_title, first_line, make_document, normalize_text, require_text
+from ...types import Document
+from ._text import (
+    clean_title,
+    first_line,
+    heading_sections,
+    make_document,
+    normalize_text,
+    require_text,
+)
 
 #: refuse archives that would expand past this many bytes (a zip bomb, not a document)
 MAX_EXPANDED_BYTES = 512 * 1024 * 1024
@@ -81,16 +88,17 @@ class DocxLoader:
                 raise LoaderError(
                     f"not a valid .docx ({type(exc).__name__}: {first_line(exc)})"
                 ) from None
-        text = require_text(normalize_text("\n\n".join(blocks)))
+        require_text(normalize_text("\n\n".join(text for _, text in blocks)))
         title = clean_title(title) or clean_title(heading)
-        return [make_document(path, self.type, title or path.stem, [Section(text)])]
+        return [make_document(path, self.type, title or path.stem, heading_sections(blocks))]
 
 
 # --------------------------------------------------------------------------- package
 
 
-def _read_package(archive: zipfile.ZipFile) -> tuple[list[str], str, str]:
-    """(blocks, first heading, core title) of an open DOCX archive."""
+def _read_package(archive: zipfile.ZipFile) -> tuple[list[tuple[int, str]], str, str]:
+    """(``(heading level, text)`` blocks, first heading, core title) of an open DOCX
+    archive; level 0 is body text."""
     names = set(archive.namelist())
     package_rels = _relationships(archive, "_rels/.rels", "")
     main = package_rels.get("officeDocument")
@@ -108,7 +116,8 @@ def _read_package(archive: zipfile.ZipFile) -> tuple[list[str], str, str]:
     with archive.open(main) as stream:
         reader = _BodyReader(styles)
         reader.read(stream)
-    return reader.blocks, reader.heading, title
+    levels = reader.levels
+    return [(levels.get(i, 0), b) for i, b in enumerate(reader.blocks)], reader.heading, title
 
 
 # no DTDs, no entities, no network; comments and processing instructions never reach us
@@ -233,6 +242,8 @@ class _BodyReader:
     def __init__(self, styles: _Styles) -> None:
         self.styles = styles
         self.blocks: list[str] = []
+        #: heading level of the blocks that are headings (``Title`` 1, ``Heading N`` N)
+        self.levels: dict[int, int] = {}
         self.heading = ""
         self.size = 0  # characters of text so far
         self._tables: list[_Table] = []
@@ -316,9 +327,16 @@ class _BodyReader:
         if text and name.startswith("List"):
             text = "- " + text
         at_top = not self._cells  # headings are looked for in the body, not in tables
-        if text and at_top and not self.heading and (name == "Title" or name.startswith("Heading")):
+        if name.lower().startswith("toc "):
+            return  # a table of contents typed out as paragraphs ("TOC 1" styles)
+        level = _heading_level(name) if text and at_top else 0
+        if level and not self.heading:
             self.heading = text
-        self._block(text)
+        if level:
+            self.levels[len(self.blocks)] = level
+            self.blocks.append(text)  # alone, even after a list item
+        else:
+            self._block(text)
 
     def _cell(self) -> None:
         cell = self._cells.pop()
@@ -342,6 +360,16 @@ class _BodyReader:
             self.blocks[-1] += "\n" + text  # consecutive list items: one block
         else:
             self.blocks.append(text)
+
+
+def _heading_level(style: str) -> int:
+    """1 for ``Title``, N for ``Heading N`` (Word's built-in heading styles), else 0."""
+    if style == "Title":
+        return 1
+    if style.startswith("Heading "):
+        number = style[len("Heading ") :]
+        return int(number) if number.isdigit() and 1 <= int(number) <= 9 else 0
+    return 0
 
 
 def _int(value: str | None, default: int) -> int:

@@ -9,8 +9,15 @@ from pathlib import Path
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ...errors import LoaderError
-from ...types import Document, Section
-from ._text import clean_title, decode_text, make_document, normalize_text, require_text
+from ...types import Document
+from ._text import (
+    clean_title,
+    decode_text,
+    heading_sections,
+    make_document,
+    normalize_text,
+    require_text,
+)
 
 #: elements whose content is never document text
 SKIP_TAGS = frozenset(
@@ -81,6 +88,11 @@ _CELL, _LINE, _PARA, _BR = "\x01", "\x02", "\x03", "\x07"
 _PRE = str.maketrans({" ": "\x04", "\n": "\x05", "\t": "\x06"})
 _UNPRE = str.maketrans({"\x04": " ", "\x05": "\n", "\x06": "\t"})
 _SPACE_RE = re.compile(r"[ \t\n\r\f\v]+")
+# a heading's level, marked at its start while laying out (a control character no text
+# keeps: normalize_text removes them)
+_HEADING = "\x0e"
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_HEADING_MARK_RE = re.compile(r"\x0e([1-6])\x0e")
 # Both start only where a run of spaces starts (the look-behind) and take it possessively:
 # a plain "[ \t]*X" is tried again from every space of a long run that X does not follow,
 # quadratic time.
@@ -104,14 +116,34 @@ class HtmlLoader:
         tree = LexborHTMLParser(_decode_html(data))
         title = _node_text(tree.css_first("title")) or _node_text(tree.css_first("h1"))
         root = tree.body or tree.root
-        text = require_text(normalize_text(html_to_text(root)) if root is not None else "")
-        return [make_document(path, self.type, title or path.stem, [Section(text)])]
+        marked = html_to_text(root, mark_headings=True) if root is not None else ""
+        require_text(normalize_text(_HEADING_MARK_RE.sub("", marked)))
+        sections = heading_sections(_blocks(marked))
+        return [make_document(path, self.type, title or path.stem, sections)]
 
 
-def html_to_text(root: LexborNode) -> str:
-    """Lay out the text under ``root``; iterative, so deeply nested pages cannot overflow."""
+def _blocks(marked: str) -> list[tuple[int, str]]:
+    """``(level, text)`` paragraphs of text laid out with heading marks."""
+    blocks = []
+    for paragraph in marked.split("\n\n"):
+        found = _HEADING_MARK_RE.match(paragraph.lstrip())
+        if found is not None:
+            text = _HEADING_MARK_RE.sub("", paragraph).strip()
+            blocks.append((int(found.group(1)), " ".join(text.split())))
+        else:
+            blocks.append((0, _HEADING_MARK_RE.sub("", paragraph)))
+    return blocks
+
+
+def html_to_text(root: LexborNode, mark_headings: bool = False) -> str:
+    """Lay out the text under ``root``; iterative, so deeply nested pages cannot overflow.
+
+    With ``mark_headings``, each ``<h1>`` to ``<h6>`` paragraph starts with a mark of its
+    level (:data:`_HEADING_MARK_RE`) for the loader to find.
+    """
     parts: list[str] = []
     pre_depth = 0
+    table_depth = 0  # a heading inside a table cell is cell text, not a section
     # (node, entering): entering pushes the exit marker and the children in reverse order
     stack: list[tuple[LexborNode, bool]] = [(root, True)]
     while stack:
@@ -120,6 +152,8 @@ def html_to_text(root: LexborNode) -> str:
         if not entering:
             if tag == "pre":
                 pre_depth -= 1
+            elif tag == "table":
+                table_depth -= 1
             parts.append(_break_for(tag))
             continue
         if node.is_text_node:
@@ -133,7 +167,11 @@ def html_to_text(root: LexborNode) -> str:
             continue
         if tag == "pre":
             pre_depth += 1
+        elif tag == "table":
+            table_depth += 1
         parts.append(_CELL if tag in _CELL_TAGS else _break_for(tag))
+        if mark_headings and tag in _HEADINGS and not table_depth:
+            parts.append(f"{_HEADING}{tag[1]}{_HEADING}")
         if tag == "li":
             parts.append("- ")
         stack.append((node, False))

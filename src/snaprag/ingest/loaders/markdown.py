@@ -15,8 +15,15 @@ from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
 
-from ...types import Document, Section
-from ._text import clean_title, decode_text, make_document, normalize_text, require_text
+from ...types import Document
+from ._text import (
+    clean_title,
+    decode_text,
+    heading_sections,
+    make_document,
+    normalize_text,
+    require_text,
+)
 
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
@@ -93,14 +100,38 @@ class MarkdownLoader:
 
     def load(self, path: Path, data: bytes) -> list[Document]:
         source = normalize_text(decode_text(data))
-        title, text = markdown_to_text(source)
-        text = require_text(normalize_text(text))
-        return [make_document(path, self.type, title or path.stem, [Section(text)])]
+        title, lines, headings = _convert(source)
+        require_text(normalize_text("\n".join(lines)))
+        sections = heading_sections(_blocks(lines, headings))
+        return [make_document(path, self.type, title or path.stem, sections)]
 
 
 def markdown_to_text(source: str) -> tuple[str, str]:
     """Return ``(title, text)`` for a Markdown document; ``title`` may be empty."""
+    title, lines, _ = _convert(source)
+    return title, "\n".join(lines)
+
+
+def _blocks(lines: list[str], headings: dict[int, int]) -> list[tuple[int, str]]:
+    """``(level, text)`` blocks for :func:`heading_sections`: each heading line alone, the
+    lines between headings as one body block."""
+    blocks: list[tuple[int, str]] = []
+    body: list[str] = []
+    for i, line in enumerate(lines):
+        if i in headings:
+            blocks.append((0, "\n".join(body)))
+            body = []
+            blocks.append((headings[i], line))
+        else:
+            body.append(line)
+    blocks.append((0, "\n".join(body)))
+    return blocks
+
+
+def _convert(source: str) -> tuple[str, list[str], dict[int, int]]:
+    """The title, the text as lines and ``{line index: level}`` of the heading lines."""
     title = ""
+    headings: dict[int, int] = {}
     front = _FRONT_MATTER_RE.match(source)
     if front:
         title = clean_title(_front_title(front.group(1)).strip("'\""))
@@ -127,12 +158,16 @@ def markdown_to_text(source: str) -> tuple[str, str]:
             level, text = heading[0], _inline(heading[1])
             if not title and level == 1 and text:
                 title = clean_title(text)
+            if text.strip():
+                headings[len(out) + 1] = level
             out.extend(["", text, ""])
             continue
         if _SETEXT_RE.match(line) and out and out[-1].strip():
             # "Title\n=====": the line above is the heading text, already emitted.
             if not title and line.strip().startswith("="):
                 title = clean_title(out[-1])
+            if len(out) < 2 or not out[-2].strip():  # a one-line paragraph, not a wrap
+                headings[len(out) - 1] = 1 if line.strip().startswith("=") else 2
             out.append("")
             continue
         if _RULE_RE.match(line):
@@ -143,7 +178,7 @@ def markdown_to_text(source: str) -> tuple[str, str]:
         if _REF_DEF_RE.match(line):
             continue
         out.append(_block_line(line))
-    return title, "\n".join(out)
+    return title, out, headings
 
 
 def _front_title(front: str) -> str:

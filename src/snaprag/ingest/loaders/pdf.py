@@ -1,4 +1,4 @@
-"""PDF files: one section per page, so answers can cite page numbers."""
+"""PDF files: sections per page (so answers can cite page numbers) and per heading."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pypdf import PdfReader
 from pypdf.errors import DependencyError, EmptyFileError, FileNotDecryptedError, PdfReadError
 
 from ...errors import LoaderError
-from ...types import Document, Section
+from ...types import Document
 from ._text import clean_title, first_line, make_document, normalize_text
+from .pdf_outline import read_outline
+from .pdf_structure import pdf_sections
 
 # pypdf logs every defect it works around ("EOF marker not found", odd xref offsets, and
 # at ERROR level an unknown font encoding it replaces), and raises for what it cannot
@@ -30,8 +32,11 @@ _INNER_SPACES_RE = re.compile(r"(?<=\S) {2,}(?=\S)")
 class PdfLoader:
     """Reads ``.pdf`` files with pypdf.
 
-    Each page with text becomes a :class:`Section` carrying its 1-based page number. The
-    title is the metadata ``/Title``, else the file stem. Encrypted files are read when the
+    Each page with text becomes one or more :class:`Section` s carrying its 1-based page
+    number and heading path: from the outline (bookmarks) where there is one, else from
+    numbered headings in the text; tables of contents, indexes, dot-leader lines and
+    running headers and footers are left out (see :mod:`.pdf_structure`). The title is the
+    metadata ``/Title``, else the file stem. Encrypted files are read when the
     empty user password opens them (common for "print protected" PDFs). Pages that fail to
     parse are skipped when other pages still give text.
     """
@@ -44,12 +49,13 @@ class PdfLoader:
             raise LoaderError("empty file")
         if b"%PDF-" not in data[:_HEADER_WINDOW]:
             raise LoaderError("not a PDF file (no %PDF- header)")
-        reader = _open(data)
-        sections = _pages(reader)
+        reader = open_pdf(data)
+        sections = pdf_sections(page_texts(reader), read_outline(reader))
         return [make_document(path, self.type, _title(reader) or path.stem, sections)]
 
 
-def _open(data: bytes) -> PdfReader:
+def open_pdf(data: bytes) -> PdfReader:
+    """A reader for the PDF in ``data``, or a :class:`LoaderError` that says why not."""
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
@@ -84,8 +90,12 @@ def _title(reader: PdfReader) -> str:
     return "" if title.lower() in {"untitled", "untitled document"} else title
 
 
-def _pages(reader: PdfReader) -> list[Section]:
-    sections: list[Section] = []
+def page_texts(reader: PdfReader) -> list[tuple[int, str]]:
+    """``(1-based page number, text)`` of every page with text, as its text layer reads.
+
+    Raises :class:`LoaderError` when no page gives text.
+    """
+    pages: list[tuple[int, str]] = []
     first_error: Exception | None = None
     for number, page in enumerate(reader.pages, start=1):
         try:
@@ -94,9 +104,9 @@ def _pages(reader: PdfReader) -> list[Section]:
             first_error = first_error or exc
             continue
         if text:
-            sections.append(Section(text, page=number))
-    if sections:
-        return sections
+            pages.append((number, text))
+    if pages:
+        return pages
     if first_error is not None:
         raise LoaderError(
             f"corrupt PDF: no page could be read ({type(first_error).__name__}: "
