@@ -34,7 +34,11 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit"
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit",
+            metavar="",  # a flag: no value to show
         ),
     ] = False,
 ) -> None:

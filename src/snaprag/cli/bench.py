@@ -69,6 +69,7 @@ def eval_(
             "--outline",
             help="Page-level Recall@10/MRR@10 with each PDF bookmark's title as a query and "
             "its page as the answer, for every mode, next to a page-level BM25 baseline",
+            metavar="",
         ),
     ] = False,
     split: Annotated[str, typer.Option("--split")] = "test",

@@ -17,7 +17,10 @@ from .shell import echo_json, error_message, fail, open_engine
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and directories to index")],
     prune: Annotated[
-        bool, typer.Option("--prune", help="Remove indexed sources under PATHS that are gone")
+        bool,
+        typer.Option(
+            "--prune", help="Remove indexed sources under PATHS that are gone", metavar=""
+        ),
     ] = False,
     exclude: Annotated[
         list[str] | None,

@@ -11,7 +11,7 @@ from .shell import echo_json, error_message, fail
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys and tenants of 'snaprag serve --data'.")
 DataOpt = Annotated[Path, typer.Option("--data", help="The folder 'snaprag serve --data' serves")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines", metavar="")]
 
 
 def _store(data: Path):

@@ -19,7 +19,7 @@ import typer
 
 from ..types import TYPE_ALIASES
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines", metavar="")]
 SourceOpt = Annotated[str | None, typer.Option("--source", help="Only sources matching this glob")]
 TypeOpt = Annotated[
     str | None,

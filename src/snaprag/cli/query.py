@@ -27,7 +27,7 @@ from .shell import check_query, dumps, echo_json, error_message, fail, open_engi
 KOpt = Annotated[int, typer.Option("-k", min=1, help="Number of chunks to return")]
 
 TimingsOpt = Annotated[
-    bool, typer.Option("--timings", help="Show where the time went, stage by stage")
+    bool, typer.Option("--timings", help="Show where the time went, stage by stage", metavar="")
 ]
 
 
@@ -168,7 +168,7 @@ def ask(
     as_json: JsonOpt = False,
     timings: TimingsOpt = False,
     stream: Annotated[
-        bool, typer.Option("--stream", help="Print the answer as it is generated")
+        bool, typer.Option("--stream", help="Print the answer as it is generated", metavar="")
     ] = False,
     *,
     settings: Settings,

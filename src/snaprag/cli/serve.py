@@ -37,7 +37,10 @@ def serve(
         int, typer.Option("--workers", help="Server processes sharing the port, caches and jobs")
     ] = 1,
     insecure: Annotated[
-        bool, typer.Option("--insecure", help="Listen on a non-loopback address without keys")
+        bool,
+        typer.Option(
+            "--insecure", help="Listen on a non-loopback address without keys", metavar=""
+        ),
     ] = False,
     *,
     settings: Settings,
