@@ -201,6 +201,10 @@ def test_per_route_limits_and_a_bounded_upload_queue(tmp_path: Path) -> None:
     try:
         queues = httpx.get(f"{url}/v1/stats").json()["queues"]
         assert (queues["ask"]["concurrency"], queues["ask"]["queue_limit"]) == (1, 3)
+        assert httpx.post(f"{url}/v1/collections", json={"name": "empty"}).status_code == 201
+        empty = httpx.post(f"{url}/v1/search", json={"query": "x", "collection": "empty"})
+        assert empty.status_code == 404 and "POST /v1/documents" in empty.text
+        assert str(data) not in empty.text  # no server path
         assert queues["ingest"]["queue_limit"] == 1
         with open(data / "manuals" / "ingest.lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the writer cannot start

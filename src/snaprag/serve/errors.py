@@ -43,6 +43,9 @@ def to_http(exc: BaseException) -> HTTPError:
     if isinstance(exc, ConfigError):
         return HTTPError(400, "bad_request", str(exc))
     if isinstance(exc, IndexStateError):
+        if str(exc).startswith("no index at "):  # the CLI's advice and a server path: not here
+            message = "this collection has no documents yet; upload some with POST /v1/documents"
+            return HTTPError(404, "index_unavailable", message)
         return HTTPError(409 if "running" in str(exc) else 404, "index_unavailable", str(exc))
     if isinstance(exc, GenerationError):
         if exc.code == "timeout":
