@@ -58,6 +58,8 @@ def test_search_contract_and_server_timing(server: str) -> None:
     assert data["hits"][0]["source"].endswith("warranty-and-service.pdf")
     assert "embed" in data["timings"] or data["timings"].get("cache") is not None
     assert "dur=" in res.headers["server-timing"]
+    upper = httpx.post(f"{server}/v1/search", json={"query": "warranty", "mode": "BM25"})
+    assert upper.status_code == 200  # modes are case-insensitive, as on the command line
     pdf = httpx.post(
         f"{server}/v1/search",
         json={"query": "warranty", "k": 5, "filters": {"type": "PDF"}},

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+
+
+def _lower(value: object) -> object:
+    """Modes are case-insensitive, as on the command line (``BM25`` = ``bm25``)."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+Mode = Annotated[Literal["hybrid", "dense", "bm25"], BeforeValidator(_lower)]
 
 
 class FiltersIn(BaseModel):
@@ -15,7 +23,7 @@ class FiltersIn(BaseModel):
 class SearchIn(BaseModel):
     query: str
     k: int = Field(10, ge=1, le=1000)
-    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    mode: Mode = "hybrid"
     filters: FiltersIn | None = None
     collection: str = "default"
 
@@ -23,7 +31,7 @@ class SearchIn(BaseModel):
 class BatchIn(BaseModel):
     queries: list[str] = Field(..., min_length=1, max_length=1024)
     k: int = Field(10, ge=1, le=1000)
-    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    mode: Mode = "hybrid"
     filters: FiltersIn | None = None
     collection: str = "default"
 
