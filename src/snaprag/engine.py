@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from .cache.base import Cache
 from .config import Config
 from .embed.base import Embedder
-from .embed.models import canonical_name, korean_model_note
+from .embed.models import canonical_name
 from .errors import ConfigError, GenerationError, IndexStateError, SnapragError
 from .generate.base import Answerer, Generator
 from .index import layout
@@ -155,16 +155,7 @@ class Engine:
         return store
 
     def _check_settings(self, store: DocumentStore) -> None:
-        """A non-empty index keeps the model it was built with."""
-        built_with = store.get_meta("model")
-        wanted = self._wanted_model()
-        if built_with is None or wanted is None or wanted == built_with:
-            return
-        if store.counts()["chunks"]:
-            raise ConfigError(
-                f"index {self.config.index_dir} was built with model {built_with!r}, not "
-                f"{wanted!r}; search it with --model {built_with} or ingest into a new --index"
-            )
+        layout.check_model(store, self._wanted_model(), self.config.index_dir)
 
     def _wanted_model(self) -> str | None:
         """The model asked for: the config's, or the injected embedder's."""
@@ -293,13 +284,12 @@ class Engine:
         index id and the settings fingerprint are fixed for the life of the store."""
         store = self.store
         if self._settings_fingerprint is None:
-            from .cache.query_cache import settings_fingerprint
+            from .cache.query_cache import scope_template
 
             reranker = self.reranker
-            parts = [self.embedder.fingerprint, reranker.fingerprint if reranker else ""]
+            models = f"{self.embedder.fingerprint}|{reranker.fingerprint if reranker else ''}"
             index_id = store.get_meta("index_id") or ""
-            fingerprint = settings_fingerprint(self.config, "|".join(parts))
-            self._settings_fingerprint = f"{index_id}:{{}}:{fingerprint}"
+            self._settings_fingerprint = scope_template(self.config, index_id, models)
         return self._settings_fingerprint.format(store.generation)
 
     # ------------------------------------------------------------------ ingest
@@ -322,28 +312,19 @@ class Engine:
         when there is nothing to read), and nothing is written before the ingest lock is
         held, so a refused ingest changes nothing.
         """
-        from .ingest.job import IngestJob
+        from .ingest.job import IngestJob, nothing_to_read
         from .ingest.plan import discover
 
         cfg = self.config
         found = discover([Path(p) for p in paths], skip=[cfg.index_dir], exclude=exclude)
         if not found.candidates and not (prune and self.db_path.exists()):
-            report = found.report()
-            if progress is not None:
-                progress("discovered", 0)
-                for result in report.results:
-                    progress("source", result)
-            return report
+            return nothing_to_read(found, progress)
         cfg.index_dir.mkdir(parents=True, exist_ok=True)
         with layout.ingest_lock(self.config.index_dir):
             store = self._open_store(create=True)
             self._check_settings(store)  # again, now that no other ingest can change it
             job = IngestJob.for_index(store, self.embedder, self.model_name, cfg, progress)
-            report = job.run_discovered(found, prune=prune)
-        note = korean_model_note(self.model_name, report.korean_chunks, cfg.index_dir)
-        if note:
-            report.notes.append(note)
-        return report
+            return job.run_discovered(found, prune=prune)
 
     # ------------------------------------------------------------------ search
     def search(

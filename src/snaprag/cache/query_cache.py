@@ -75,6 +75,13 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
+def scope_template(config: Config, index_id: str, model_fingerprints: str) -> str:
+    """The fixed part of every cache key of an index: its id and the settings and models
+    that change results, around a ``{}`` for the index generation (read per call, so a
+    write by any process makes older entries unreachable)."""
+    return f"{index_id}:{{}}:{settings_fingerprint(config, model_fingerprints)}"
+
+
 def settings_fingerprint(config: Config, prefix: str = "") -> str:
     """A short hash of the settings (and code) that change results (cache options excluded)."""
     values = {

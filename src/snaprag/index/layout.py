@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import IndexBusyError, IndexStateError
+from ..errors import ConfigError, IndexBusyError, IndexStateError
 
 DB_NAME = "snaprag.db"
 CACHE_DB = "cache.db"
@@ -107,3 +107,16 @@ def ingest_lock(index_dir: Path) -> Iterator[None]:
         finally:
             held.discard(key)
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def check_model(store: Any, wanted: str | None, index_dir: Path) -> None:
+    """A non-empty index keeps the model it was built with: ``wanted`` (None: whatever
+    it was built with) must be it."""
+    built_with = store.get_meta("model")
+    if built_with is None or wanted is None or wanted == built_with:
+        return
+    if store.counts()["chunks"]:
+        raise ConfigError(
+            f"index {index_dir} was built with model {built_with!r}, not "
+            f"{wanted!r}; search it with --model {built_with} or ingest into a new --index"
+        )

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..embed.base import Embedder
+from ..embed.models import korean_model_note
 from ..errors import SnapragError
 from ..index.base import DocumentStore
 from ..index.tokenize import TOKENIZER_VERSION, has_hangul, indexed_text
@@ -83,6 +84,9 @@ class IngestJob:
         self.committer = Committer(store, vector_dtype)
         self.progress = progress or (lambda event, data: None)
         self.report = IngestReport()
+        #: the index's model and directory (``for_index``): for the note on Korean text
+        self.model: str | None = None
+        self.index_dir: Path | None = None
 
     @classmethod
     def for_index(
@@ -115,7 +119,9 @@ class IngestJob:
             min(config.chunk_tokens, embedder.max_tokens - 16),
             config.chunk_overlap,
         )
-        return cls(store, embedder, chunker, dtype, config.max_file_bytes, progress)
+        job = cls(store, embedder, chunker, dtype, config.max_file_bytes, progress)
+        job.model, job.index_dir = model, config.index_dir
+        return job
 
     def run(
         self,
@@ -140,6 +146,10 @@ class IngestJob:
         if prune:
             self._prune(found)
         self.report.seconds = time.perf_counter() - start
+        if self.model is not None and self.index_dir is not None:
+            note = korean_model_note(self.model, self.report.korean_chunks, self.index_dir)
+            if note:
+                self.report.notes.append(note)
         return self.report
 
     # ------------------------------------------------------------------ one source
@@ -201,3 +211,14 @@ class IngestJob:
             result = SourceResult(s, REMOVED, "source no longer exists", n)
             self.report.results.append(result)
             self.progress("source", result)
+
+
+def nothing_to_read(found: Discovery, progress: Progress | None = None) -> IngestReport:
+    """The report of an ingest that found nothing to read (told to ``progress`` as a run
+    would tell it), before any index is created or locked."""
+    report = found.report()
+    if progress is not None:
+        progress("discovered", 0)
+        for result in report.results:
+            progress("source", result)
+    return report
