@@ -437,10 +437,9 @@ class Config:
     def effective_threads(self) -> int:
         if self.threads:
             return self.threads
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - non-Linux
-            return max(1, os.cpu_count() or 1)
+        from .system import usable_cpus
+
+        return usable_cpus()
 
 
 def _is_default(config: Config, f: Any) -> bool:

@@ -1,9 +1,18 @@
-"""What the machine gives this process: memory it may still use (cgroup limits included)."""
+"""What the machine gives this process: the CPUs it may run on, and the memory it may
+still use (cgroup limits included)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def available_memory() -> int:

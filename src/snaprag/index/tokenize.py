@@ -48,6 +48,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from snaprag.errors import ConfigError
+from snaprag.system import usable_cpus
 from snaprag.types import SECTION_SEPARATOR
 
 __all__ = [
@@ -271,13 +272,6 @@ def _bigram_tokens(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _available_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def _get_kiwi() -> Any:
     global _kiwi
     if _kiwi is None:
@@ -288,7 +282,7 @@ def _get_kiwi() -> Any:
                 # The multi-word noun dictionary costs ~190 MB and ~1 s to load and made
                 # no difference on KorQuAD; typo correction is not used.
                 kiwi = Kiwi(
-                    num_workers=_available_cpus(),
+                    num_workers=usable_cpus(),
                     load_multi_dict=False,
                     load_typo_dict=False,
                 )

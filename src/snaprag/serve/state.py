@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -15,6 +14,7 @@ from ..engine import Engine
 from ..errors import GenerationError
 from ..generate.factory import generation_slots
 from ..search.query import check_query
+from ..system import usable_cpus
 from ..types import Answer, AnswerEvent, Filters, SearchHits, StageTimings
 from .admission import QUEUE_WAIT_MS, Lane, run_with_deadline
 from .auth import KeyStore
@@ -38,7 +38,7 @@ class State:
         self.config = config
         self.collections = collections
         self.observer = observer
-        cpus = config.server_concurrency or _cpus()
+        cpus = config.server_concurrency or usable_cpus()
         # CPU work runs on worker threads, never on the event loop; ONNX Runtime and NumPy
         # release the GIL, so threads up to the CPUs (plus one for I/O waits) are useful
         self.limiter = anyio.CapacityLimiter(cpus + 1)
@@ -211,13 +211,6 @@ class State:
         }
         out["resources"] = self.resources.report()
         return out
-
-
-def _cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def server_timing(timings: StageTimings | dict[str, float]) -> str:
