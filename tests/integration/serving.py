@@ -10,6 +10,15 @@ from pathlib import Path
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
+def sample_index(path: Path) -> Path:
+    """An index of the bundled samples at ``path`` (the real default model)."""
+    from snaprag import Engine
+
+    with Engine.open(path) as e:
+        assert e.ingest([SAMPLES]).ok
+    return path
+
+
 def start(index: Path, *args: str, env: dict[str, str] | None = None, flag: str = "--index"):
     """Start ``snaprag serve`` (``--index`` or, with ``flag``, ``--data``) on a free loopback
     port; return (process, base URL)."""

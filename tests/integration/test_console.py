@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import SAMPLES, start, stop
+from serving import sample_index, start, stop
 
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(
@@ -40,12 +40,7 @@ ALERT_ENV = {
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from snaprag import Engine
-
-    path = tmp_path_factory.mktemp("console") / "index"
-    with Engine.open(path) as e:
-        assert e.ingest([SAMPLES]).ok
-    return path
+    return sample_index(tmp_path_factory.mktemp("console") / "index")
 
 
 @pytest.fixture(scope="module")

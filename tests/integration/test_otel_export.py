@@ -207,10 +207,9 @@ def test_a_server_with_otel_endpoint_exports_spans_named_by_collection(
     """`snaprag serve` reads otel_endpoint: a real server's search arrives as spans that
     carry the collection's name, flushed when the server stops."""
     import httpx
-    from serving import SAMPLES, start, stop
+    from serving import sample_index, start, stop
 
-    with Engine.open(tmp_path / "index") as e:
-        assert e.ingest([SAMPLES]).ok
+    sample_index(tmp_path / "index")
     proc, url = start(tmp_path / "index", env={"SNAPRAG_OTEL_ENDPOINT": receiver.url})
     try:
         res = httpx.post(f"{url}/v1/search", json={"query": "frame warranty years"}, timeout=30)

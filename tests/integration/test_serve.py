@@ -16,17 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import SAMPLES, start, stop
+from serving import sample_index, start, stop
 
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from snaprag import Engine
-
-    path = tmp_path_factory.mktemp("serve") / "index"
-    with Engine.open(path) as e:
-        assert e.ingest([SAMPLES]).ok
-    return path
+    return sample_index(tmp_path_factory.mktemp("serve") / "index")
 
 
 @pytest.fixture(scope="module")
@@ -225,11 +220,9 @@ def test_collections_uploads_while_searching_and_delete(tmp_path: Path) -> None:
     """--data: a collection created over the API, a document uploaded and ingested as a job
     while 20 concurrent searches of another collection keep answering, then deleted: no
     cached answer about it survives."""
-    from snaprag import Engine
 
     data = tmp_path / "data"
-    with Engine.open(data / "manuals") as e:
-        assert e.ingest([SAMPLES]).ok
+    sample_index(data / "manuals")
     proc, url = start(data, flag="--data")
     try:
         assert httpx.get(f"{url}/v1/collections").json() == {"collections": ["manuals"]}

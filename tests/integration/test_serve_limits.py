@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import SAMPLES, start, stop
+from serving import sample_index, start, stop
 
 from snaprag.serve.state import SEARCHES_PER_SLOT
 
@@ -32,12 +32,7 @@ QUERIES = [
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from snaprag import Engine
-
-    path = tmp_path_factory.mktemp("limits") / "index"
-    with Engine.open(path) as e:
-        assert e.ingest([SAMPLES]).ok
-    return path
+    return sample_index(tmp_path_factory.mktemp("limits") / "index")
 
 
 def _hits(res: httpx.Response) -> list[tuple[str, float]]:
@@ -191,11 +186,8 @@ def test_per_route_limits_and_a_bounded_upload_queue(tmp_path: Path) -> None:
     get 429 while the collection's writer is busy (held here through its lock)."""
     import fcntl
 
-    from snaprag import Engine
-
     data = tmp_path / "data"
-    with Engine.open(data / "manuals") as e:
-        assert e.ingest([SAMPLES]).ok
+    sample_index(data / "manuals")
     env = {"SNAPRAG_SERVER_LANES": "ask=1:3,ingest=1:1"}
     proc, url = start(data, env=env, flag="--data")
     try:

@@ -16,17 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import SAMPLES, start, stop
+from serving import sample_index, start, stop
 
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from snaprag import Engine
-
-    path = tmp_path_factory.mktemp("observe") / "index"
-    with Engine.open(path) as e:
-        assert e.ingest([SAMPLES]).ok
-    return path
+    return sample_index(tmp_path_factory.mktemp("observe") / "index")
 
 
 class Receiver:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from serving import SAMPLES, sample_index
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 WORKER = "x-snaprag-worker"
 ZEBRA = b"The zebra project launches on the ninth of March at the river office.\n"
 ASK_ZEBRA = "When does the zebra project launch?"
@@ -149,12 +149,10 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Served]:
     """Two workers over --data DIR: settings from a config file (Redis), an option (the
     echo generator) and the environment (a query length limit)."""
-    from snaprag import Engine
 
     root = tmp_path_factory.mktemp("workers")
     data = root / "data"
-    with Engine.open(data / "manuals") as e:
-        assert e.ingest([SAMPLES]).ok
+    sample_index(data / "manuals")
     config = root / "snaprag.toml"
     config.write_text(f'[cache]\nredis_url = "{redis_url}"\n')
     env = {"SNAPRAG_MAX_QUERY_CHARS": "500"}
