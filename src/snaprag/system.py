@@ -15,6 +15,35 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; None when
+    it is gone or unknown)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()  # after the name (may hold spaces)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux ``/proc``; empty elsewhere)."""
+    out = []
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return out
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
 def available_memory() -> int:
     """Bytes of memory this process can still use: ``MemAvailable``, capped by a cgroup."""
     avail: int | None = None

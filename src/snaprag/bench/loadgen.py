@@ -43,17 +43,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import resource
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from ..system import child_pids, cpu_seconds
+
 DEFAULT_MAX_WALL_S = 600.0
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def spec_timeout(spec: dict[str, Any]) -> float:
@@ -71,32 +70,9 @@ def process_cpu_s(pid: int | None) -> float | None:
     worker processes; None where unknown)."""
     if not pid:
         return None
-    total = None
-    for each in [pid, *children(pid)]:
-        try:
-            stat = Path(f"/proc/{each}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after the command name (may hold spaces)
-        total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
-    return total
-
-
-def children(pid: int) -> list[int]:
-    """The live child processes of ``pid`` (Linux ``/proc``; empty elsewhere)."""
-    out = []
-    try:
-        entries = [e for e in os.listdir("/proc") if e.isdigit()]
-    except OSError:
-        return out
-    for entry in entries:
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(entry))
-    return out
+    seen = [cpu_seconds(each) for each in [pid, *child_pids(pid)]]
+    known = [c for c in seen if c is not None]
+    return sum(known) if known else None
 
 
 class ProtocolError(Exception):

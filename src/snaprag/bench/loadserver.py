@@ -139,10 +139,10 @@ class Server:
     def rss_mib(self) -> float | None:
         """The server's resident memory (``VmRSS``, its worker processes included) in MiB,
         None where unknown."""
-        from .loadgen import children
+        from ..system import child_pids
 
         total = None
-        for pid in [self.pid, *children(self.pid)]:
+        for pid in [self.pid, *child_pids(self.pid)]:
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
             except OSError:

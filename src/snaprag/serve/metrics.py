@@ -38,6 +38,7 @@ from ..observe.otel import OtelTelemetry
 from ..observe.prometheus import LATENCY_BUCKETS, PrometheusTelemetry
 from ..observe.telemetry import CompositeTelemetry, WindowTelemetry
 from ..observe.windows import Windows, retrieval_hits, summarize
+from ..system import cpu_seconds
 from ..types import StageTimings
 
 log = logging.getLogger("snaprag.serve")
@@ -307,19 +308,19 @@ class WorkersProcessCollector:
         from prometheus_client.core import CounterMetricFamily
 
         rss = fds = 0.0
-        tick = os.sysconf("SC_CLK_TCK")
         page = os.sysconf("SC_PAGE_SIZE")
         alive: dict[int, float] = {}
         for pid in self._pids():
+            cpu = cpu_seconds(pid)
+            if cpu is None:  # gone meanwhile
+                continue
             try:
-                with open(f"/proc/{pid}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
                 with open(f"/proc/{pid}/statm", "rb") as f:
                     rss += int(f.read().split()[1]) * page
-                alive[pid] = (int(fields[11]) + int(fields[12])) / tick
                 fds += len(os.listdir(f"/proc/{pid}/fd"))
             except (OSError, ValueError, IndexError):  # gone meanwhile
                 continue
+            alive[pid] = cpu
         for pid, last in self._seen_cpu.items():
             if pid not in alive:
                 self._gone_cpu += last
