@@ -167,6 +167,13 @@ class Config:
     #: new work gets 503 while the process's resident memory is above this many MiB
     #: (0: no limit)
     server_max_memory_mb: float = 0.0
+    #: a search, ask, chat or embed request is refused at arrival (429) when the time it
+    #: would spend in its lane, waiting and working (the requests ahead of it over the
+    #: lane's measured throughput), exceeds this multiple of the lane's unloaded latency
+    #: (measured on requests that found the lane empty): under overload, admitted requests
+    #: keep close to unloaded latency and the excess is refused early (0: off; only the
+    #: queue length bounds a lane)
+    server_latency_budget: float = 3.0
     # ---- alerts (snaprag serve): 0 or empty = off; see snaprag.observe.alerts
     #: p95 latency in ms over the last minute: "300" for every route, or "search=50,ask=3000"
     alert_p95_ms: str = ""
@@ -230,10 +237,20 @@ class Config:
             from .observe.alerts import parse_routes
 
             parse_routes(self.alert_p95_ms)
-        for name in ("server_batch_wait_ms", "server_max_cpu", "server_max_memory_mb"):
+        for name in (
+            "server_batch_wait_ms",
+            "server_max_cpu",
+            "server_max_memory_mb",
+            "server_latency_budget",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{name} must be a number >= 0, got {value}")
+        if 0 < self.server_latency_budget < 1:
+            raise ConfigError(
+                "server_latency_budget is a multiple of the unloaded latency: 0 (off) or at "
+                f"least 1, got {self.server_latency_budget}"
+            )
         if self.server_concurrency < 0:
             raise ConfigError(
                 f"server_concurrency must be >= 0 (0 = CPUs), got {self.server_concurrency}"

@@ -85,6 +85,7 @@ FIELD_SECTIONS: dict[str, str] = {
     "server_batch_wait_ms": "server",
     "server_max_cpu": "server",
     "server_max_memory_mb": "server",
+    "server_latency_budget": "server",
     "alert_p95_ms": "alerts",
     "alert_error_rate": "alerts",
     "alert_memory_mb": "alerts",

@@ -41,8 +41,13 @@ def _hits(res: httpx.Response) -> list[tuple[str, float]]:
 
 
 def test_micro_batched_searches_get_exactly_their_own_hits(index: Path) -> None:
-    # no query cache (every request is searched); batches held open up to 30 ms under load
-    env = {"SNAPRAG_CACHE": "0", "SNAPRAG_SERVER_BATCH_WAIT_MS": "30"}
+    # no query cache (every request is searched); batches held open up to 30 ms under load;
+    # no latency budget (every concurrent request is admitted, to share batches)
+    env = {
+        "SNAPRAG_CACHE": "0",
+        "SNAPRAG_SERVER_BATCH_WAIT_MS": "30",
+        "SNAPRAG_SERVER_LATENCY_BUDGET": "0",
+    }
     proc, url = start(index, env=env)
     try:
         with httpx.Client(timeout=60) as client:
@@ -70,6 +75,41 @@ def test_micro_batched_searches_get_exactly_their_own_hits(index: Path) -> None:
                 break
         assert stats["largest"] > 1, stats
         assert stats["batches"] < stats["queries"]
+    finally:
+        stop(proc)
+
+
+def test_a_burst_beyond_the_latency_budget_gets_429_long_before_the_queue_is_full(
+    index: Path,
+) -> None:
+    """With a budget of 1x the unloaded latency, a second request in the lane is already
+    over it: a burst gets 429s (with Retry-After) although the queue has room for all."""
+    env = {"SNAPRAG_CACHE": "0", "SNAPRAG_SERVER_LATENCY_BUDGET": "1"}
+    proc, url = start(index, env=env)
+    try:
+        with httpx.Client(timeout=60) as client:
+            for q in QUERIES:  # one at a time: the lane learns its unloaded latency
+                assert client.post(f"{url}/v1/search", json={"query": q}).status_code == 200
+            lane = client.get(f"{url}/v1/stats").json()["queues"]["search"]
+            assert lane["unloaded_ms"] > 0 and lane["latency_budget"] == 1
+            assert lane["concurrency"] + lane["queue_limit"] >= 2 * len(QUERIES)
+
+        def one(q: str) -> httpx.Response:
+            return httpx.post(f"{url}/v1/search", json={"query": q + " again"}, timeout=60)
+
+        refusals: list[httpx.Response] = []
+        for _ in range(3):  # bounded: rounds until the burst overlapped in the lane
+            with ThreadPoolExecutor(len(QUERIES)) as pool:
+                answers = list(pool.map(one, QUERIES))
+            assert {r.status_code for r in answers} <= {200, 429}
+            refusals += [r for r in answers if r.status_code == 429]
+            if refusals:
+                break
+        lane = httpx.get(f"{url}/v1/stats").json()["queues"]["search"]
+        assert refusals and lane["over_budget"] == lane["rejected"] == len(refusals)
+        res = refusals[0]
+        assert int(res.headers["Retry-After"]) >= 1
+        assert res.json()["error"]["code"] == "overloaded"
     finally:
         stop(proc)
 

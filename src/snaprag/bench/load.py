@@ -64,8 +64,9 @@ SCENARIOS = ("cached", "uncached", "batch", "ask", "chat", "overload")
 BATCH_QUERIES = 16
 FLOOR_REQUESTS = 200
 UNLOADED_REQUESTS = 300  # the overload scenario's one-client reference
-#: throughput phases: a queue deep enough for every client (they measure work, not refusals)
-DEEP_QUEUE = {"SNAPRAG_SERVER_QUEUE": "64"}
+#: throughput phases: a queue deep enough for every client and no latency budget (they
+#: measure work, not refusals)
+DEEP_QUEUE = {"SNAPRAG_SERVER_QUEUE": "64", "SNAPRAG_SERVER_LATENCY_BUDGET": "0"}
 OVERLOAD_FACTOR = 5
 DEFAULT_DURATION_S = 10.0
 #: a search answered from the cache reports no lexical search stage: a search response
@@ -107,7 +108,7 @@ class LoadBench:
 
     def server(self, env: dict[str, str] | None = None, deep: bool = True) -> Server:
         """A fresh server over the index copy, its disk cache removed first. ``deep``: a
-        queue for every client (throughput phases); else the server's default admission
+        queue for every client and no latency budget (throughput phases); else the server's default admission
         (the overload phase, which is about refusing)."""
         for leftover in self.index.glob("cache.db*"):
             leftover.unlink()

@@ -59,7 +59,9 @@ class State:
             works = concurrency.get(name, cpus)
             queue = config.server_queue or works
             works, queue = overrides.get(name, (works, queue))
-            self.lanes[name] = Lane(name, works, queue, config.server_timeout)
+            self.lanes[name] = Lane(
+                name, works, queue, config.server_timeout, config.server_latency_budget
+            )
         #: uploads waiting for the ingest thread (one writer); more get 429
         self.ingest_queue = overrides.get("ingest", (1, INGEST_QUEUE))[1]
         for lane in self.lanes.values():
