@@ -99,6 +99,7 @@ def test_bench_load_end_to_end(tiny: tuple[Path, Path], run_cli, tmp_path: Path)
         "overload-unloaded",
         "overload-first",
         "overload",
+        "overload-herd",
     }
     for name, p in phases.items():
         classes = p["status"]
@@ -127,6 +128,7 @@ def test_bench_load_end_to_end(tiny: tuple[Path, Path], run_cli, tmp_path: Path)
     assert overload["not_429_errors"] == 0
     # what the clients saw as 429 is what the server counted as rejected
     assert overload["status_429"] == overload["server_rejected"]
+    assert overload["herd_status_429"] >= 0 and "herd_admitted_p99_ms" in overload
     assert set(result["uncached_scaling"]) == {"on", "off"}
     assert {t["target"] for t in result["targets"]} >= {"cached_rps", "overload_rss"}
     assert all(isinstance(t["pass"], bool) for t in result["targets"])

@@ -21,11 +21,14 @@ Scenarios (``--scenarios``, comma-separated):
     ``POST /v1/ask`` and ``POST /v1/chat/completions`` (non-stream), extractive answers.
 ``overload``
     one client alone first (the unloaded reference), then 5x the search lane's capacity
-    (concurrency + queue, read from ``/v1/stats``) in clients, in two rounds: a shorter
-    one that pays the one-time costs of that many connections, then the measured one. A
-    refused client sends the same request again after the ``Retry-After`` the server gave
-    (at most 1 s). Reports the 429s, the p99 of admitted requests against the unloaded
-    p99, and the server's RSS before and after the measured round.
+    (concurrency + queue, read from ``/v1/stats``) in clients, in three rounds: a shorter
+    one that pays the one-time costs of that many connections, then the measured one, in
+    which a refused client sends the same request again after the ``Retry-After`` the
+    server gave (at most 1 s) times a random factor in 0.5..1.5, then a round in which
+    every refused client waits exactly the ``Retry-After`` (a herd: the clients refused
+    together come back together, each second). Reports the 429s, the p99 of admitted
+    requests against the unloaded p99 in both, and the server's RSS before and after the
+    measured round.
 
 Every phase is bounded by ``--duration`` seconds and/or ``--requests`` requests (and, for
 distinct queries, by the queries there are); in-flight requests are then awaited.
@@ -108,8 +111,8 @@ class LoadBench:
 
     def server(self, env: dict[str, str] | None = None, deep: bool = True) -> Server:
         """A fresh server over the index copy, its disk cache removed first. ``deep``: a
-        queue for every client and no latency budget (throughput phases); else the server's default admission
-        (the overload phase, which is about refusing)."""
+        queue for every client and no latency budget (throughput phases); else the
+        server's default admission (the overload phase, which is about refusing)."""
         for leftover in self.index.glob("cache.db*"):
             leftover.unlink()
         env = {**(DEEP_QUEUE if deep else {}), **(env or {})}
@@ -306,7 +309,7 @@ class LoadBench:
                 "clients": OVERLOAD_FACTOR * capacity,
                 "warmup": [],
                 "distinct": True,
-                "retry_429": "retry-after",
+                "retry_429": "retry-after-jitter",
             }
             # a first, shorter round pays the one-time costs of hundreds of connections
             # (buffers, allocator arenas), so that the measured round shows growth, if any
@@ -327,8 +330,16 @@ class LoadBench:
                 [_search(q) for q in rest],
                 **overload,
             )
+            rest = rest[loaded["distinct_used"] :] or rest
+            herd = self.phase(
+                "overload-herd",
+                f"overload: {OVERLOAD_FACTOR}x capacity, retrying together",
+                server,
+                [_search(q) for q in rest],
+                **{**overload, "retry_429": "retry-after"},
+            )
             rejected = server.stats()["queues"]["search"]["rejected"] - before
-        rounds = (first, loaded)
+        rounds = (first, loaded, herd)
         p99_unloaded = (unloaded["ok_latency_ms"] or {}).get("p99")
         p99_admitted = (loaded["ok_latency_ms"] or {}).get("p99")
         return {
@@ -344,6 +355,9 @@ class LoadBench:
             "p99_ratio": round(p99_admitted / p99_unloaded, 2)
             if p99_unloaded and p99_admitted
             else None,
+            # the herd: refused clients that all retry after exactly the Retry-After
+            "herd_admitted_p99_ms": (herd["ok_latency_ms"] or {}).get("p99"),
+            "herd_status_429": herd["status"]["429"],
             "rss_mib_unloaded": first["server"]["rss_mib_before"],
             "rss_mib_before": loaded["server"]["rss_mib_before"],
             "rss_mib_after": loaded["server"]["rss_mib_after"],

@@ -26,7 +26,9 @@ snaprag.bench.loadgen < spec.json``. Spec fields:
 ``distinct``
     true: each request is sent once (the run ends when they are used up); false: cycled.
 ``retry_429``
-    ``"retry-after"`` (wait what the server asked, at most ``retry_cap_s``), a number of
+    ``"retry-after"`` (wait what the server asked, at most ``retry_cap_s``),
+    ``"retry-after-jitter"`` (that wait times a random factor in 0.5..1.5, the same on
+    average: clients refused together do not all come back together), a number of
     seconds, or null (take the next request at once). The refused request is sent again,
     so a refusal never uses up a distinct request.
 ``timeout_s``
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import resource
 import sys
 import time
@@ -252,11 +255,12 @@ async def _client(
                         run.marked += 1
                 if response.status == 429 and retry_429 is not None:
                     pending = payload
-                    wait = (
-                        min(response.retry_after or retry_cap_s, retry_cap_s)
-                        if retry_429 == "retry-after"
-                        else float(retry_429)
-                    )
+                    if retry_429 in ("retry-after", "retry-after-jitter"):
+                        wait = min(response.retry_after or retry_cap_s, retry_cap_s)
+                        if retry_429 == "retry-after-jitter":
+                            wait *= random.uniform(0.5, 1.5)
+                    else:
+                        wait = float(retry_429)
                     await asyncio.sleep(max(0.0, min(wait, run.deadline - time.monotonic())))
                 if not response.close:
                     continue
