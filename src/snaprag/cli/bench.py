@@ -6,8 +6,9 @@ reaches them as ``SNAPRAG_CONFIG`` for this process.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -72,6 +73,34 @@ def eval_(
             metavar="",
         ),
     ] = False,
+    answers: Annotated[
+        bool,
+        typer.Option(
+            "--answers",
+            help="Answer quality on a SQuAD-format file: gold text in the answer, in the top "
+            "hits, answer length, and abstention in and out of corpus",
+            metavar="",
+        ),
+    ] = False,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(
+            "--corpus",
+            help="With --answers: ask a folder of documents instead of the file's own paragraphs",
+        ),
+    ] = None,
+    out_of_corpus: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-of-corpus",
+            help="With --answers: questions the documents cannot answer (BEIR folder, "
+            ".jsonl, SQuAD .json or one per line); they should get no answer",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", help="With --answers: only the first N questions", min=1),
+    ] = None,
     split: Annotated[str, typer.Option("--split")] = "test",
     preset: Annotated[
         str | None, typer.Option("--preset", help="Embedding model preset (default: minilm)")
@@ -87,6 +116,11 @@ def eval_(
     if outline:
         _eval_outline(dataset, preset, as_json)
         return
+    if answers:
+        _eval_answers(dataset, corpus, out_of_corpus, preset, limit, as_json)
+        return
+    if corpus is not None or out_of_corpus is not None or limit is not None:
+        fail("--corpus, --out-of-corpus and --limit go with --answers")
     from ..bench.eval import print_eval, run_eval
 
     try:
@@ -112,6 +146,52 @@ def _eval_outline(target: Path, preset: str | None, as_json: bool) -> None:
         echo_json(outline.last_line(result))
     else:
         outline.print_report(result)
+
+
+def _eval_answers(
+    dataset: Path,
+    corpus: Path | None,
+    out_of_corpus: Path | None,
+    preset: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    from ..bench import answers
+
+    try:
+        with _progress_bar(not as_json) as progress:
+            result = answers.run(
+                dataset, corpus, out_of_corpus, preset=preset, limit=limit, progress=progress
+            )
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        fail(error_message(exc))
+    if as_json:  # details first; the last line is the summary scripts read
+        echo_json({k: v for k, v in result.items() if k not in answers.last_line(result)})
+        echo_json(answers.last_line(result))
+    else:
+        answers.print_report(result)
+
+
+@contextlib.contextmanager
+def _progress_bar(show: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A bar on stderr while questions are asked (none for --json or a non-terminal)."""
+    import sys
+
+    if not show or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("asking", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on real IR collections.")
