@@ -69,13 +69,6 @@ def test_a_how_to_question_gets_the_steps_in_order_with_page_and_section() -> No
     assert (first.page, first.section) == (2, "2. How to make a warranty claim")
 
 
-def test_the_answer_opens_with_the_passage_that_says_it() -> None:
-    answer = _answerer().answer("How long is the warranty on the frame?", HITS)
-    first = answer.text.split(" [")[0]
-    assert "Frame and lifting motors: 7 years." in first
-    assert not answer.text.startswith("In the USA")
-
-
 def test_a_list_question_quotes_the_list_with_its_introduction() -> None:
     answer = _answerer().answer("What does the warranty not cover?", HITS)
     assert answer.text.startswith("The warranty does not cover: - damage from loads")
@@ -141,5 +134,4 @@ def test_abstention_rule() -> None:
 
 def test_each_measured_model_has_a_similarity_floor_and_others_none() -> None:
     assert AbstentionRule.for_model("minilm").similarity_floor is not None
-    assert AbstentionRule.for_model("e5-small").similarity_floor is not None
     assert AbstentionRule.for_model("/models/my-encoder").similarity_floor is None

@@ -135,6 +135,7 @@ class ExtractiveAnswerer:
         chosen = [best]
         quoted = {(passages[best].hit, k) for k in passages[best].parts}
         length = len(passages[best].quoted)
+        keys = [_key(passages[best].quoted)]
         for j in np.argsort(-score, kind="stable"):
             if len(chosen) >= self.max_sentences:
                 break
@@ -142,9 +143,13 @@ class ExtractiveAnswerer:
             parts = {(p.hit, k) for k in p.parts}
             if parts & quoted or coverage[j] < FOLLOW_SHARE * coverage[best]:
                 continue  # already quoted (a list's item, say), or too far from the question
+            key = _key(p.quoted)
+            if any(key in k or k in key for k in keys):
+                continue  # the same sentence in another hit (overlap, a repeated paragraph)
             if length + len(p.quoted) > self.max_chars:
                 continue
             chosen.append(int(j))
+            keys.append(key)
             quoted |= parts
             length += len(p.quoted)
         return chosen
@@ -193,6 +198,10 @@ class ExtractiveAnswerer:
         answer.metrics.update(_evidence_metrics(evidence))
         answer.metrics["abstained"] = 1.0
         return answer
+
+
+def _key(text: str) -> str:
+    return " ".join(text.casefold().split())
 
 
 def _evidence_metrics(evidence: Evidence) -> dict[str, float]:
