@@ -57,6 +57,8 @@ _NUMBER_QUESTION = re.compile(
     re.IGNORECASE,
 )
 _DIGIT = re.compile(r"\d")
+#: passages considered after the best one
+_CANDIDATES = 64
 #: passage vectors kept between answers
 _VECTOR_CACHE_SIZE = 4096
 
@@ -108,10 +110,12 @@ class ExtractiveAnswerer:
         # bigram mode for Korean: no analyser to load just to compare words
         qterms = set(tokenize_many([question], korean="bigram")[0])
         judged = tokenize_many([p.judged for p in passages], korean="bigram")
-        sections = tokenize_many(
-            [_heading_text(top[p.hit], pieces[p.hit]) for p in passages], korean="bigram"
-        )
-        coverage = _coverage(qterms, [set(t) for t in judged], [set(t) for t in sections])
+        # each hit's heading path and heading lines, tokenized once per hit
+        headings = [set(t) for t in tokenize_many(
+            [_heading_text(h, ps) for h, ps in zip(top, pieces, strict=True)], korean="bigram"
+        )]  # fmt: skip
+        sections = [headings[p.hit] for p in passages]
+        coverage = _coverage(qterms, [set(t) for t in judged], sections)
         cosine = self._cosines(question, [p.judged for p in passages])
         prior = np.array([RANK_PRIOR / (1 + p.hit) for p in passages])
         score = LEXICAL_WEIGHT * coverage + COSINE_WEIGHT * cosine + prior
@@ -136,18 +140,20 @@ class ExtractiveAnswerer:
         quoted = {(passages[best].hit, k) for k in passages[best].parts}
         length = len(passages[best].quoted)
         keys = [_key(passages[best].quoted)]
-        for j in np.argsort(-score, kind="stable"):
+        # the best few dozen are enough to fill the budget: a chunk of thousands of tiny
+        # "sentences" must not make each be compared with every quoted one
+        for j in np.argsort(-score, kind="stable")[:_CANDIDATES]:
             if len(chosen) >= self.max_sentences:
                 break
             p = passages[int(j)]
             parts = {(p.hit, k) for k in p.parts}
             if parts & quoted or coverage[j] < FOLLOW_SHARE * coverage[best]:
                 continue  # already quoted (a list's item, say), or too far from the question
+            if length + len(p.quoted) > self.max_chars:
+                continue
             key = _key(p.quoted)
             if any(key in k or k in key for k in keys):
                 continue  # the same sentence in another hit (overlap, a repeated paragraph)
-            if length + len(p.quoted) > self.max_chars:
-                continue
             chosen.append(int(j))
             keys.append(key)
             quoted |= parts
