@@ -63,8 +63,7 @@ def test_a_how_to_question_gets_the_steps_in_order_with_page_and_section() -> No
     steps = answer.text.index("1. Find"), answer.text.index("2. Take"), answer.text.index("3. Send")
     assert list(steps) == sorted(steps)
     assert "characters and starts with SD2" in answer.text  # the wrapped item stays whole
-    label = "[warranty-and-service.pdf p.2 · 2. How to make a warranty claim]"
-    assert label in answer.text
+    assert "[warranty-and-service.pdf p.2]" in answer.text
     first = answer.citations[0]
     assert (first.page, first.section) == (2, "2. How to make a warranty claim")
 

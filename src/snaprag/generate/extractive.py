@@ -13,7 +13,8 @@ passage is scored by
 * a small prior for higher-ranked hits.
 
 The answer opens with the best passage and adds the next best while they fit a length
-budget, each followed by its citation (``[manual.pdf p.3]``). When the best passage
+budget, each followed by its citation (``[manual.pdf p.3]``; the citation also carries the
+hit's heading path, which the command line and the API show with it). When the best passage
 covers too little of the question the answer abstains (:mod:`.abstain`): the no-answer
 text in the question's language and no citations.
 """
@@ -126,6 +127,12 @@ class ExtractiveAnswerer:
         evidence = Evidence(float(coverage.max()), float(cosine.max()), len(qterms))
         if self.rule.abstains(evidence):
             return self._abstain(question, hits, evidence)
+        following = _following(top, passages, best)
+        if following is not None and coverage[following] > 0:
+            # the sentence right after the best one carries on with it ("The warranty
+            # depends on the part." / "Frame and motors: 7 years, ..."): it comes next
+            score = score.copy()
+            score[following] = score.max() + 1.0
         chosen = self._choose(passages, score, coverage, best)
         answer = _compose(question, hits, [passages[j] for j in chosen])
         answer.metrics.update(_evidence_metrics(evidence))
@@ -147,7 +154,8 @@ class ExtractiveAnswerer:
                 break
             p = passages[int(j)]
             parts = {(p.hit, k) for k in p.parts}
-            if parts & quoted or coverage[j] < FOLLOW_SHARE * coverage[best]:
+            close = score[j] > score[best]  # the sentence that follows the best one
+            if parts & quoted or (coverage[j] < FOLLOW_SHARE * coverage[best] and not close):
                 continue  # already quoted (a list's item, say), or too far from the question
             if length + len(p.quoted) > self.max_chars:
                 continue
@@ -204,6 +212,26 @@ class ExtractiveAnswerer:
         answer.metrics.update(_evidence_metrics(evidence))
         answer.metrics["abstained"] = 1.0
         return answer
+
+
+def _following(top: list[Hit], passages: list[Passage], best: int) -> int | None:
+    """The passage that directly follows passage ``best`` in its document: the next
+    sentence of the same hit, or the first of the hit holding the document's next chunk."""
+    p = passages[best]
+    after = [j for j, q in enumerate(passages) if q.hit == p.hit and q.parts[0] > p.parts[-1]]
+    if after:
+        nearest = min(after, key=lambda j: passages[j].parts[0])
+        return nearest if len(passages[nearest].parts) == 1 else None
+    if any(q.hit == p.hit and q.parts[-1] > p.parts[-1] for q in passages):
+        return None
+    doc, _, n = top[p.hit].id.rpartition("#")
+    if not n.isdigit():
+        return None
+    following = f"{doc}#{int(n) + 1}"
+    for j, q in enumerate(passages):
+        if top[q.hit].id == following and len(q.parts) == 1:
+            return j  # the first passage of the next chunk
+    return None
 
 
 def _key(text: str) -> str:
@@ -291,17 +319,10 @@ def _compose(question: str, hits: list[Hit], chosen: list[Passage]) -> Answer:
             h = hits[p.hit]
             by_hit[p.hit] = Citation(len(by_hit) + 1, h.source, h.page, h.doc_id, h.id, h.section)
             citations.append(by_hit[p.hit])
-        parts.append(f"{p.quoted} {_label(by_hit[p.hit])}")
+        parts.append(f"{p.quoted} {by_hit[p.hit].label}")
     answer = Answer(question, " ".join(parts), citations, hits)
     answer.metrics["quoted_chars"] = float(len(" ".join(p.quoted for p in chosen)))
     return answer
-
-
-def _label(citation: Citation) -> str:
-    """``[manual.pdf p.3 · 2. How to make a warranty claim]``: source, page and section."""
-    base = citation.label
-    section = citation.section.split(_SECTION_SEPARATOR)[-1].strip() if citation.section else ""
-    return f"{base[:-1]} · {section}]" if section else base
 
 
 EXTRACTIVE_VERSION = "3"
