@@ -160,6 +160,10 @@ def test_invalid_float_env(monkeypatch):
         ({"dense_weight": -0.5}, "dense_weight"),
         ({"dense_weight": 0.0, "bm25_weight": 0.0}, "cannot both be 0"),
         ({"fusion": "RRF"}, "rrf, weighted"),
+        ({"server_latency_budget": 0.5}, "0 \\(off\\) or at least 1"),
+        ({"server_latency_budget": float("nan")}, "server_latency_budget"),
+        ({"server_latency_budget": float("inf")}, "server_latency_budget"),
+        ({"server_latency_budget": -1.0}, "server_latency_budget"),
     ],
 )
 def test_invalid_values(changes, fragment):

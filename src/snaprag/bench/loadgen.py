@@ -26,11 +26,11 @@ snaprag.bench.loadgen < spec.json``. Spec fields:
 ``distinct``
     true: each request is sent once (the run ends when they are used up); false: cycled.
 ``retry_429``
-    ``"retry-after"`` (wait what the server asked, at most ``retry_cap_s``),
-    ``"retry-after-jitter"`` (that wait times a random factor in 0.5..1.5, the same on
-    average: clients refused together do not all come back together), a number of
-    seconds, or null (take the next request at once). The refused request is sent again,
-    so a refusal never uses up a distinct request.
+    ``"retry-after"`` (wait what the server asked, at most ``retry_cap_s``, preferring
+    ``retry-after-ms`` to ``Retry-After`` as the official OpenAI client does),
+    ``"retry-after-seconds"`` (read only ``Retry-After``, whole seconds, as most HTTP
+    clients do), a number of seconds, or null (take the next request at once). The
+    refused request is sent again, so a refusal never uses up a distinct request.
 ``timeout_s``
     the longest a single request may take; past it the connection is dropped and counted.
 ``marker``
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import resource
 import sys
 import time
@@ -101,7 +100,8 @@ class Response:
     status: int
     body: bytes
     close: bool  # the server will close the connection after this response
-    retry_after: float | None
+    retry_after: float | None  # seconds, from Retry-After
+    retry_after_ms: float | None = None  # milliseconds, from retry-after-ms
 
 
 async def read_response(reader: asyncio.StreamReader) -> Response:
@@ -116,6 +116,7 @@ async def read_response(reader: asyncio.StreamReader) -> Response:
     chunked = False
     close = parts[0] == "HTTP/1.0"
     retry_after: float | None = None
+    retry_after_ms: float | None = None
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if not sep:
@@ -128,11 +129,15 @@ async def read_response(reader: asyncio.StreamReader) -> Response:
             chunked = "chunked" in value.lower()
         elif name == "connection":
             close = value.lower() == "close"
-        elif name == "retry-after":
+        elif name in ("retry-after", "retry-after-ms"):
             try:
-                retry_after = float(value)
+                number = float(value)
             except ValueError:
-                retry_after = None
+                continue
+            if name == "retry-after":
+                retry_after = number
+            else:
+                retry_after_ms = number
     if chunked:
         body = bytearray()
         while True:
@@ -151,7 +156,7 @@ async def read_response(reader: asyncio.StreamReader) -> Response:
     else:  # no length: the body runs until the server closes the connection
         data = await reader.read()
         close = True
-    return Response(status, data, close, retry_after)
+    return Response(status, data, close, retry_after, retry_after_ms)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -255,10 +260,11 @@ async def _client(
                         run.marked += 1
                 if response.status == 429 and retry_429 is not None:
                     pending = payload
-                    if retry_429 in ("retry-after", "retry-after-jitter"):
-                        wait = min(response.retry_after or retry_cap_s, retry_cap_s)
-                        if retry_429 == "retry-after-jitter":
-                            wait *= random.uniform(0.5, 1.5)
+                    if retry_429 in ("retry-after", "retry-after-seconds"):
+                        asked = response.retry_after
+                        if retry_429 == "retry-after" and response.retry_after_ms is not None:
+                            asked = response.retry_after_ms / 1000
+                        wait = min(asked or retry_cap_s, retry_cap_s)
                     else:
                         wait = float(retry_429)
                     await asyncio.sleep(max(0.0, min(wait, run.deadline - time.monotonic())))

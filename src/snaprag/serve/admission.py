@@ -7,35 +7,25 @@ queue's depth and the lane's measured throughput; a request that waits or works 
 deadline gets ``504``. Answering overload early keeps the latency of admitted requests
 bounded instead of letting every request slow down together.
 
-A count alone cannot say how long an admitted request will take: 16 searches sharing
-micro-batches on 2 cores take ten times as long as one. So a lane also refuses a request
-whose expected time in the lane exceeds ``latency_budget`` times its unloaded latency.
-The expectation is Little's law: the requests in the lane, this one included, over the
-lane's throughput, measured as the mean gap between completions while the lane is busy
-(the gap that opens a busy period counts from the arrival that started it). The unloaded
-latency is a moving average over the requests that found the lane empty and had it
-to themselves until they ended. A request to an
-empty lane is never refused, so a wrong estimate cannot starve a lane.
+A lane also refuses, under sustained overload, the requests whose expected time in it
+exceeds ``latency_budget`` times its unloaded latency (:mod:`.budget`). A refusal carries
+``Retry-After`` in whole seconds and ``retry-after-ms``, the same wait spread at random
+over 0.5..1.5 of it: clients refused together (a burst) do not all come back together.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from .budget import LatencyBudget
 from .errors import HTTPError
-
-#: requests that found the lane empty before the latency budget applies (a fresh lane
-#: knows nothing of its unloaded latency)
-UNLOADED_SAMPLES = 8
-#: completions the lane's throughput is averaged over (a micro-batch ends many at once)
-THROUGHPUT_WINDOW = 64
 
 #: milliseconds the current request waited for its lane (a request's ``queue_wait`` stage)
 QUEUE_WAIT_MS: ContextVar[float] = ContextVar("queue_wait_ms", default=0.0)
@@ -67,21 +57,17 @@ class Lane:
         self.concurrency = max(1, concurrency)
         self.queue = max(0, queue)
         self.timeout_s = timeout_s
-        self.latency_budget = latency_budget
         self._clock = clock
         self._slots = asyncio.Semaphore(self.concurrency)
         self._waiting = 0
         self._running = 0
-        #: seconds in the lane of requests that found it empty (moving average)
-        self._unloaded_s = 0.0
-        self._unloaded_n = 0
+        #: units of work in the lane (a request of many queries counts each)
+        self._units = 0
         self._arrived = 0  # requests admitted so far (tells a request that ran alone)
-        #: seconds between completions while busy (the last THROUGHPUT_WINDOW)
-        self._gaps: deque[float] = deque(maxlen=THROUGHPUT_WINDOW)
-        #: perf_counter of the last completion, or of the arrival that opened a busy period
-        self._last_done = 0.0
+        self.budget = LatencyBudget(latency_budget)
         self.stats = LaneStats()
-        #: called with (lane, "wait", seconds), (lane, "queue_full") or (lane, "deadline")
+        #: called with (lane, "wait", seconds) or (lane, REASON), REASON one of
+        #: "queue_full", "latency_budget" (429s) and "deadline" (504)
         self.listener: Callable[..., None] | None = None
 
     def _tell(self, what: str, value: float = 0.0) -> None:
@@ -102,31 +88,12 @@ class Lane:
         arrival (a burst arriving at once must not all pass before any holds a slot)."""
         return self._waiting + self._running >= self.concurrency + self.queue
 
-    @property
-    def unloaded_s(self) -> float | None:
-        """The lane's unloaded latency, once enough requests found it empty."""
-        return self._unloaded_s if self._unloaded_n >= UNLOADED_SAMPLES else None
+    def _over_budget(self, units: int) -> bool:
+        return self.budget.refuses(self._clock(), self._units, units)
 
-    def expected_s(self) -> float | None:
-        """Seconds a request arriving now would spend in the lane (None: no estimate)."""
-        if not self._gaps:
-            return None
-        ahead = self._waiting + self._running
-        return (ahead + 1) * sum(self._gaps) / len(self._gaps)
-
-    @property
-    def over_budget(self) -> bool:
-        """Whether a request arriving now would exceed the latency budget."""
-        if not self.latency_budget or self._waiting + self._running == 0:
-            return False
-        unloaded, expected = self.unloaded_s, self.expected_s()
-        if unloaded is None or expected is None:
-            return False
-        return expected > self.latency_budget * unloaded
-
-    def refuse_if_full(self) -> None:
-        """The 429 a full or over-budget lane answers (checked before a streamed response
-        starts)."""
+    def refuse_if_full(self, units: int = 1, budget: bool = True) -> None:
+        """The 429 a full or (``budget``) over-budget lane answers to a request of
+        ``units`` (checked before a streamed response starts)."""
         if self.full:
             self.stats.rejected += 1
             self._tell("queue_full")
@@ -134,20 +101,27 @@ class Lane:
                 429,
                 "overloaded",
                 f"the {self.name} queue is full ({self._waiting} waiting); retry later",
-                {"Retry-After": str(self.retry_after())},
+                self._retry_headers(),
             )
-        if self.over_budget:
+        if budget and self._over_budget(units):
             self.stats.rejected += 1
             self.stats.over_budget += 1
             self._tell("latency_budget")
+            expected = self.budget.expected_s(self._units, units) or 0.0
+            limit = self.budget.limit_s or 0.0
             raise HTTPError(
                 429,
                 "overloaded",
-                f"the {self.name} lane is at capacity ({self._waiting + self._running} in "
-                f"progress; a new request would take over {self.latency_budget:g}x its "
-                "unloaded latency); retry later",
-                {"Retry-After": str(self.retry_after())},
+                f"the {self.name} lane is over its latency budget: a request now would take "
+                f"about {expected * 1000:.0f} ms, the budget is {limit * 1000:.0f} ms "
+                f"({self.budget.factor:g}x the unloaded latency); retry later",
+                self._retry_headers(),
             )
+
+    def _retry_headers(self) -> dict[str, str]:
+        seconds = self.retry_after()
+        spread = seconds * 1000 * random.uniform(0.5, 1.5)
+        return {"Retry-After": str(seconds), "retry-after-ms": str(round(spread))}
 
     def retry_after(self) -> int:
         """Seconds until the queue ahead has likely drained (at least 1)."""
@@ -155,25 +129,35 @@ class Lane:
         return max(1, math.ceil(ahead * self.stats.service_s / self.concurrency))
 
     @asynccontextmanager
-    async def admit(self) -> AsyncIterator[float]:
-        """Wait for a slot (or be refused); yields the deadline (``time.monotonic()``)."""
-        self.refuse_if_full()
+    async def admit(self, units: int = 1, budget: bool = True) -> AsyncIterator[float]:
+        """Wait for a slot (or be refused); yields the deadline (``time.monotonic()``).
+
+        ``units``: the work the request brings (queries or texts), for the latency
+        budget; ``budget`` False: the caller already checked it (a stream, whose 200 is
+        sent before it is admitted, must not be refused by the budget in between).
+        """
+        self.refuse_if_full(units, budget)
         deadline = time.monotonic() + self.timeout_s
         start = self._clock()
         alone = self._waiting + self._running == 0
         if alone:
-            self._last_done = start  # a busy period opens: its first gap counts from here
+            self.budget.opened(start)  # a busy period opens: its first gap counts from here
         self._arrived += 1
         arrival = self._arrived
         self._waiting += 1  # before any await: the next arrival already sees this one
+        self._units += units
         try:
             await asyncio.wait_for(self._slots.acquire(), timeout=self.timeout_s)
         except TimeoutError:
+            self._units -= units
             self.stats.timed_out += 1
             self._tell("deadline")
             raise HTTPError(
                 504, "deadline", f"waited {self.timeout_s:g} s for a {self.name} slot"
             ) from None
+        except BaseException:
+            self._units -= units
+            raise
         finally:
             self._waiting -= 1
         self.stats.admitted += 1
@@ -183,20 +167,18 @@ class Lane:
         self._tell("wait", waited)
         self._running += 1
         work = self._clock()
+        ok = False
         try:
             yield deadline
+            ok = True
         finally:
             self._running -= 1
+            self._units -= units
             self._slots.release()
             done = self._clock()
             self.stats.service_s = 0.9 * self.stats.service_s + 0.1 * (done - work)
-            self._gaps.append(done - self._last_done)
-            self._last_done = done
-            if alone and self._arrived == arrival:  # no other request shared its time
-                took = done - start
-                n = self._unloaded_n = self._unloaded_n + 1
-                # a plain mean until there are enough samples, then a moving average
-                self._unloaded_s += (took - self._unloaded_s) / min(n, 2 * UNLOADED_SAMPLES)
+            # alone: no other request shared its time in the lane
+            self.budget.completed(done, done - start, units, ok, alone and self._arrived == arrival)
 
     def report(self) -> dict[str, float | int]:
         s = self.stats
@@ -209,15 +191,9 @@ class Lane:
             "rejected": s.rejected,
             "timed_out": s.timed_out,
             "over_budget": s.over_budget,
-            "latency_budget": self.latency_budget,
-            "unloaded_ms": _ms(self.unloaded_s),
-            "expected_ms": _ms(self.expected_s()),
+            **self.budget.report(self._units),
             "mean_wait_ms": round(s.wait_ms_total / s.admitted, 3) if s.admitted else 0.0,
         }
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
 
 
 async def run_with_deadline(coro, deadline: float, what: str, cancel: bool = True):

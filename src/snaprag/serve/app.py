@@ -80,8 +80,8 @@ def create_app(config: Config, index: Path | None = None, data: Path | None = No
         await state.run(collections.warm_up)
         sampler = asyncio.ensure_future(_sample(state))
         # what is loaded by now lives as long as the server: frozen, the garbage
-        # collector's full passes stop rescanning it (each such pass held every thread
-        # for tens of ms, which came out as the p99 of requests under load)
+        # collector's full passes stop rescanning it (each such pass held the GIL for
+        # ms to tens of ms, in the middle of requests)
         gc.collect()
         gc.freeze()
         state.ready = True

@@ -12,6 +12,7 @@ elsewhere answers 404, and one deleted and made again under the same name is reo
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import shutil
@@ -118,6 +119,12 @@ class Collections:
         self._tenants.pop(name, None)
         if engine is not None:
             engine.close()  # a request still using it finishes; nothing new reaches it
+            # the server froze what it loaded at start (the garbage collector skips it):
+            # an engine dropped now may hold reference cycles that only a collection over
+            # the unfrozen objects frees
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
 
     def _sync(self, name: str) -> Engine | None:
         """The engine of ``name`` as the disk has it now: opened when another process made

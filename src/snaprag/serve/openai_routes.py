@@ -146,7 +146,7 @@ async def embeddings(req: EmbeddingsIn, request: Request) -> dict[str, Any]:
     def embed() -> tuple[Any, int]:
         return embedder.embed_passages(texts), sum(embedder.count_tokens(texts))
 
-    vectors, tokens = await state.work("embed", embed)
+    vectors, tokens = await state.work("embed", embed, units=len(texts))
     return {
         "object": "list",
         "data": [

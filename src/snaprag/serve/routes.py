@@ -76,7 +76,9 @@ async def _search(request: Request, queries: list[str], req: SearchIn | BatchIn)
     state = _state(request)
     engine = state.collections.get(req.collection, _caller(request))
     filters = _filters(req.filters)
-    return await state.work("search", engine.search_many, queries, req.k, filters, req.mode)
+    return await state.work(
+        "search", engine.search_many, queries, req.k, filters, req.mode, units=len(queries)
+    )
 
 
 def answer_body(answer: Answer) -> dict[str, Any]:

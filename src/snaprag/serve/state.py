@@ -79,11 +79,12 @@ class State:
         """``fn(*args)`` on a worker thread (the event loop never blocks)."""
         return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=self.limiter)
 
-    def admit(self, lane: str) -> Any:
+    def admit(self, lane: str, units: int = 1, budget: bool = True) -> Any:
         """The route's admission (503 over a CPU or memory threshold, 429 when its queue
-        is full, 504 past the deadline); yields the deadline."""
+        is full or, ``budget``, over its latency budget, 504 past the deadline) of a
+        request of ``units`` (queries or texts); yields the deadline."""
         self._refuse_if_over(lane)
-        return self.lanes[lane].admit()
+        return self.lanes[lane].admit(units, budget)
 
     def refuse(self, lane: str) -> None:
         """The 503 or 429 a request would get now (checked before a stream's 200)."""
@@ -97,9 +98,9 @@ class State:
             self.observer.lane_event(lane, "overloaded")
             raise
 
-    async def work(self, lane: str, fn: Callable[..., T], *args: Any) -> T:
+    async def work(self, lane: str, fn: Callable[..., T], *args: Any, units: int = 1) -> T:
         """``fn(*args)`` admitted by the route's lane and bounded by its deadline."""
-        async with self.admit(lane) as deadline:
+        async with self.admit(lane, units) as deadline:
             return await run_with_deadline(self.run(fn, *args), deadline, lane, cancel=False)
 
     def events(self, make: Callable[[], Any]) -> Any:
@@ -113,7 +114,8 @@ class State:
         past it, a 504 (the route sends it as an ``error`` event) and the generation stops
         at its next token."""
         started = time.perf_counter()
-        async with self.admit(lane) as deadline:
+        # the route checked the budget before its 200 (refuse): not again in between
+        async with self.admit(lane, budget=False) as deadline:
             events = self.events(make).__aiter__()
             try:
                 while True:
