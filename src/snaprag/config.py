@@ -167,12 +167,11 @@ class Config:
     #: new work gets 503 while the process's resident memory is above this many MiB
     #: (0: no limit)
     server_max_memory_mb: float = 0.0
-    #: a search, ask, chat or embed request is refused at arrival (429) when the time it
-    #: would spend in its lane, waiting and working (the requests ahead of it over the
-    #: lane's measured throughput), exceeds this multiple of the lane's unloaded latency
-    #: (measured on requests that found the lane empty): under overload, admitted requests
-    #: keep close to unloaded latency and the excess is refused early (0: off; only the
-    #: queue length bounds a lane)
+    #: under sustained overload (a standing queue), a search, ask, chat or embed request
+    #: is refused at arrival (429) when the time it would spend in its lane, waiting and
+    #: working (the work ahead of it over the lane's measured throughput), exceeds this
+    #: multiple of the lane's unloaded latency; bursts at an idle lane are queued (0: off;
+    #: only the queue length bounds a lane; see snaprag.serve.budget)
     server_latency_budget: float = 3.0
     # ---- alerts (snaprag serve): 0 or empty = off; see snaprag.observe.alerts
     #: p95 latency in ms over the last minute: "300" for every route, or "search=50,ask=3000"

@@ -187,8 +187,9 @@ def print_report(result: dict[str, Any]) -> None:
             f"overload: {overload['clients']} clients against capacity {overload['capacity']}; "
             f"{overload['status_429']:,} answered 429 (the server counted "
             f"{overload['server_rejected']:,}); admitted p99 {overload['admitted_p99_ms']} ms "
-            f"vs unloaded {overload['unloaded_p99_ms']} ms (clients reading only whole-second Retry-After: "
-            f"{overload.get('herd_admitted_p99_ms')} ms); RSS {overload['rss_mib_before']} "
+            f"vs unloaded {overload['unloaded_p99_ms']} ms (clients that read only a "
+            f"whole-second Retry-After: {overload.get('herd_admitted_p99_ms')} ms); RSS "
+            f"{overload['rss_mib_before']} "
             f"-> {overload['rss_mib_after']} MiB over the measured round "
             f"({overload['rss_mib_unloaded']} MiB before the first)"
         )
