@@ -43,6 +43,9 @@ progress = logging.getLogger("snaprag.progress")
 PACKS_PER_ACTOR = 2
 #: planned entries pulled ahead of the writer at most (settled results included)
 MAX_AHEAD = 64
+#: seconds the workers may take to be placed and load their model (a node that has never
+#: run snaprag converts the model first)
+START_TIMEOUT = 300.0
 
 
 def _import_ray() -> Any:
@@ -54,6 +57,18 @@ def _import_ray() -> Any:
             "(on the driver and on every node of the cluster)"
         ) from None
     return ray
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Only errors from logger ``name`` while the block runs."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -192,14 +207,16 @@ class RayRunner:
                 "starting Ray" if self.address is None else f"connecting to Ray at {self.address}"
             )
             try:
-                ray.init(
-                    address=self.address,
-                    num_cpus=self.num_cpus if self.address is None else None,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level=logging.ERROR,
-                    configure_logging=False,
-                )
+                with _quiet("ray"):  # its start-up notices are not the user's business
+                    ray.init(
+                        # "local": a new Ray of our own, never a cluster found by chance
+                        address=self.address or "local",
+                        num_cpus=self.num_cpus if self.address is None else None,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        logging_level=logging.ERROR,
+                        configure_logging=False,
+                    )
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = self.address or "a local Ray"
                 raise ConfigError(
@@ -217,7 +234,15 @@ class RayRunner:
         self._window = PACKS_PER_ACTOR * n
         progress.info(f"loading the model on {n} Ray worker(s)")
         hello = [a.hello.remote(f"actor-{i}") for i, a in enumerate(self._actors)]
-        self.info.workers = list(self._get(hello))
+        try:
+            self.info.workers = list(self._get(hello, timeout=START_TIMEOUT))
+        except ray.exceptions.GetTimeoutError:
+            raise ConfigError(
+                f"Ray did not start {n} worker(s) of {self.cpus_per_worker:g} CPU(s) within "
+                f"{START_TIMEOUT:.0f} s (cluster CPUs: {ray.cluster_resources().get('CPU', 0):g},"
+                f" free: {ray.available_resources().get('CPU', 0):g}); ask for fewer with "
+                "--ray-workers or --ray-cpus"
+            ) from None
 
     def close(self) -> None:
         """Collect the workers' statistics, end the actors, and stop Ray if it was started
@@ -375,11 +400,11 @@ class RayRunner:
             self._dispatch.remove(source)
             self._draining.append(source)
 
-    def _get(self, refs: list[Any]) -> list[Any]:
+    def _get(self, refs: list[Any], timeout: float | None = None) -> list[Any]:
         """``ray.get``, with a dead worker or a lost node told as what to do next."""
         ray = self._ray
         try:
-            return ray.get(refs)
+            return ray.get(refs, timeout=timeout)
         except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as exc:
             raise RayWorkerLost(
                 f"a Ray worker was lost ({type(exc).__name__}); everything committed so far "
