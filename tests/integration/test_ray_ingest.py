@@ -31,6 +31,8 @@ from snaprag import Engine
 ray = pytest.importorskip("ray", reason="the 'ray' extra is not installed")
 
 SCIFACT = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "scifact"
+#: short chunks: several transactions from few documents, so the model's time stays small
+SMALL_CHUNKS = {"chunk_tokens": 48, "chunk_overlap": 8}
 QUERIES = [
     "vitamin D deficiency and bone density",
     "microglia in the developing brain",
@@ -61,12 +63,12 @@ def corpus(tmp_path: Path, make) -> Path:
         pytest.skip("../shared/datasets/scifact not present")
     root = tmp_path / "corpus"
     root.mkdir()
-    head = scifact_records(0, 300)  # ~580 chunks: two transactions
-    tail = scifact_records(300, 400)
+    head = scifact_records(0, 120)  # ~800 short chunks: two transactions
+    tail = scifact_records(120, 160)
     make.beir(root / "scifact-a.jsonl", head)
     make.beir(root / "scifact-b.jsonl", tail)
     # indexed first, it owns one of scifact-b's ids: scifact-b fails with its packs in flight
-    make.beir(root / "a-clash.jsonl", [dict(tail[50], title="clash")])
+    make.beir(root / "a-clash.jsonl", [dict(tail[10], title="clash")])
     make.warranty_docs(root)
     make.pdf(root / "manual.pdf", ["Reset the control box by holding the button.", "Page 2"])
     make.docx(root / "notes.docx", "Notes", ["The frame carries a lifetime warranty."])
@@ -103,7 +105,7 @@ def test_ray_ingest_equals_local_ingest(corpus: Path, ray_address: str, tmp_path
     reports = {}
     for name in ("local", "ray"):
         runner = RayRunner(ray_address) if name == "ray" else "local"
-        with Engine.open(tmp_path / name) as eng:
+        with Engine.open(tmp_path / name, **SMALL_CHUNKS) as eng:
             reports[name] = eng.ingest([corpus], runner=runner)
         if name == "ray":
             runner.close()  # type: ignore[union-attr]
@@ -129,7 +131,10 @@ def test_ray_ingest_equals_local_ingest(corpus: Path, ray_address: str, tmp_path
     assert sum(w.chunks for w in workers) >= remote.chunks_embedded == local.chunks_embedded
 
     assert rows(tmp_path / "ray") == rows(tmp_path / "local")
-    with Engine.open(tmp_path / "local") as a, Engine.open(tmp_path / "ray") as b:
+    with (
+        Engine.open(tmp_path / "local", **SMALL_CHUNKS) as a,
+        Engine.open(tmp_path / "ray", **SMALL_CHUNKS) as b,
+    ):
         va, vb = vectors_by_chunk(a), vectors_by_chunk(b)
         assert va.keys() == vb.keys() and len(va) == local.chunks_embedded
         diff = max(float(np.abs(va[k] - vb[k]).max()) for k in va)

@@ -224,7 +224,9 @@ class RayRunner:
                     "('ray start --head' prints it) or omit it to start a local Ray"
                 ) from None
             self._started = True
-        self.info.address = self.address or ray.get_runtime_context().gcs_address
+            self.info.address = self.address or "local"
+        else:  # the caller's Ray
+            self.info.address = ray.get_runtime_context().gcs_address
         n = self.workers or max(
             1, int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_worker)
         )
@@ -410,6 +412,12 @@ class RayRunner:
                 f"a Ray worker was lost ({type(exc).__name__}); everything committed so far "
                 "is kept: run the same command again to resume"
             ) from exc
+        except ray.exceptions.RayTaskError as exc:
+            # snaprag's own errors (a model a node cannot convert...) arrive as they were
+            # raised, without the remote traceback that Ray wraps around them
+            if isinstance(getattr(exc, "cause", None), SnapragError):
+                raise exc.cause from None
+            raise
 
 
 class RayWorkerLost(RuntimeError):
