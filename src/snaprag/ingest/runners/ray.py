@@ -246,6 +246,11 @@ class RayRunner:
                 "--ray-workers or --ray-cpus"
             ) from None
 
+    def _collect(self) -> None:
+        """The workers' statistics so far, into :attr:`info` (totals since they started)."""
+        if self._actors:
+            self.info.workers = list(self._get([a.report.remote() for a in self._actors]))
+
     def close(self) -> None:
         """Collect the workers' statistics, end the actors, and stop Ray if it was started
         here (a cluster reached by address keeps running)."""
@@ -292,6 +297,7 @@ class RayRunner:
                             self._split(entry)
                 self._pump()
                 if not ahead:
+                    self._collect()
                     return
                 entry = ahead.popleft()
                 if isinstance(entry, SourceResult):
