@@ -9,7 +9,7 @@ batches. The one writer commits those batches as they come, so a runner may work
 (several sources and batches at once, on other processes or machines) but never reorders
 what the writer sees: a killed run resumes exactly as a local one does.
 
-Backends (one file each, built by name in :mod:`snaprag.ingest.runners`):
+Backends (one file each, built by name in :mod:`snaprag.ingest.runners.factory`):
 :class:`~snaprag.ingest.runners.local.LocalRunner` (this process, one batch at a time) and
 :class:`~snaprag.ingest.runners.ray.RayRunner` (Ray actors, extra ``ray``).
 """
