@@ -8,8 +8,9 @@ is the default path (one process, ONNX threads = usable CPUs). Each Ray layout `
 actors of C CPUs each, on a local Ray started here with all usable CPUs) first ingests a
 one-document warm-up file with the same runner, so Ray's start and the actors' model
 loading are timed apart from the ingest itself; both are reported. Per worker: chunks it
-embedded, and chunks per second of its own busy time (load, chunk, embed, tokenize). The
-writer's commit time is the ceiling on any layout's speed.
+embedded, its share of the run's throughput (chunks per second of the ingest's wall time)
+and its model's speed alone (chunks per second inside the embedder). The writer's commit
+time is the ceiling on any layout's speed.
 """
 
 from __future__ import annotations
@@ -49,12 +50,19 @@ def one_run(corpus: Path, index: Path, runner: Any) -> dict[str, Any]:
         report = eng.ingest([corpus], runner=runner)
     wall = time.perf_counter() - start
     data = report.to_dict()
+    workers = data["runner"]["workers"] if data["runner"] else []
+    for w in workers:
+        # a worker's share of the run, and its model's speed alone
+        w["chunks_per_wall_s"] = round(w["chunks"] / wall, 1)
+        w["embed_chunks_per_s"] = (
+            round(w["chunks"] / w["embed_seconds"], 1) if w["embed_seconds"] else None
+        )
     return {
         "wall_s": round(wall, 2),
         "chunks": report.chunks_embedded,
         "chunks_per_s": round(report.chunks_embedded / wall, 1),
         "commit_s": data["commit_seconds"],
-        "workers": data["runner"]["workers"] if data["runner"] else [],
+        "workers": workers,
     }
 
 
@@ -105,12 +113,14 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    table = Table(title=f"Ingest {args.corpus.name} ({runs[0]['chunks']} chunks)")
+    table = Table(title=f"Ingest {args.corpus.name} ({runs[0]['chunks']} chunks)", expand=True)
     for col in ("layout", "start s", "ingest s", "chunks/s", "speed-up", "commit s", "per worker"):
         table.add_column(col, justify="left" if col in ("layout", "per worker") else "right")
     for run in runs:
         per = ", ".join(
-            f"{w['worker']}: {w['chunks']} @ {w['chunks_per_s']}/s" for w in run["workers"]
+            f"{w['worker']}: {w['chunks']} ({w['chunks_per_wall_s']}/s, model "
+            f"{w['embed_chunks_per_s']}/s)"
+            for w in run["workers"]
         )
         table.add_row(
             run["layout"],
