@@ -230,7 +230,11 @@ class RayRunner:
         n = self.workers or max(
             1, int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_worker)
         )
-        remote = ray.remote(num_cpus=self.cpus_per_worker, max_concurrency=2)(ProcessWorker)
+        # one thread splits while another embeds, and never two embeds at once: the model's
+        # threads are the CPUs the actor reserved
+        remote = ray.remote(
+            num_cpus=self.cpus_per_worker, concurrency_groups={"split": 1, "embed": 1}
+        )(ProcessWorker)
         self._actors = [remote.remote(processor, self.cpus_per_worker) for _ in range(n)]
         self._load = [0] * n
         self._window = PACKS_PER_ACTOR * n
@@ -313,7 +317,9 @@ class RayRunner:
 
     def _split(self, item: WorkItem) -> None:
         i = self._least_busy()
-        method = self._actors[i].split.options(_generator_backpressure_num_objects=self._window)
+        method = self._actors[i].split.options(
+            concurrency_group="split", _generator_backpressure_num_objects=self._window
+        )
         self._load[i] += 1
         source = _Source(item, i, method.remote(item))
         self._order.append(source)
@@ -354,7 +360,8 @@ class RayRunner:
             source.info = ref
         else:
             i = self._least_busy()
-            source.batches.append((i, self._actors[i].embed.remote(ref)))
+            call = self._actors[i].embed.options(concurrency_group="embed").remote(ref)
+            source.batches.append((i, call))
             self._load[i] += 1
             self._inflight += 1
         return True
