@@ -90,9 +90,7 @@ def job(store: Store, runner=None, events: list | None = None) -> IngestJob:
     emb = HashEmbedder(32)
     chunker = Chunker(emb.count_tokens, emb.token_offsets, max_tokens=40, overlap=8)
     progress = (lambda e, d: events.append((e, d))) if events is not None else None
-    return IngestJob(
-        store, emb, chunker, "float16", 10**8, progress, batch_chunks=4, runner=runner
-    )
+    return IngestJob(store, emb, chunker, "float16", 10**8, progress, batch_chunks=4, runner=runner)
 
 
 def rows(store: Store) -> list[tuple]:
