@@ -45,6 +45,7 @@ from .types import Answer, AnswerEvent, Filters, SearchBatch, SearchHits
 
 if TYPE_CHECKING:
     from .ingest.job import IngestReport, Progress
+    from .ingest.runners import ProcessRunner
     from .search.retriever import Retriever
 
 
@@ -299,6 +300,7 @@ class Engine:
         prune: bool = False,
         progress: Progress | None = None,
         exclude: Sequence[str] = (),
+        runner: ProcessRunner | str = "local",
     ) -> IngestReport:
         """Index files and directories; unchanged sources are skipped.
 
@@ -306,7 +308,8 @@ class Engine:
         ``exclude`` globs skip matching files (matched against the path under each given
         directory, the absolute path and folder names). ``progress(event, data)`` gets
         ``discovered`` (files found), ``start`` (the path about to be read), ``chunks``
-        (just embedded) and ``source`` (its result).
+        (just embedded) and ``source`` (its result). ``runner``: where sources are processed
+        (see :func:`snaprag.ingest.runners.opened`); the index is the same whichever.
 
         The files are discovered before anything is written (no index directory appears
         when there is nothing to read), and nothing is written before the ingest lock is
@@ -314,16 +317,17 @@ class Engine:
         """
         from .ingest.job import IngestJob, nothing_to_read
         from .ingest.plan import discover
+        from .ingest.runners import opened
 
         cfg = self.config
         found = discover([Path(p) for p in paths], skip=[cfg.index_dir], exclude=exclude)
         if not found.candidates and not (prune and self.db_path.exists()):
             return nothing_to_read(found, progress)
         cfg.index_dir.mkdir(parents=True, exist_ok=True)
-        with layout.ingest_lock(self.config.index_dir):
+        with layout.ingest_lock(self.config.index_dir), opened(runner) as runs:
             store = self._open_store(create=True)
             self._check_settings(store)  # again, now that no other ingest can change it
-            job = IngestJob.for_index(store, self.embedder, self.model_name, cfg, progress)
+            job = IngestJob.for_index(store, self.embedder, self.model_name, cfg, progress, runs)
             return job.run_discovered(found, prune=prune)
 
     # ------------------------------------------------------------------ search

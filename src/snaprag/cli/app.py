@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     usage = tuple(m.UsageError for m in errors)
     other = tuple(m.ClickException for m in errors)
     aborted = (typer.Abort, *(m.Abort for m in errors if hasattr(m, "Abort")))
+    args = ingest.ray_address_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        code = app(args=argv, prog_name="snaprag", standalone_mode=False)
+        code = app(args=args, prog_name="snaprag", standalone_mode=False)
     except no_args as exc:  # bare 'snaprag' or 'snaprag cache': the help, as before
         exc.show()
         code = 2

@@ -178,6 +178,11 @@ def print_summary(report: Any) -> None:
     table.add_row("chunks embedded", f"{report.chunks_embedded:,}")
     table.add_row("chunks/s", f"{rate:.1f}")
     table.add_row("seconds", f"{report.seconds:.1f}")
+    runner = getattr(report, "runner", None)
+    if runner is not None and runner.name != "local" and runner.workers:
+        table.add_row(runner.name, f"{len(runner.workers)} workers at {runner.address}")
+        for w in runner.workers:
+            table.add_row(f"  {w.worker} ({w.node})", f"{w.chunks:,} chunks")
     out.print(table)
     for note in getattr(report, "notes", ()):
         out.print(f"[yellow]note:[/] {markup(note)}", highlight=False)

@@ -95,7 +95,9 @@ class OnnxModel:
         state = self.__dict__.copy()
         for name in ("_session", "_tokenizer", "_lock"):
             state.pop(name, None)
-        state.update(_session=None, _tokenizer=None)
+        # the resolved model names files on this machine: another node resolves its own
+        # (finding its cached copy, or converting once), so paths never cross machines
+        state.update(_model=None, _session=None, _tokenizer=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -13,6 +13,8 @@ Guarantees:
 
 The stages live in :mod:`.plan` (what to do: file system and index reads only),
 :mod:`.process` (load, chunk, embed: pure and picklable) and :mod:`.commit` (the writer).
+Where the process stage runs is the runner's business (:mod:`.runners`: this process, or
+Ray actors); planning and committing always happen here, in order, whatever the runner.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..index.tokenize import TOKENIZER_VERSION, has_hangul, indexed_text
 from .chunking import Chunker
 from .commit import Committer
 from .plan import Candidate, Discovery, Excluder, WorkItem, discover, plan_one
-from .process import COMMIT_CHUNKS, Processor, process
+from .process import COMMIT_CHUNKS, Processor
 from .report import (
     ADDED,
     FAILED,
@@ -43,6 +45,8 @@ from .report import (
     Progress,
     SourceResult,
 )
+from .runners.base import Pending, ProcessRunner
+from .runners.local import LocalRunner
 
 __all__ = [
     "ADDED",
@@ -62,8 +66,8 @@ __all__ = [
 
 
 class IngestJob:
-    """Runs the three stages in this process, streaming each source's batches from the
-    embedder into the store (bounded memory, whatever the size of a document)."""
+    """Runs the three stages, streaming each source's batches from the runner (by default
+    this process) into the store (bounded memory, whatever the size of a document)."""
 
     def __init__(
         self,
@@ -75,15 +79,18 @@ class IngestJob:
         progress: Progress | None = None,
         *,
         batch_chunks: int = COMMIT_CHUNKS,
+        runner: ProcessRunner | None = None,
     ) -> None:
         self.store = store
+        #: where the process stage runs; the caller that made it closes it
+        self.runner: ProcessRunner = runner or LocalRunner()
         # the chunker's settings, not the object: the processor must stay picklable
         self.processor = Processor(
             embedder, chunker.max_tokens, chunker.overlap, max_file_bytes, batch_chunks
         )
         self.committer = Committer(store, vector_dtype)
         self.progress = progress or (lambda event, data: None)
-        self.report = IngestReport()
+        self.report = IngestReport(runner=self.runner.info)
         #: the index's model and directory (``for_index``): for the note on Korean text
         self.model: str | None = None
         self.index_dir: Path | None = None
@@ -96,6 +103,7 @@ class IngestJob:
         model: str,
         config: Config,
         progress: Progress | None = None,
+        runner: ProcessRunner | None = None,
     ) -> IngestJob:
         """The job for an index with the config's settings. An index with no chunks yet
         records the model, vector format and chunk settings its chunks will be made with
@@ -119,7 +127,7 @@ class IngestJob:
             min(config.chunk_tokens, embedder.max_tokens - 16),
             config.chunk_overlap,
         )
-        job = cls(store, embedder, chunker, dtype, config.max_file_bytes, progress)
+        job = cls(store, embedder, chunker, dtype, config.max_file_bytes, progress, runner=runner)
         job.model, job.index_dir = model, config.index_dir
         return job
 
@@ -138,11 +146,11 @@ class IngestJob:
         the ingest lock was taken: it reads nothing of the index)."""
         start = time.perf_counter()
         self.progress("discovered", len(found.entries))
-        for entry in found.entries:
-            if isinstance(entry, Candidate):
-                entry = self._one(entry)
-            self.report.results.append(entry)
-            self.progress("source", entry)
+        planned = (self._plan(e) for e in found.entries)
+        for entry in self.runner.run(planned, self.processor):
+            result = self._one(entry) if isinstance(entry, Pending) else entry
+            self.report.results.append(result)
+            self.progress("source", result)
         if prune:
             self._prune(found)
         self.report.seconds = time.perf_counter() - start
@@ -153,27 +161,33 @@ class IngestJob:
         return self.report
 
     # ------------------------------------------------------------------ one source
-    def _one(self, candidate: Candidate) -> SourceResult:
-        planned = plan_one(candidate, self.store, self.processor.max_file_bytes)
-        if isinstance(planned, SourceResult):
-            return planned
-        self.progress("start", planned.source)
-        try:
-            return self._index(planned)
-        except SnapragError as exc:
-            return SourceResult(planned.source, FAILED, str(exc))
-        except OSError as exc:  # the file went away or became unreadable meanwhile
-            return SourceResult(planned.source, FAILED, f"cannot read file: {exc.strerror or exc}")
+    def _plan(self, entry: Candidate | SourceResult) -> WorkItem | SourceResult:
+        if isinstance(entry, SourceResult):
+            return entry
+        return plan_one(entry, self.store, self.processor.max_file_bytes)
 
-    def _index(self, item: WorkItem) -> SourceResult:
-        done = process(item, self.processor)
+    def _one(self, pending: Pending) -> SourceResult:
+        source = pending.item.source
+        self.progress("start", source)
+        try:
+            return self._index(pending)
+        except SnapragError as exc:
+            return SourceResult(source, FAILED, str(exc))
+        except OSError as exc:  # the file went away or became unreadable meanwhile
+            return SourceResult(source, FAILED, f"cannot read file: {exc.strerror or exc}")
+
+    def _index(self, pending: Pending) -> SourceResult:
+        item = pending.item
+        done = pending.open()
         stored = self.store.source(item.source)
         if stored is not None and stored[1] == done.info.content_hash:
             return SourceResult(item.source, UNCHANGED)  # changed back since it was planned
         self.committer.check(done.info)
         n_chunks = 0
         for batch in done.batches:
+            start = time.perf_counter()
             n = self.committer.write(done.info, batch)
+            self.report.commit_seconds += time.perf_counter() - start
             n_chunks += n
             self.report.chunks_embedded += n
             self.report.embed_seconds += batch.embed_seconds

@@ -124,11 +124,20 @@ class Processed:
     batches: Iterable[ChunkBatch] = field(default_factory=list)
 
 
-def process(item: WorkItem, processor: Processor) -> Processed:
-    """Load ``item`` now; chunk and embed lazily, one batch per iteration of ``batches``.
+@dataclass(slots=True)
+class ChunkPack:
+    """Chunks of one transaction before embedding: what :func:`embed_pack` turns into a
+    :class:`ChunkBatch`. A runner may embed the packs of one source on several workers."""
 
-    Raises :class:`~snaprag.errors.LoaderError` (unreadable, bad content, duplicate ids);
-    iterating the batches may raise what the embedder raises.
+    parts: list[DocumentPart]
+    chunks: list[Chunk]
+    last: bool = False  # the source's final batch
+
+
+def load(item: WorkItem, processor: Processor) -> tuple[SourceInfo, list[Document]]:
+    """Read ``item`` into its record and documents.
+
+    Raises :class:`~snaprag.errors.LoaderError` (unreadable, bad content, duplicate ids).
     """
     check_regular(item.path)  # never hand a FIFO to a loader: opening it would block
     docs, data = load_source(Path(item.path), processor.max_file_bytes)
@@ -143,7 +152,18 @@ def process(item: WorkItem, processor: Processor) -> Processed:
     del data  # the documents hold the text; the raw bytes are not needed any more
     if len(set(info.doc_ids)) != len(info.doc_ids):
         raise LoaderError("duplicate document ids inside the source")
-    return Processed(info, _batches(item, processor, docs))
+    return info, docs
+
+
+def process(item: WorkItem, processor: Processor) -> Processed:
+    """Load ``item`` now; chunk and embed lazily, one batch per iteration of ``batches``.
+
+    Raises :class:`~snaprag.errors.LoaderError` (unreadable, bad content, duplicate ids);
+    iterating the batches may raise what the embedder raises.
+    """
+    info, docs = load(item, processor)
+    batches = (embed_pack(processor, pack) for pack in packs(item, processor, docs))
+    return Processed(info, batches)
 
 
 def process_all(item: WorkItem, processor: Processor) -> Processed:
@@ -152,15 +172,18 @@ def process_all(item: WorkItem, processor: Processor) -> Processed:
     return Processed(done.info, list(done.batches))
 
 
-def _batches(item: WorkItem, processor: Processor, docs: list[Document]) -> Iterator[ChunkBatch]:
-    """Embedded batches; the last one is flagged (one look-ahead, so no empty extra
-    transaction follows a full batch)."""
-    ready: tuple[list[DocumentPart], list[Chunk]] | None = None
+def packs(item: WorkItem, processor: Processor, docs: list[Document]) -> Iterator[ChunkPack]:
+    """The chunks of the documents that need work, in transaction-sized packs; the last
+    one is flagged (one look-ahead, so no empty extra transaction follows a full pack, and
+    a source with nothing to embed still yields one empty last pack)."""
+    ready: ChunkPack | None = None
     for parts, chunks in _packed(item, processor, docs):
         if ready is not None:
-            yield _embed(processor, *ready)
-        ready = (parts, chunks)
-    yield _embed(processor, *(ready or ([], [])), last=True)
+            yield ready
+        ready = ChunkPack(parts, chunks)
+    ready = ready or ChunkPack([], [])
+    ready.last = True
+    yield ready
 
 
 def _packed(
@@ -201,9 +224,9 @@ def _packed(
         yield parts, chunks
 
 
-def _embed(
-    processor: Processor, parts: list[DocumentPart], chunks: list[Chunk], last: bool = False
-) -> ChunkBatch:
+def embed_pack(processor: Processor, pack: ChunkPack) -> ChunkBatch:
+    """Embed and tokenize one pack: the batch the committer writes in one transaction."""
+    parts, chunks, last = pack.parts, pack.chunks, pack.last
     texts = [indexed_text(c.title, c.text, c.section) for c in chunks]
     if not texts:
         return ChunkBatch(parts, chunks, np.zeros((0, 0), np.float32), [], last)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .runners.base import RunnerInfo
 
 ADDED, UPDATED, UNCHANGED, FAILED, IGNORED, REMOVED = (
     "added",
@@ -39,6 +43,10 @@ class IngestReport:
     korean_chunks: int = 0
     #: advice for the user about this run, one line each (e.g. the model to use)
     notes: list[str] = field(default_factory=list)
+    #: time the one writer spent committing batches (the ceiling of any runner's speed)
+    commit_seconds: float = 0.0
+    #: which runner processed the sources, and what each of its workers did
+    runner: RunnerInfo | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -66,4 +74,6 @@ class IngestReport:
             else None,
             "sources": [r.__dict__ for r in self.results if r.status != UNCHANGED],
             "notes": list(self.notes),
+            "commit_seconds": round(self.commit_seconds, 3),
+            "runner": self.runner.to_dict() if self.runner is not None else None,
         }
