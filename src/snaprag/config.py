@@ -1,8 +1,9 @@
 """Typed engine settings.
 
-Values come, in rising priority, from the defaults below, a TOML config file
-(``config_file=`` or ``$SNAPRAG_CONFIG``), ``SNAPRAG_<FIELD>`` environment variables, and
-keyword arguments (the CLI's options). Every value is validated when the config is built,
+Values come, in rising priority, from the defaults below, the profile's
+(:mod:`snaprag.profiles`, e.g. ``edge``), a TOML config file (``config_file=`` or
+``$SNAPRAG_CONFIG``), ``SNAPRAG_<FIELD>`` environment variables, and keyword arguments (the
+CLI's options). Every value is validated when the config is built,
 and a bad one raises :class:`~snaprag.errors.ConfigError` naming the allowed values.
 
 The config stays one flat frozen dataclass (code reads ``config.fusion``); each field
@@ -34,9 +35,10 @@ from .config_sources import (
     warn_unknown_variables,
 )
 from .errors import ConfigError
+from .profiles import DEFAULT_PROFILE, PROFILES, profile_settings
 
 FUSIONS = ("rrf", "weighted")
-DENSE_BACKENDS = ("auto", "exact", "hnsw")
+DENSE_BACKENDS = ("auto", "exact", "hnsw", "int8", "binary")
 QUANTIZATIONS = ("int8", "fp32")
 VECTOR_DTYPES = ("float16", "int8")
 #: document stores by name (a Milvus backend adds "milvus")
@@ -196,6 +198,10 @@ class Config:
     #: (its base URL, e.g. http://127.0.0.1:4318, or the full .../v1/traces URL); needs the
     #: ``otel`` extra. Empty: no traces.
     otel_endpoint: str = ""
+    #: a named set of defaults (see :mod:`snaprag.profiles`): ``default`` or ``edge``.
+    #: :meth:`from_env` applies it below the file, variables and options; a Config built
+    #: directly only records the name
+    profile: str = "default"
 
     def __post_init__(self) -> None:
         if self.cache_dir == Path():
@@ -207,6 +213,7 @@ class Config:
         _choice("quantization", self.quantization, QUANTIZATIONS)
         _choice("vector_dtype", self.vector_dtype, VECTOR_DTYPES)
         _choice("store", self.store, STORES)
+        profile_settings(self.profile)  # an unknown profile names the valid ones
         _positive("max_query_chars", self.max_query_chars)
         _positive("chunk_tokens", self.chunk_tokens, minimum=16)
         _positive("embed_batch_size", self.embed_batch_size)
@@ -387,6 +394,12 @@ class Config:
             if value is not None:
                 values[name] = value
                 origin[name] = "option"
+        profile = values.get("profile", DEFAULT_PROFILE)
+        # an unknown profile sets nothing here; validation below names it and its origin
+        for name, value in PROFILES.get(profile, {}).items():
+            if name not in values:  # the file, a variable or an option beats the profile
+                values[name] = value
+                origin[name] = f"profile {profile}"
         try:
             config = cls(**values)
         except ConfigError as exc:  # name where the offending value was set
@@ -403,7 +416,7 @@ class Config:
 
     def sources(self) -> dict[str, str]:
         """Where each setting's value came from, for every field: ``default``,
-        ``file PATH``, ``env SNAPRAG_X`` or ``option``.
+        ``profile NAME``, ``file PATH``, ``env SNAPRAG_X`` or ``option``.
 
         Kept outside the dataclass fields, so it never takes part in equality, hashing,
         ``repr`` or ``dataclasses.asdict`` (cache keys are computed from the latter).

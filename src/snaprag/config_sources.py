@@ -20,6 +20,7 @@ SECTIONS = ("index", "ingest", "search", "cache", "llm", "server", "alerts", "ob
 FIELD_SECTIONS: dict[str, str] = {
     # where the index lives, what it is stored with, which model embeds it
     "index_dir": "index",
+    "profile": "index",
     "store": "index",
     "model": "index",
     "quantization": "index",
