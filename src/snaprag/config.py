@@ -38,7 +38,7 @@ from .errors import ConfigError
 from .profiles import DEFAULT_PROFILE, PROFILES, profile_settings
 
 FUSIONS = ("rrf", "weighted")
-DENSE_BACKENDS = ("auto", "exact", "hnsw", "int8", "binary")
+DENSE_BACKENDS = ("auto", "exact", "hnsw", "int8", "binary", "usearch")
 QUANTIZATIONS = ("int8", "fp32")
 VECTOR_DTYPES = ("float16", "int8")
 #: document stores by name (a Milvus backend adds "milvus")

@@ -5,7 +5,8 @@ store           ``sqlite``: one SQLite file per index directory (the default)
 vector index    ``exact`` (one matrix product), ``hnsw`` (hnswlib graph), ``auto``
                 (exact below ``hnsw_min_chunks`` chunks, HNSW above), ``int8`` and
                 ``binary`` (quantized codes in memory, candidates rescored from float16
-                vectors memory-mapped from disk: index/quantized.py)
+                vectors memory-mapped from disk: index/quantized.py), ``usearch`` (HNSW
+                over int8 codes, rescored the same way; extra ``edge``)
 ==============  ==================================================================
 
 Optional backends are imported only when named, and a missing dependency is an error
@@ -20,7 +21,7 @@ from ..errors import ConfigError, IndexStateError
 from .base import DocumentStore, VectorIndexClass
 
 STORES = ("sqlite",)
-VECTOR_INDEXES = ("exact", "hnsw", "int8", "binary")
+VECTOR_INDEXES = ("exact", "hnsw", "int8", "binary", "usearch")
 
 
 def vector_index_class(name: str) -> VectorIndexClass:
@@ -46,6 +47,11 @@ def vector_index_class(name: str) -> VectorIndexClass:
         from .quantized import BinaryIndex
 
         return BinaryIndex
+    if name == "usearch":
+        from .usearch_hnsw import UsearchIndex, _usearch
+
+        _usearch()  # a missing extra fails here, naming it
+        return UsearchIndex
     raise ConfigError(f"unknown vector index {name!r}; valid: {', '.join(VECTOR_INDEXES)}")
 
 
