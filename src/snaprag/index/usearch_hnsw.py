@@ -166,8 +166,10 @@ class UsearchIndex:
         n_cand = min(len(self), k * self.oversample + (len(self) - self.count()))
         codes = Int8Index.encode(queries, self.scale)
         found = self.graph.search(codes, n_cand, threads=1)
-        keys = np.atleast_2d(found.keys)
-        counts = np.atleast_1d(found.counts)
+        if hasattr(found, "counts"):  # BatchMatches: rows padded past each query's count
+            keys, counts = np.atleast_2d(found.keys), np.atleast_1d(found.counts)
+        else:  # one query gives a Matches of exactly what was found
+            keys, counts = np.atleast_2d(found.keys), np.array([len(found.keys)])
         out = []
         for q, row_keys, count in zip(queries, keys, counts, strict=True):
             rows = row_keys[: int(count)].astype(np.int64)
