@@ -202,6 +202,9 @@ class Config:
     #: :meth:`from_env` applies it below the file, variables and options; a Config built
     #: directly only records the name
     profile: str = "default"
+    #: trade a little speed for memory: no ONNX Runtime memory arena, and memory freed by
+    #: loading a model is handed back to the system (the edge profile turns it on)
+    low_memory: bool = False
 
     def __post_init__(self) -> None:
         if self.cache_dir == Path():

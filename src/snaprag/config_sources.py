@@ -76,6 +76,7 @@ FIELD_SECTIONS: dict[str, str] = {
     "context_tokens": "llm",
     # the running process (the HTTP server adds its own settings here)
     "threads": "server",
+    "low_memory": "server",
     "server_concurrency": "server",
     "server_queue": "server",
     "server_timeout": "server",

@@ -11,7 +11,8 @@ the origin of the values it set (``profile edge``).
 ``default``    the settings as documented on each field
 ``edge``       a small device: int8 vectors in memory rescored from float16 vectors
                memory-mapped from the snapshot (``dense_backend = "int8"``), one thread,
-               small embedding batches and a small memory cache tier; no Redis unless
+               ``low_memory`` (no ONNX Runtime arena), small embedding batches and a
+               small memory cache tier; no Redis unless
                ``redis_url`` is set. Kiwi (Korean analysis, ~1 s and ~300 MB) loads only
                when Korean text is tokenized, as in every profile.
 =============  =========================================================================
@@ -35,6 +36,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "dense_backend": "int8",
         # one core: no inference or BM25 thread competes with the query's own
         "threads": 1,
+        # no ONNX Runtime arena; the model's load-time copies handed back (~10 MB)
+        "low_memory": True,
         # activations of one batch grow with its size (attention: batch x 12 x 192^2
         # floats), so small batches bound the memory of an ingest
         "embed_batch_size": 8,

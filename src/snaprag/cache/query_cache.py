@@ -47,6 +47,7 @@ NEUTRAL_SETTINGS = frozenset(
         "index_dir",
         "cache_dir",
         "threads",
+        "low_memory",  # memory, not results
         "embed_batch_size",
         "max_file_bytes",
         "chunk_tokens",  # ingest-time: the index version changes when chunks do
