@@ -152,12 +152,13 @@ def query_child(args: argparse.Namespace) -> None:
     queries = read_queries(args.queries)
     for q in queries[:10]:
         engine.search(q, k=10)
-    times, stages = [], {}
+    times, cpu, stages = [], [], {}
     for _ in range(args.rounds):
         for q in queries:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             hits = engine.search(q, k=10)
             times.append((time.perf_counter() - t) * 1000)
+            cpu.append((time.process_time() - c) * 1000)
             for name, ms in hits.timings.to_dict().items():
                 if isinstance(ms, int | float):
                     stages.setdefault(name, []).append(ms)
@@ -170,6 +171,10 @@ def query_child(args: argparse.Namespace) -> None:
         "p50_ms": round(statistics.median(times), 3),
         "p95_ms": round(float(np.percentile(times, 95)), 3),
         "mean_ms": round(statistics.fmean(times), 3),
+        # CPU time of the process per search: what a query costs on the core, even when
+        # other processes take turns on it (wall time then includes their turns)
+        "cpu_p50_ms": round(statistics.median(cpu), 3),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "stage_p50_ms": {k: round(statistics.median(v), 3) for k, v in stages.items()},
         "memory_mib": steps,
         "kiwipiepy_loaded": "kiwipiepy" in sys.modules,
@@ -203,6 +208,7 @@ def run_small(args: argparse.Namespace) -> dict[str, Any]:
         mem = run["memory_mib"]
         print(
             f"{backend:7s} p50 {run['p50_ms']:6.2f} ms  p95 {run['p95_ms']:6.2f} ms  "
+            f"cpu p50 {run['cpu_p50_ms']:5.2f} ms  "
             f"RSS {mem['queries']['VmRSS']:6.1f} MiB  peak {mem['queries']['VmHWM']:6.1f} MiB",
             file=sys.stderr,
         )
@@ -263,6 +269,7 @@ def run_hnsw(args: argparse.Namespace) -> dict[str, Any]:
     matrix, queries = data[:n], data[n:]
     result: dict[str, Any] = {"benchmark": "edge-hnsw", "machine": machine(), "n": n, "dim": dim}
     truth_path = work / "truth.npy"
+    np.save(work / "queries.npy", queries)  # the measured process reads them from here
     if truth_path.exists():
         truth = np.load(truth_path)
     else:
@@ -302,7 +309,7 @@ def run_hnsw(args: argparse.Namespace) -> dict[str, Any]:
     for row in result["search"]["breadths"]:
         print(
             f"ef {row['expansion']:4d} x{row['oversample']}: recall@10 {row['recall@10']:.4f}  "
-            f"p50 {row['p50_ms']:.3f} ms  p95 {row['p95_ms']:.3f} ms",
+            f"p50 {row['p50_ms']:.3f} ms  p95 {row['p95_ms']:.3f} ms  cpu {row['cpu_p50_ms']:.3f}",
             file=sys.stderr,
         )
     return result
@@ -315,22 +322,25 @@ def hnsw_child(args: argparse.Namespace) -> None:
     from snaprag.index.usearch_hnsw import UsearchIndex
 
     work = Path(args.work)
+    queries = np.load(work / "queries.npy")
+    truth = np.load(work / "truth.npy")
     before = memory()
     index = UsearchIndex.load(work, 384, args.n)
     opened = memory()
-    queries = clustered(args.n + args.queries, 384, seed=20261202)[args.n :]
-    truth = np.load(work / "truth.npy")
-    breadths = []
-    for expansion, oversample in ((32, 2), (64, 3), (96, 3), (128, 3), (192, 3), (256, 3)):
+    breadths, searched = [], None
+    default = (UsearchIndex.EXPANSION_SEARCH, UsearchIndex.OVERSAMPLE)
+    # the default breadth first, so that the memory after it is that of a process using it
+    for expansion, oversample in (default, (32, 2), (64, 3), (96, 3), (128, 3), (256, 3)):
         index.graph.expansion_search = expansion
         index.oversample = oversample
         for q in queries[:50]:
             index.search_many(q[None], 10)
-        times, found = [], []
+        times, cpu, found = [], [], []
         for q in queries:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             rows, _ = index.search_many(q[None], 10)[0]
             times.append((time.perf_counter() - t) * 1000)
+            cpu.append((time.process_time() - c) * 1000)
             found.append(rows)
         rec = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])
         breadths.append(
@@ -340,13 +350,21 @@ def hnsw_child(args: argparse.Namespace) -> None:
                 "recall@10": round(float(rec), 4),
                 "p50_ms": round(statistics.median(times), 3),
                 "p95_ms": round(float(np.percentile(times, 95)), 3),
+                "cpu_p50_ms": round(statistics.median(cpu), 3),
             }
         )
+        searched = searched or memory()
     print(
         json.dumps(
             {
                 "graph_memory_bytes": index.nbytes,
-                "memory_mib": {"before": before, "opened": opened, "after": memory()},
+                "memory_mib": {
+                    "before": before,
+                    "opened": opened,
+                    "after_default_breadth": searched,
+                    "after_all": memory(),
+                },
+                "load_avg_1m": round(os.getloadavg()[0], 2),
                 "breadths": breadths,
             }
         )
