@@ -1,9 +1,8 @@
 """Typed engine settings.
 
-Values come, in rising priority, from the defaults below, the profile's
-(:mod:`snaprag.profiles`, e.g. ``edge``), a TOML config file (``config_file=`` or
-``$SNAPRAG_CONFIG``), ``SNAPRAG_<FIELD>`` environment variables, and keyword arguments (the
-CLI's options). Every value is validated when the config is built,
+Values come, in rising priority, from the defaults below, a profile's (:mod:`.profiles`),
+a TOML config file (``config_file=`` or ``$SNAPRAG_CONFIG``), ``SNAPRAG_<FIELD>`` variables,
+and keyword arguments (the CLI's options). Every value is validated when the config is built,
 and a bad one raises :class:`~snaprag.errors.ConfigError` naming the allowed values.
 
 The config stays one flat frozen dataclass (code reads ``config.fusion``); each field
@@ -35,7 +34,7 @@ from .config_sources import (
     warn_unknown_variables,
 )
 from .errors import ConfigError
-from .profiles import DEFAULT_PROFILE, PROFILES, profile_settings
+from .profiles import apply_profile, profile_settings
 
 FUSIONS = ("rrf", "weighted")
 DENSE_BACKENDS = ("auto", "exact", "hnsw", "int8", "binary", "usearch")
@@ -198,12 +197,9 @@ class Config:
     #: (its base URL, e.g. http://127.0.0.1:4318, or the full .../v1/traces URL); needs the
     #: ``otel`` extra. Empty: no traces.
     otel_endpoint: str = ""
-    #: a named set of defaults (see :mod:`snaprag.profiles`): ``default`` or ``edge``.
-    #: :meth:`from_env` applies it below the file, variables and options; a Config built
-    #: directly only records the name
+    #: named defaults (:mod:`.profiles`), applied by :meth:`from_env` only
     profile: str = "default"
-    #: trade a little speed for memory: no ONNX Runtime memory arena, and memory freed by
-    #: loading a model is handed back to the system (the edge profile turns it on)
+    #: memory over a little speed: no ONNX Runtime arena, load-time copies handed back
     low_memory: bool = False
 
     def __post_init__(self) -> None:
@@ -397,12 +393,7 @@ class Config:
             if value is not None:
                 values[name] = value
                 origin[name] = "option"
-        profile = values.get("profile", DEFAULT_PROFILE)
-        # an unknown profile sets nothing here; validation below names it and its origin
-        for name, value in PROFILES.get(profile, {}).items():
-            if name not in values:  # the file, a variable or an option beats the profile
-                values[name] = value
-                origin[name] = f"profile {profile}"
+        apply_profile(values, origin)  # below the file, variables and options
         try:
             config = cls(**values)
         except ConfigError as exc:  # name where the offending value was set

@@ -47,6 +47,17 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+def apply_profile(values: dict[str, Any], origin: dict[str, str]) -> None:
+    """Add the chosen profile's settings (``values["profile"]``) to ``values`` where the
+    file, a variable or an option set none, recording ``profile NAME`` in ``origin``. An
+    unknown name adds nothing: validating the config then names it and where it was set."""
+    name = values.get("profile", DEFAULT_PROFILE)
+    for field, value in PROFILES.get(name, {}).items():
+        if field not in values:
+            values[field] = value
+            origin[field] = f"profile {name}"
+
+
 def profile_settings(name: str) -> dict[str, Any]:
     """The settings profile ``name`` changes; an unknown name lists the valid ones."""
     found = PROFILES.get(name)
