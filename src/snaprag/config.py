@@ -1,8 +1,8 @@
 """Typed engine settings.
 
-Values come, in rising priority, from the defaults below, a TOML config file
-(``config_file=`` or ``$SNAPRAG_CONFIG``), ``SNAPRAG_<FIELD>`` environment variables, and
-keyword arguments (the CLI's options). Every value is validated when the config is built,
+Values come, in rising priority, from the defaults below, a profile's (:mod:`.profiles`),
+a TOML config file (``config_file=`` or ``$SNAPRAG_CONFIG``), ``SNAPRAG_<FIELD>`` variables,
+and keyword arguments (the CLI's options). Every value is validated when the config is built,
 and a bad one raises :class:`~snaprag.errors.ConfigError` naming the allowed values.
 
 The config stays one flat frozen dataclass (code reads ``config.fusion``); each field
@@ -34,9 +34,10 @@ from .config_sources import (
     warn_unknown_variables,
 )
 from .errors import ConfigError
+from .profiles import apply_profile, profile_settings
 
 FUSIONS = ("rrf", "weighted")
-DENSE_BACKENDS = ("auto", "exact", "hnsw")
+DENSE_BACKENDS = ("auto", "exact", "hnsw", "int8", "binary", "usearch")
 QUANTIZATIONS = ("int8", "fp32")
 VECTOR_DTYPES = ("float16", "int8")
 #: document stores by name (a Milvus backend adds "milvus")
@@ -196,6 +197,10 @@ class Config:
     #: (its base URL, e.g. http://127.0.0.1:4318, or the full .../v1/traces URL); needs the
     #: ``otel`` extra. Empty: no traces.
     otel_endpoint: str = ""
+    #: named defaults (:mod:`.profiles`), applied by :meth:`from_env` only
+    profile: str = "default"
+    #: memory over a little speed: no ONNX Runtime arena, load-time copies handed back
+    low_memory: bool = False
 
     def __post_init__(self) -> None:
         if self.cache_dir == Path():
@@ -207,6 +212,7 @@ class Config:
         _choice("quantization", self.quantization, QUANTIZATIONS)
         _choice("vector_dtype", self.vector_dtype, VECTOR_DTYPES)
         _choice("store", self.store, STORES)
+        profile_settings(self.profile)  # an unknown profile names the valid ones
         _positive("max_query_chars", self.max_query_chars)
         _positive("chunk_tokens", self.chunk_tokens, minimum=16)
         _positive("embed_batch_size", self.embed_batch_size)
@@ -387,6 +393,7 @@ class Config:
             if value is not None:
                 values[name] = value
                 origin[name] = "option"
+        apply_profile(values, origin)  # below the file, variables and options
         try:
             config = cls(**values)
         except ConfigError as exc:  # name where the offending value was set
@@ -403,7 +410,7 @@ class Config:
 
     def sources(self) -> dict[str, str]:
         """Where each setting's value came from, for every field: ``default``,
-        ``file PATH``, ``env SNAPRAG_X`` or ``option``.
+        ``profile NAME``, ``file PATH``, ``env SNAPRAG_X`` or ``option``.
 
         Kept outside the dataclass fields, so it never takes part in equality, hashing,
         ``repr`` or ``dataclasses.asdict`` (cache keys are computed from the latter).

@@ -20,6 +20,7 @@ SECTIONS = ("index", "ingest", "search", "cache", "llm", "server", "alerts", "ob
 FIELD_SECTIONS: dict[str, str] = {
     # where the index lives, what it is stored with, which model embeds it
     "index_dir": "index",
+    "profile": "index",
     "store": "index",
     "model": "index",
     "quantization": "index",
@@ -75,6 +76,7 @@ FIELD_SECTIONS: dict[str, str] = {
     "context_tokens": "llm",
     # the running process (the HTTP server adds its own settings here)
     "threads": "server",
+    "low_memory": "server",
     "server_concurrency": "server",
     "server_queue": "server",
     "server_timeout": "server",

@@ -315,6 +315,7 @@ class Engine:
         when there is nothing to read), and nothing is written before the ingest lock is
         held, so a refused ingest changes nothing.
         """
+        from .index.factory import memory_mapped
         from .ingest.job import IngestJob, nothing_to_read
         from .ingest.plan import discover
         from .ingest.runners import opened
@@ -328,7 +329,10 @@ class Engine:
             store = self._open_store(create=True)
             self._check_settings(store)  # again, now that no other ingest can change it
             job = IngestJob.for_index(store, self.embedder, self.model_name, cfg, progress, runs)
-            return job.run_discovered(found, prune=prune)
+            report = job.run_discovered(found, prune=prune)
+        if memory_mapped(cfg.dense_backend):  # searchers then map its files, not rebuild it
+            self.retriever.snapshot()
+        return report
 
     # ------------------------------------------------------------------ search
     def search(
@@ -436,9 +440,8 @@ class Engine:
         """Remove one source (by path) or one document (by id); the index version moves
         on, so cached results that included it become unreachable at once."""
         store = self.store
-        with layout.ingest_lock(
-            self.config.index_dir
-        ):  # not in the middle of an ingest writing that source
+        # not in the middle of an ingest writing that source
+        with layout.ingest_lock(self.config.index_dir):
             return store.delete(source_or_doc_id)
 
     def _require_cache(self) -> Cache:

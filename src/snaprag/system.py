@@ -15,6 +15,21 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def release_free_memory() -> None:
+    """Give memory that the C allocator holds free back to the system (glibc's
+    ``malloc_trim``): loading an ONNX model frees its protobuf copy into the heap, where it
+    would stay resident. A no-op where the C library has no such call."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; None when
     it is gone or unknown)."""

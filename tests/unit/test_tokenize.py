@@ -211,3 +211,23 @@ def test_forked_child_can_tokenize_korean():
 
 def test_version_is_an_int():
     assert isinstance(TOKENIZER_VERSION, int)
+
+
+def test_kiwi_is_imported_only_when_korean_text_is_tokenized():
+    """The analyser costs ~1 s and ~300 MB: English-only work must never load it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from snaprag.index.tokenize import tokenize_many, has_hangul\n"
+        "tokenize_many(['Plain English text', 'numbers 2024 and units'])\n"
+        "has_hangul('still English')\n"
+        "print('kiwipiepy' in sys.modules)\n"
+        "tokenize_many(['한국어 문장입니다'])\n"
+        "print('kiwipiepy' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    ).stdout.split()
+    assert out == ["False", "True"]

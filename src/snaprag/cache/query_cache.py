@@ -47,6 +47,7 @@ NEUTRAL_SETTINGS = frozenset(
         "index_dir",
         "cache_dir",
         "threads",
+        "low_memory",  # memory, not results
         "embed_batch_size",
         "max_file_bytes",
         "chunk_tokens",  # ingest-time: the index version changes when chunks do
@@ -54,6 +55,7 @@ NEUTRAL_SETTINGS = frozenset(
         "max_query_chars",  # refuses queries; never changes the result of one it accepts
         "store",  # the index id in every key already names the data
         "otel_endpoint",  # where traces go: turning tracing on must not empty the cache
+        "profile",  # a name for defaults: the values it sets are keyed themselves
     }
 )
 FLUSH_EVERY_S = 5.0

@@ -105,10 +105,10 @@ config_app = typer.Typer(no_args_is_help=True, help="Settings: what is in effect
 
 
 @config_app.command("show")
-@with_settings("index")
+@with_settings("index", "profile")
 def config_show(as_json: JsonOpt = False, *, settings: Settings) -> None:
-    """Every effective setting by section, with where its value came from (default, the
-    config file, a SNAPRAG_* variable or an option). Secrets are masked."""
+    """Every effective setting by section, with where its value came from (default, a
+    profile, the config file, a SNAPRAG_* variable or an option). Secrets are masked."""
     from ..config import Config
     from ..config_sources import FIELD_SECTIONS, SECTIONS, redact
 

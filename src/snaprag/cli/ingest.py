@@ -14,7 +14,7 @@ from .progress import IngestProgress, print_summary, status_line
 from .shell import echo_json, error_message, fail, open_engine
 
 
-@with_settings("index", "model")
+@with_settings("index", "model", "profile")
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and directories to index")],
     prune: Annotated[

@@ -60,6 +60,17 @@ OPTIONS: dict[str, Option] = {
             ),
         ],
     ),
+    "profile": Option(
+        "profile",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--profile",
+                help="Named defaults: default, or edge (int8 vectors rescored from float16 on "
+                "disk, one thread; env SNAPRAG_PROFILE)",
+            ),
+        ],
+    ),
     "llm": Option(
         "llm",
         Annotated[

@@ -44,7 +44,7 @@ def make_filters(source: str | None, type_: str | None) -> Any:
         fail(error_message(exc))
 
 
-@with_settings("index", "model")
+@with_settings("index", "model", "profile")
 def search(
     query: Annotated[str | None, typer.Argument(help="The query text")] = None,
     k: KOpt = 10,
@@ -159,7 +159,7 @@ def _keep_done(events: Any, done: list[Any]) -> Any:
         yield event
 
 
-@with_settings("index", "model", *LLM)
+@with_settings("index", "model", "profile", *LLM)
 def ask(
     question: Annotated[str, typer.Argument(help="Your question")],
     k: Annotated[int, typer.Option("-k", min=1, help="Chunks to read the answer from")] = 5,

@@ -34,4 +34,5 @@ def create_embedder(spec: str, config: Config) -> Embedder:
         config.quantization,
         config.effective_threads,
         config.embed_batch_size,
+        config.low_memory,
     )

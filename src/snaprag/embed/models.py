@@ -394,11 +394,16 @@ def quantize_int8(src: Path, dst: Path, per_channel: bool = True) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def cpu_session(path: Path, threads: int) -> Any:
-    """An ONNX Runtime CPU session with the engine's settings for ``path``."""
+def cpu_session(path: Path, threads: int, low_memory: bool = False) -> Any:
+    """An ONNX Runtime CPU session with the engine's settings for ``path``.
+
+    ``low_memory``: no memory arena (it keeps the largest activations of any run; measured
+    with MiniLM int8 on one thread: ~10 MB less resident, the same query latency)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    if low_memory:
+        opts.enable_cpu_mem_arena = False
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

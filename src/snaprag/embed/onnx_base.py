@@ -24,11 +24,20 @@ from .models import cpu_session
 class OnnxModel:
     """Base of the ONNX-backed models: subclasses say how to resolve and read their files."""
 
-    def __init__(self, spec: str, cache_dir: Path, quantization: str, threads: int) -> None:
+    def __init__(
+        self,
+        spec: str,
+        cache_dir: Path,
+        quantization: str,
+        threads: int,
+        low_memory: bool = False,
+    ) -> None:
         self.spec = spec
         self.cache_dir = Path(cache_dir)
         self.quantization = quantization
         self.threads = threads
+        #: trade a little speed for memory (see :func:`~.models.cpu_session`)
+        self.low_memory = low_memory
         self._model: Any = None
         self._session: Any = None
         self._tokenizer: Any = None
@@ -81,10 +90,14 @@ class OnnxModel:
                     self._on_session(session)
                     self.session_loads += 1
                     self._session = session
+                    if self.low_memory:  # the model's protobuf copy, freed into the heap
+                        from ..system import release_free_memory
+
+                        release_free_memory()
         return self._session
 
     def _create_session(self) -> Any:
-        return cpu_session(self.model.onnx_path, self.threads)
+        return cpu_session(self.model.onnx_path, self.threads, self.low_memory)
 
     @property
     def loaded(self) -> bool:

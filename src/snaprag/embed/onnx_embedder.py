@@ -26,8 +26,9 @@ class OnnxEmbedder(OnnxModel):
         quantization: str = "int8",
         threads: int = 1,
         batch_size: int = 32,
+        low_memory: bool = False,
     ) -> None:
-        super().__init__(spec, cache_dir, quantization, threads)
+        super().__init__(spec, cache_dir, quantization, threads, low_memory)
         self.batch_size = batch_size
         self._input_names: set[str] = set()
 

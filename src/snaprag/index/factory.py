@@ -3,7 +3,10 @@
 ==============  ==================================================================
 store           ``sqlite``: one SQLite file per index directory (the default)
 vector index    ``exact`` (one matrix product), ``hnsw`` (hnswlib graph), ``auto``
-                (exact below ``hnsw_min_chunks`` chunks, HNSW above)
+                (exact below ``hnsw_min_chunks`` chunks, HNSW above), ``int8`` and
+                ``binary`` (quantized codes in memory, candidates rescored from float16
+                vectors memory-mapped from disk: index/quantized.py), ``usearch`` (HNSW
+                over int8 codes, rescored the same way; extra ``edge``)
 ==============  ==================================================================
 
 Optional backends are imported only when named, and a missing dependency is an error
@@ -18,7 +21,7 @@ from ..errors import ConfigError, IndexStateError
 from .base import DocumentStore, VectorIndexClass
 
 STORES = ("sqlite",)
-VECTOR_INDEXES = ("exact", "hnsw")
+VECTOR_INDEXES = ("exact", "hnsw", "int8", "binary", "usearch")
 
 
 def vector_index_class(name: str) -> VectorIndexClass:
@@ -36,7 +39,28 @@ def vector_index_class(name: str) -> VectorIndexClass:
         from .dense import HnswIndex
 
         return HnswIndex
+    if name == "int8":
+        from .quantized import Int8Index
+
+        return Int8Index
+    if name == "binary":
+        from .quantized import BinaryIndex
+
+        return BinaryIndex
+    if name == "usearch":
+        from .usearch_hnsw import UsearchIndex, _usearch
+
+        _usearch()  # a missing extra fails here, naming it
+        return UsearchIndex
     raise ConfigError(f"unknown vector index {name!r}; valid: {', '.join(VECTOR_INDEXES)}")
+
+
+def memory_mapped(setting: str) -> bool:
+    """Whether the backend ``setting`` searches its snapshot files memory-mapped (so an
+    ingest should write the snapshot for the searching processes to map)."""
+    if setting not in VECTOR_INDEXES:
+        return False
+    return bool(getattr(vector_index_class(setting), "memory_mapped", False))
 
 
 def choose_vector_index(setting: str, chunks: int, hnsw_min_chunks: int) -> str:

@@ -160,7 +160,10 @@ class Retriever:
 
         lexical_future = None
         if mode != "dense":
-            pool = self._executor() if mode == "hybrid" and len(snap) else None
+            # on one thread (the edge profile) BM25 runs inline: a second thread would only
+            # take turns with the query's own work on the same core
+            parallel = mode == "hybrid" and len(snap) and self.config.effective_threads > 1
+            pool = self._executor() if parallel else None
             try:
                 lexical_future = pool.submit(lexical) if pool is not None else None
             except RuntimeError:  # closed by another thread meanwhile: score it here

@@ -94,14 +94,23 @@ def load_snapshot(
     if saved is not None:
         return saved
     arrays = store.read_index(dim, vector_dtype)
+    arrays_generation = arrays.generation
     bm25 = Bm25Index.build(arrays.tokens)
     dense = vector_index_class(kind).build(arrays.vectors, threads)
     snap = Snapshot(arrays.version, arrays.row_ids, dense, bm25)
+    del arrays  # the decoded float32 vectors and token lists: gone before any reload
     if not store.read_only:
         try:
-            _save(snap, root, index_id, arrays.generation, dim)
+            _save(snap, root, index_id, arrays_generation, dim)
         except OSError as exc:  # a full disk: search on, the next process rebuilds
             log.warning("could not save the search snapshot under %s: %s", root, exc)
+        else:
+            if getattr(dense, "memory_mapped", False):
+                # search the saved files, memory-mapped, instead of the copies built here
+                saved = root / f"v{snap.version}"
+                mapped = _load_saved(saved, index_id, arrays_generation, dim, kind)
+                if mapped is not None:
+                    return mapped
     return snap
 
 
@@ -115,7 +124,7 @@ def _load_saved(
         meta = json.loads(meta_path.read_text())
         if not _matches(meta, index_id, generation, dim, kind):
             return None  # another history, model or backend: rebuilt and written over
-        row_ids = np.load(directory / "row_ids.npy")
+        row_ids = np.load(directory / "row_ids.npy", mmap_mode="r")
         n = len(row_ids)
         bm25 = Bm25Index.load(directory / "bm25")
         if len(bm25) != n:
