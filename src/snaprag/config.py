@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,9 @@ FUSIONS = ("rrf", "weighted")
 DENSE_BACKENDS = ("auto", "exact", "hnsw", "int8", "binary", "usearch")
 QUANTIZATIONS = ("int8", "fp32")
 VECTOR_DTYPES = ("float16", "int8")
-#: document stores by name (a Milvus backend adds "milvus")
-STORES = ("sqlite",)
+#: document stores by name: ``sqlite`` (embedded, the default) or ``milvus`` (``milvus:URI``
+#: sets ``milvus_uri`` too)
+STORES = ("sqlite", "milvus")
 #: the forms ``llm`` takes (see ``generate/factory.py``)
 LLM_FORMS = ("extractive", "smollm2", "gguf:PATH", "openai:BASE_URL", "echo[:SECONDS]")
 
@@ -201,6 +203,14 @@ class Config:
     profile: str = "default"
     #: memory over a little speed: no ONNX Runtime arena, load-time copies handed back
     low_memory: bool = False
+    # ---- the Milvus store (store = "milvus"; see docs/milvus.md)
+    #: a Milvus server (``http://HOST:19530``, ``https://...``) or a local Milvus Lite path
+    #: ending in ``.db``; ``SNAPRAG_STORE=milvus:URI`` sets it with the store
+    milvus_uri: str = ""
+    #: ``USER:PASSWORD`` or an API key of the Milvus server (empty: none)
+    milvus_token: str = field(default="", repr=False)
+    #: collections of an index are named ``<prefix><index directory name>_<role>``
+    milvus_prefix: str = "snaprag_"
 
     def __post_init__(self) -> None:
         if self.cache_dir == Path():
@@ -211,7 +221,7 @@ class Config:
         _choice("dense_backend", self.dense_backend, DENSE_BACKENDS)
         _choice("quantization", self.quantization, QUANTIZATIONS)
         _choice("vector_dtype", self.vector_dtype, VECTOR_DTYPES)
-        _choice("store", self.store, STORES)
+        self._check_store()
         profile_settings(self.profile)  # an unknown profile names the valid ones
         _positive("max_query_chars", self.max_query_chars)
         _positive("chunk_tokens", self.chunk_tokens, minimum=16)
@@ -297,6 +307,30 @@ class Config:
         if self.hangul_dense_weight == 0 and self.hangul_bm25_weight == 0:
             raise ConfigError("hangul_dense_weight and hangul_bm25_weight cannot both be 0")
         self._check_llm()
+
+    def _check_store(self) -> None:
+        kind, sep, uri = self.store.strip().partition(":")
+        if kind == "milvus" and sep:  # SNAPRAG_STORE=milvus:URI names the server too
+            object.__setattr__(self, "milvus_uri", uri.strip())
+        object.__setattr__(self, "store", kind if sep else self.store.strip())
+        if self.store not in STORES:
+            raise ConfigError(
+                f"store must be one of sqlite, milvus, milvus:URI; got {self.store!r}"
+            )
+        if self.store == "milvus" and not self.milvus_uri:
+            raise ConfigError(
+                "store milvus needs milvus_uri: a server (http://HOST:19530) or a local "
+                "Milvus Lite file (PATH.db); e.g. SNAPRAG_STORE=milvus:./milvus.db"
+            )
+        if self.milvus_uri:
+            from .index.milvus.names import check_uri
+
+            check_uri(self.milvus_uri)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", self.milvus_prefix):
+            raise ConfigError(
+                "milvus_prefix must start with a letter or '_' and hold only letters, digits "
+                f"and '_' (at most 64), e.g. 'snaprag_'; got {self.milvus_prefix!r}"
+            )
 
     def _check_otel(self) -> None:
         from urllib.parse import urlsplit

@@ -28,6 +28,9 @@ FIELD_SECTIONS: dict[str, str] = {
     "dense_backend": "index",
     "hnsw_min_chunks": "index",
     "cache_dir": "index",
+    "milvus_uri": "index",
+    "milvus_token": "index",
+    "milvus_prefix": "index",
     # turning files into chunks and vectors
     "chunk_tokens": "ingest",
     "chunk_overlap": "ingest",
@@ -103,7 +106,7 @@ FIELD_SECTIONS: dict[str, str] = {
 }
 
 #: settings never shown in clear (``snaprag config show`` masks them)
-SECRET_SETTINGS = frozenset({"llm_api_key"})
+SECRET_SETTINGS = frozenset({"llm_api_key", "milvus_token"})
 
 
 def redact(name: str, value: Any) -> Any:

@@ -32,7 +32,7 @@ from .cache.base import Cache
 from .config import Config
 from .embed.base import Embedder
 from .embed.models import canonical_name
-from .errors import ConfigError, GenerationError, IndexStateError, SnapragError
+from .errors import ConfigError, GenerationError, SnapragError
 from .generate.base import Answerer, Generator
 from .index import layout
 from .index.base import DocumentStore
@@ -127,16 +127,9 @@ class Engine:
 
     def _open_store(self, create: bool) -> DocumentStore:
         def build() -> DocumentStore:
-            if not self.db_path.exists():
-                if not create:
-                    raise IndexStateError(
-                        f"no index at {self.config.index_dir}: run 'snaprag ingest PATH' "
-                        "first (or pass --index DIR / set SNAPRAG_INDEX)"
-                    )
-                self.config.index_dir.mkdir(parents=True, exist_ok=True)
             from .index.factory import open_store
 
-            store = open_store(self.config.store, self.db_path, create)
+            store = open_store(self.config, create)  # missing and not create: says what to do
             try:
                 self._check_settings(store)
             except ConfigError:
@@ -155,6 +148,11 @@ class Engine:
                     self._store_checked = True
         return store
 
+    def _index_exists(self) -> bool:
+        from .index.factory import store_exists
+
+        return self._store is not _UNSET or store_exists(self.config)
+
     def _check_settings(self, store: DocumentStore) -> None:
         layout.check_model(store, self._wanted_model(), self.config.index_dir)
 
@@ -172,7 +170,7 @@ class Engine:
         if wanted:
             return wanted
         stored = self._store.get_meta("model") if self._store is not _UNSET else None
-        if stored is None and self.db_path.exists():
+        if stored is None and self._index_exists():
             stored = self.store.get_meta("model")
         return stored or DEFAULT_MODEL
 
@@ -192,7 +190,7 @@ class Engine:
     @property
     def cache(self) -> Cache | None:
         """The query cache (None when ``cache`` is off or there is no index yet)."""
-        if self._cache is _UNSET and not self.db_path.exists():
+        if self._cache is _UNSET and not self._index_exists():
             return None  # built once there is an index to key it by
 
         def build() -> Cache | None:
@@ -322,7 +320,7 @@ class Engine:
 
         cfg = self.config
         found = discover([Path(p) for p in paths], skip=[cfg.index_dir], exclude=exclude)
-        if not found.candidates and not (prune and self.db_path.exists()):
+        if not found.candidates and not (prune and self._index_exists()):
             return nothing_to_read(found, progress)
         cfg.index_dir.mkdir(parents=True, exist_ok=True)
         with layout.ingest_lock(self.config.index_dir), opened(runner) as runs:

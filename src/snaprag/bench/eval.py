@@ -21,7 +21,7 @@ import numpy as np
 from ..config import Config
 from ..engine import Engine
 from ..errors import QueryError
-from ..index.retokenize import refresh_bm25_terms
+from ..index.retokenize import upgrade_terms
 from ..index.tokenize import TOKENIZER_VERSION
 from .datasets import load_queries
 from .metrics import evaluate
@@ -77,7 +77,7 @@ def run_eval(
     report = engine.ingest([corpus])
     if not report.ok:
         raise QueryError(f"ingesting {corpus} failed: {report.failed[0].reason}")
-    refresh_bm25_terms(engine.db_path)
+    upgrade_terms(engine.store)
     rate_file = work / "ingest.json"
     if report.chunks_embedded:
         rate = report.chunks_embedded / report.embed_seconds

@@ -54,6 +54,9 @@ NEUTRAL_SETTINGS = frozenset(
         "chunk_overlap",
         "max_query_chars",  # refuses queries; never changes the result of one it accepts
         "store",  # the index id in every key already names the data
+        "milvus_uri",  # where the store lives: the index id names its data
+        "milvus_token",
+        "milvus_prefix",
         "otel_endpoint",  # where traces go: turning tracing on must not empty the cache
         "profile",  # a name for defaults: the values it sets are keyed themselves
     }

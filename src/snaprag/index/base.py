@@ -188,6 +188,17 @@ class DocumentStore(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class SearchingStore(Protocol):
+    """A :class:`DocumentStore` that searches where its data lives (Milvus): nothing is
+    loaded into the process; its indexes' rows are chunk ids and filters reach them as
+    :class:`RowFilter` objects whose ``filters`` the backend translates (``mask`` None)."""
+
+    def search_indexes(self) -> tuple[VectorIndex, LexicalIndex, int]:
+        """The dense and lexical indexes of the current version, and its chunk count."""
+        ...
+
+
 class VectorIndexClass(Protocol):
     """How a vector index backend is built and loaded (what the factory returns)."""
 
@@ -231,7 +242,10 @@ class LexicalIndex(Protocol):
     def __len__(self) -> int: ...
 
     def search_many(
-        self, queries: Sequence[Sequence[str]], k: int, filter_mask: np.ndarray | None = None
+        self,
+        queries: Sequence[Sequence[str]],
+        k: int,
+        filter_mask: np.ndarray | RowFilter | None = None,
     ) -> list[RowScores]: ...
 
     def save(self, directory: Path | str) -> None: ...
@@ -241,12 +255,13 @@ class RowFilter:
     """:class:`~snaprag.types.Filters` translated for in-memory indexes: a row mask.
 
     Built by the snapshot that owns the row order; ``mask`` is a boolean array with one
-    entry per row (True: may be returned).
+    entry per row (True: may be returned), or None for a store that searches itself
+    (:class:`SearchingStore`), which reads ``filters``.
     """
 
     __slots__ = ("filters", "mask")
 
-    def __init__(self, filters: Filters, mask: np.ndarray) -> None:
+    def __init__(self, filters: Filters, mask: np.ndarray | None) -> None:
         self.filters = filters
         self.mask = mask
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from snaprag.errors import ConfigError, IndexStateError, QueryError
 from snaprag.fs import atomic_write
+from snaprag.index.base import RowFilter, mask_of
 from snaprag.index.tokenize import has_hangul
 
 __all__ = ["HANGUL_B", "HANGUL_K1", "K1", "B", "Bm25Index"]
@@ -274,7 +275,7 @@ class Bm25Index:
         self,
         queries: Sequence[Sequence[str]],
         k: int,
-        filter_mask: np.ndarray | None = None,
+        filter_mask: np.ndarray | RowFilter | None = None,
     ) -> list[SearchResult]:
         """:meth:`search` for many queries at once; one result per query, in order.
 
@@ -283,7 +284,7 @@ class Bm25Index:
         per query measured on SciFact), not the scoring itself.
         """
         k = self._check_k(k)
-        mask = self._check_mask(filter_mask)
+        mask = self._check_mask(mask_of(filter_mask))
         results: list[SearchResult] = [(_EMPTY_IDS, _EMPTY_SCORES)] * len(queries)
         if k == 0 or self._n_docs == 0:
             return results

@@ -1,7 +1,9 @@
 """Storage backends by name: the document store and the dense vector index.
 
 ==============  ==================================================================
-store           ``sqlite``: one SQLite file per index directory (the default)
+store           ``sqlite``: one SQLite file per index directory (the default);
+                ``milvus``: collections in a Milvus server or Milvus Lite file
+                (``milvus_uri``; extra ``milvus``), searched there
 vector index    ``exact`` (one matrix product), ``hnsw`` (hnswlib graph), ``auto``
                 (exact below ``hnsw_min_chunks`` chunks, HNSW above), ``int8`` and
                 ``binary`` (quantized codes in memory, candidates rescored from float16
@@ -15,12 +17,16 @@ that names the extra to install.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, IndexStateError
 from .base import DocumentStore, VectorIndexClass
+from .layout import DB_NAME
 
-STORES = ("sqlite",)
+if TYPE_CHECKING:
+    from ..config import Config
+
+STORES = ("sqlite", "milvus")
 VECTOR_INDEXES = ("exact", "hnsw", "int8", "binary", "usearch")
 
 
@@ -71,13 +77,42 @@ def choose_vector_index(setting: str, chunks: int, hnsw_min_chunks: int) -> str:
     return setting
 
 
-def open_store(name: str, path: Path, create: bool) -> DocumentStore:
-    """The document store ``name`` at ``path`` (an index directory's database file);
-    ``create`` False: the index must exist already."""
-    if name == "sqlite":
+def open_store(config: Config, create: bool) -> DocumentStore:
+    """The document store of ``config`` (``store``, ``index_dir``, ``milvus_*``); ``create``
+    False: the index must exist already (else an :class:`IndexStateError` that says how to
+    make it). The index directory is made when needed: it holds the local caches."""
+    if config.store == "sqlite":
         from .store import Store
 
-        if not create and not Path(path).exists():
-            raise IndexStateError(f"no index database at {path}")
+        path = config.index_dir / DB_NAME
+        if not path.exists():
+            if not create:
+                raise IndexStateError(
+                    f"no index at {config.index_dir}: run 'snaprag ingest PATH' "
+                    "first (or pass --index DIR / set SNAPRAG_INDEX)"
+                )
+            config.index_dir.mkdir(parents=True, exist_ok=True)
         return Store(path)
-    raise ConfigError(f"unknown store {name!r}; valid: {', '.join(STORES)}")
+    if config.store == "milvus":
+        from .milvus.store import MilvusStore
+
+        store = MilvusStore(
+            config.milvus_uri, config.index_dir, config.milvus_token, config.milvus_prefix, create
+        )
+        config.index_dir.mkdir(parents=True, exist_ok=True)
+        return store
+    raise ConfigError(f"unknown store {config.store!r}; valid: {', '.join(STORES)}")
+
+
+def store_exists(config: Config) -> bool:
+    """Whether the index of ``config`` exists (for Milvus: asks the server)."""
+    if config.store == "milvus":
+        from .milvus import schema
+        from .milvus.names import index_name
+
+        client = schema.connect(config.milvus_uri, config.milvus_token)
+        try:
+            return schema.exists(client, index_name(config.milvus_prefix, config.index_dir))
+        finally:
+            client.close()
+    return (config.index_dir / DB_NAME).exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from .base import DocumentStore
 from .store import Store
 from .tokenize import TOKENIZER_VERSION, indexed_text, tokenize_many
 
@@ -59,11 +60,22 @@ def refresh_bm25_terms(index: Store | Path) -> int:
             store.close()
 
 
-def upgrade_terms(store: Store) -> None:
+def upgrade_terms(store: Store | DocumentStore) -> None:
     """Rebuild an older tokenizer's BM25 terms when the store can be written (once, vectors
     kept); a read-only or busy index is searched with its stored terms meanwhile."""
     import sqlite3
 
+    if not isinstance(store, Store):  # Milvus: its BM25 weights are made from the terms
+        found = store.get_meta("tokenizer_version")
+        if found not in (None, str(TOKENIZER_VERSION)):
+            log.warning(
+                "the index %s has BM25 terms of tokenizer version %s, not %s: ingest it "
+                "again into a new index for the current keyword search",
+                store.path.parent,
+                found,
+                TOKENIZER_VERSION,
+            )
+        return
     if store.read_only:
         return  # whoever can write it upgrades it
     try:

@@ -19,13 +19,13 @@ from ..config import Config
 from ..embed.base import Embedder
 from ..embed.models import PRESETS
 from ..errors import ConfigError
-from ..index.base import DocumentStore
+from ..index.base import DocumentStore, SearchingStore
 from ..index.factory import choose_vector_index
 from ..index.tokenize import has_hangul, tokenize_many
 from ..types import Filters, Hit, SearchBatch, StageTimings
 from . import fusion
 from .base import MODES, Reranker
-from .snapshot import Snapshot, load_snapshot
+from .snapshot import LiveSnapshot, Snapshot, live_snapshot, load_snapshot
 
 
 def fusion_weights(query: str, config: Config) -> list[float]:
@@ -69,7 +69,7 @@ class Retriever:
         self.vector_index = vector_index
         #: the embedding model this retriever embeds queries with (checked on every reload)
         self.model = model
-        self._snapshot: Snapshot | None = None
+        self._snapshot: Snapshot | LiveSnapshot | None = None
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         #: snapshots built or loaded so far (one per index version; tests count them)
@@ -81,7 +81,7 @@ class Retriever:
     def snapshot_dir(self) -> Path:
         return self.config.index_dir / "snapshots"
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> Snapshot | LiveSnapshot:
         version = self.store.version
         snap = self._snapshot
         if snap is None or snap.version != version:
@@ -89,20 +89,25 @@ class Retriever:
                 snap = self._snapshot
                 if snap is None or snap.version != version:
                     self._check_model()
-                    setting = self.vector_index or self.config.dense_backend
-                    n = self.store.counts()["chunks"] if setting == "auto" else 0
-                    snap = load_snapshot(
-                        self.store,
-                        self.snapshot_dir,
-                        version,
-                        self.dim,
-                        self.vector_dtype,
-                        choose_vector_index(setting, n, self.config.hnsw_min_chunks),
-                        self.config.effective_threads,
-                    )
+                    snap = self._load(version)
                     self.snapshot_loads += 1
                     self._snapshot = snap
         return snap
+
+    def _load(self, version: int) -> Snapshot | LiveSnapshot:
+        if isinstance(self.store, SearchingStore):  # searches where its data lives
+            return live_snapshot(self.store, version)
+        setting = self.vector_index or self.config.dense_backend
+        n = self.store.counts()["chunks"] if setting == "auto" else 0
+        return load_snapshot(
+            self.store,
+            self.snapshot_dir,
+            version,
+            self.dim,
+            self.vector_dtype,
+            choose_vector_index(setting, n, self.config.hnsw_min_chunks),
+            self.config.effective_threads,
+        )
 
     def _check_model(self) -> None:
         """The index may have been re-modelled by another process while it had no chunks:
@@ -143,7 +148,6 @@ class Retriever:
         t0 = time.perf_counter()
         snap = self.snapshot()
         row_filter = snap.row_filter(filters, self.store)
-        mask = row_filter.mask if row_filter is not None else None
         timings.add("load", (time.perf_counter() - t0) * 1000)
         # with a reranker, fusion keeps more hits than asked, for the second stage to reorder
         limit = max(k, self.config.rerank_top_n) if self.reranker is not None else k
@@ -154,7 +158,7 @@ class Retriever:
             tokens = tokenize_many(list(queries))
             timings.add("bm25_tokenize", (time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            out = snap.bm25.search_many(tokens, n_cand, filter_mask=mask)
+            out = snap.bm25.search_many(tokens, n_cand, filter_mask=row_filter)
             timings.add("bm25", (time.perf_counter() - t) * 1000)
             return out
 
@@ -233,14 +237,17 @@ class Retriever:
                     )
         return self._pool
 
-    def _hits(self, snap: Snapshot, fused: list[tuple[np.ndarray, np.ndarray]]) -> list[list[Hit]]:
+    def _hits(
+        self, snap: Snapshot | LiveSnapshot, fused: list[tuple[np.ndarray, np.ndarray]]
+    ) -> list[list[Hit]]:
         wanted = np.unique(np.concatenate([r for r, _ in fused])) if fused else np.zeros(0)
-        rows = self.store.chunk_rows(snap.row_ids[wanted.astype(np.int64)].tolist())
+        rows = self.store.chunk_rows(snap.chunk_ids(wanted.astype(np.int64)).tolist())
         out: list[list[Hit]] = []
         for positions, scores in fused:
             hits = []
-            for pos, score in zip(positions.tolist(), scores.tolist(), strict=True):
-                row = rows.get(int(snap.row_ids[pos]))
+            chunk_ids = snap.chunk_ids(positions.astype(np.int64)).tolist()
+            for chunk_id, score in zip(chunk_ids, scores.tolist(), strict=True):
+                row = rows.get(int(chunk_id))
                 if row is None:  # deleted after the snapshot was taken
                     continue
                 hits.append(

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import IndexStateError
-from ..index.base import LexicalIndex, RowFilter, VectorIndex
+from ..index.base import LexicalIndex, RowFilter, SearchingStore, VectorIndex
 from ..index.bm25 import Bm25Index
 from ..index.factory import vector_index_class
 from ..types import Filters
@@ -55,6 +55,10 @@ class Snapshot:
     def __len__(self) -> int:
         return len(self.row_ids)
 
+    def chunk_ids(self, rows: np.ndarray) -> np.ndarray:
+        """The chunk ids of row positions."""
+        return self.row_ids[rows]
+
     def rows_for(self, chunk_ids: np.ndarray) -> np.ndarray:
         """Boolean row mask selecting the given chunk ids."""
         return np.isin(self.row_ids, chunk_ids, assume_unique=True)
@@ -75,6 +79,32 @@ class Snapshot:
             while len(self._masks) > _MASKS_KEPT:
                 self._masks.popitem(last=False)
         return row_filter
+
+
+@dataclass
+class LiveSnapshot:
+    """The search state of a store that searches where its data lives
+    (:class:`~snaprag.index.base.SearchingStore`, e.g. Milvus): nothing is loaded, rows are
+    chunk ids, and filters go to the indexes as :class:`RowFilter` without a mask."""
+
+    version: int
+    dense: VectorIndex
+    bm25: LexicalIndex
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+    def chunk_ids(self, rows: np.ndarray) -> np.ndarray:
+        return rows
+
+    def row_filter(self, filters: Filters | None, store: Any) -> RowFilter | None:
+        return RowFilter(filters, None) if filters else None
+
+
+def live_snapshot(store: SearchingStore, version: int) -> LiveSnapshot:
+    dense, lexical, size = store.search_indexes()
+    return LiveSnapshot(version, dense, lexical, size)
 
 
 def load_snapshot(
