@@ -209,3 +209,20 @@ def run_cli(tmp_path: Path) -> RunCli:
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+# --------------------------------------------------------------------------- backends
+
+
+@pytest.fixture(params=["sqlite", "milvus"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path):
+    """Engine settings of each document store: the embedded default, and Milvus (a real
+    Milvus Lite engine on a file of this test, started in this process by pymilvus)."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    path = tmp_path / "milvus.db"
+    yield {"store": f"milvus:{path}"}
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(str(path))  # its threads and file lock
