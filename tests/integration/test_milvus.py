@@ -128,6 +128,30 @@ def test_milvus_finds_what_the_embedded_default_finds(twins, mode: str) -> None:
         )
 
 
+def test_both_stores_still_agree_after_deletes_and_updates(twins, tmp_path: Path) -> None:
+    """Deletes take their terms out of the BM25 statistics; an update re-weights."""
+    sqlite, milvus = twins
+    corpus = tmp_path / "corpus"
+    (corpus / "guide.md").write_text(
+        "# Espresso guide\n\nThe Zorblax machine wants descaling every 30 days; the "
+        "Zorblax frother every week.\n",
+        encoding="utf-8",
+    )
+    for engine in (sqlite, milvus):
+        assert engine.delete(str(corpus / "notes.txt"))["deleted"] == "source"
+        assert engine.delete("bridge-12")["deleted"] == "document"
+        assert engine.ingest([corpus]).ok
+    assert milvus.stats()["chunks"] == sqlite.stats()["chunks"]
+    queries = [q for q, *_ in CASES] + ["Zorblax descaling frother", "lighthouse cats"]
+    for mode in ("bm25", "hybrid"):
+        for got, expected in zip(
+            milvus.search_many(queries, k=5, mode=mode),
+            sqlite.search_many(queries, k=5, mode=mode),
+            strict=True,
+        ):
+            _same(got, expected)
+
+
 def test_opening_a_missing_milvus_index_says_how_to_make_one(tmp_path: Path) -> None:
     engine = Engine.open(tmp_path / "nothing", store=f"milvus:{tmp_path / 'm.db'}")
     with pytest.raises(IndexStateError, match="run 'snaprag ingest PATH' first"):

@@ -47,6 +47,15 @@ class _Tx:
     length: int = 0
     df: Counter[int] = field(default_factory=Counter)
     wrote: bool = False
+    #: read once per block: the BM25 corpus size and length before it
+    base: tuple[int, int] | None = None
+    #: rows this block wrote, so that it does not read them back (source paths by id,
+    #: document rows by id)
+    paths: dict[int, str] = field(default_factory=dict)
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: writes gathered into one call each (sent before any read of them, and at the end)
+    unsent_documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unsent_chunks: list[dict[str, Any]] = field(default_factory=list)
 
 
 class MilvusStore(MilvusReader):
@@ -70,6 +79,7 @@ class MilvusStore(MilvusReader):
         #: where messages say the index is (the local directory of caches and uploads)
         self.path = Path(index_dir) / "milvus"
         self._write_lock = threading.Lock()
+        self._dim: int | None = None  # of the chunks collection, once it exists
         if not schema.exists(client, name):
             if not create:
                 raise IndexStateError(
@@ -103,6 +113,8 @@ class MilvusStore(MilvusReader):
                     f"vectors, not {dim}-d; ingest into another index"
                 )
             self.client.drop_collection(self._col("chunks"))  # empty: made again below
+            self._loaded.discard(self._col("chunks"))
+            self._dim = None
         if dim is not None and schema.chunks_dim(self.client, self.name) is None:
             schema.create_chunks(self.client, self.name, int(dim), self.local)
         self.client.upsert(self._col("meta"), [self._meta_row(k, v) for k, v in values.items()])
@@ -119,7 +131,17 @@ class MilvusStore(MilvusReader):
                 if bump or tx.wrote:
                     self._commit(tx)
 
+    def _send(self, tx: _Tx) -> None:
+        """Write the block's gathered document rows and chunks (before anything reads them)."""
+        if tx.unsent_documents:
+            self.client.upsert(self._col("documents"), list(tx.unsent_documents.values()))
+            tx.unsent_documents.clear()
+        if tx.unsent_chunks:
+            self.client.insert(self._col("chunks"), tx.unsent_chunks)
+            tx.unsent_chunks = []
+
     def _commit(self, tx: _Tx) -> None:
+        self._send(tx)
         meta = self._metas(["version", "bm25_docs", "bm25_length"])
         docs = int(meta.get("bm25_docs") or 0) + tx.docs
         length = int(meta.get("bm25_length") or 0) + tx.length
@@ -132,6 +154,10 @@ class MilvusStore(MilvusReader):
             ],
         )
         self._reweight(length / docs if docs else 0.0)
+        if self.local and tx.wrote and self._has_chunks():
+            # Milvus Lite searches its unsealed rows by rebuilding their indexes on every
+            # search; sealing them after a write keeps searches fast (a server seals itself)
+            self.client.flush(self._col("chunks"))
         # last: once the generation moves, everything it stands for is in place
         self.client.upsert(
             self._col("meta"),
@@ -194,6 +220,7 @@ class MilvusStore(MilvusReader):
             "pad": schema.PAD,
         }
         self.client.upsert(self._col("sources"), [row])
+        tx.paths[row["id"]] = path
         return row["id"]
 
     def finish_source(self, tx: _Tx, source_id: int, content_hash: str) -> None:
@@ -205,6 +232,7 @@ class MilvusStore(MilvusReader):
 
     def delete_source(self, tx: _Tx, path: str) -> int:
         """Delete a source with its documents and chunks; returns documents removed."""
+        self._send(tx)
         row = self._source_row(path)
         if row is None:
             return 0
@@ -268,24 +296,26 @@ class MilvusStore(MilvusReader):
         n_chars: int,
     ) -> None:
         """Replace a document by an empty, pending one (its chunks follow)."""
-        old = self._document_row(doc_id)
+        old = tx.documents.get(doc_id) or self._document_row(doc_id)
         if old is not None and int(old["source_id"]) != int(source_id):
             raise LoaderError(f"document id {doc_id!r} is already indexed from {old['source']}")
         tx.wrote = True
         if old is not None:
             self._delete_document(tx, doc_id)
-        path = self.scan("sources", f"id == {int(source_id)}", ["path"])
+        if int(source_id) not in tx.paths:
+            found = self.scan("sources", f"id == {int(source_id)}", ["path"])
+            tx.paths[int(source_id)] = found[0]["path"] if found else ""
         row = {
             "doc_id": doc_id,
             "source_id": int(source_id),
-            "source": path[0]["path"] if path else "",
+            "source": tx.paths[int(source_id)],
             "title": schema.fit(title, schema.NAME_BYTES),
             "type": type_,
             "doc_hash": PENDING + resume_key,
             "n_chars": int(n_chars),
             "pad": schema.PAD,
         }
-        self.client.upsert(self._col("documents"), [row])
+        tx.unsent_documents[doc_id] = tx.documents[doc_id] = row
 
     def append_chunks(
         self,
@@ -296,7 +326,7 @@ class MilvusStore(MilvusReader):
         vector_dtype: str,
     ) -> None:
         """Add chunks to a document of the source, with their BM25 weights."""
-        doc = self._document_row(doc_id)
+        doc = tx.documents.get(doc_id) or self._document_row(doc_id)
         if doc is None or int(doc["source_id"]) != int(source_id):
             raise IndexStateError(
                 f"document {doc_id!r} was removed while it was being written; run the ingest again"
@@ -306,14 +336,19 @@ class MilvusStore(MilvusReader):
             return
         tx.wrote = True
         dim = len(chunks[0].vector)
-        if schema.chunks_dim(self.client, self.name) is None:
+        if self._dim is None:
+            self._dim = schema.chunks_dim(self.client, self.name)
+        if self._dim is None:
             schema.create_chunks(self.client, self.name, dim, self.local)
+            self._dim = dim
         # the vectors as the embedded store keeps them (float16 or int8), so both score alike
         vectors = decode_vectors([encode_vector(c.vector, vector_dtype) for c in chunks], dim,
                                  vector_dtype)  # fmt: skip
-        meta = self._metas(["bm25_docs", "bm25_length"])
-        docs = int(meta.get("bm25_docs") or 0) + tx.docs + len(chunks)
-        length = int(meta.get("bm25_length") or 0) + tx.length + sum(len(c.tokens) for c in chunks)
+        if tx.base is None:
+            meta = self._metas(["bm25_docs", "bm25_length"])
+            tx.base = (int(meta.get("bm25_docs") or 0), int(meta.get("bm25_length") or 0))
+        docs = tx.base[0] + tx.docs + len(chunks)
+        length = tx.base[1] + tx.length + sum(len(c.tokens) for c in chunks)
         avgdl = length / docs if docs else 0.0
         rows = []
         for cid, c, vector in zip(new_chunk_ids(len(chunks)), chunks, vectors, strict=True):
@@ -339,18 +374,21 @@ class MilvusStore(MilvusReader):
             tx.df.update(term_counts(c.tokens))
         tx.docs += len(rows)
         tx.length += sum(len(c.tokens) for c in chunks)
-        self.client.insert(self._col("chunks"), rows)
+        tx.unsent_chunks.extend(rows)
+        if len(tx.unsent_chunks) >= 1024:
+            self._send(tx)
 
     def finish_document(self, tx: _Tx, source_id: int, doc_id: str, doc_hash: str) -> None:
         """Mark a document complete: record its hash."""
-        doc = self._document_row(doc_id)
+        doc = tx.documents.get(doc_id) or self._document_row(doc_id)
         if doc is None or int(doc["source_id"]) != int(source_id):
             return
         tx.wrote = True
         doc.update(doc_hash=doc_hash, pad=schema.PAD)
-        self.client.upsert(self._col("documents"), [doc])
+        tx.unsent_documents[doc_id] = tx.documents[doc_id] = doc
 
     def delete_documents_except(self, tx: _Tx, source_id: int, keep: Sequence[str]) -> None:
+        self._send(tx)
         kept = set(keep)
         for doc in self.scan("documents", f"source_id == {int(source_id)}", ["doc_id"]):
             if doc["doc_id"] not in kept:
@@ -361,10 +399,12 @@ class MilvusStore(MilvusReader):
         """Delete a document and its chunks; returns its chunks."""
         n = self._delete_chunks(tx, f"doc_id == {quote(doc_id)}")
         self.client.delete(self._col("documents"), ids=[doc_id])
+        tx.documents.pop(doc_id, None)
         return n
 
     def _delete_chunks(self, tx: _Tx, expr: str) -> int:
         """Delete the chunks matching ``expr``, taking their terms out of the statistics."""
+        self._send(tx)
         if not self._has_chunks():
             return 0
         rows = self.scan("chunks", expr, ["id", "tokens"])
