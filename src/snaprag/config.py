@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -309,28 +308,11 @@ class Config:
         self._check_llm()
 
     def _check_store(self) -> None:
-        kind, sep, uri = self.store.strip().partition(":")
-        if kind == "milvus" and sep:  # SNAPRAG_STORE=milvus:URI names the server too
-            object.__setattr__(self, "milvus_uri", uri.strip())
-        object.__setattr__(self, "store", kind if sep else self.store.strip())
-        if self.store not in STORES:
-            raise ConfigError(
-                f"store must be one of sqlite, milvus, milvus:URI; got {self.store!r}"
-            )
-        if self.store == "milvus" and not self.milvus_uri:
-            raise ConfigError(
-                "store milvus needs milvus_uri: a server (http://HOST:19530) or a local "
-                "Milvus Lite file (PATH.db); e.g. SNAPRAG_STORE=milvus:./milvus.db"
-            )
-        if self.milvus_uri:
-            from .index.milvus.names import check_uri
+        from .index.milvus.names import check_store
 
-            check_uri(self.milvus_uri)
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", self.milvus_prefix):
-            raise ConfigError(
-                "milvus_prefix must start with a letter or '_' and hold only letters, digits "
-                f"and '_' (at most 64), e.g. 'snaprag_'; got {self.milvus_prefix!r}"
-            )
+        store, uri = check_store(self.store, self.milvus_uri, self.milvus_prefix, STORES)
+        object.__setattr__(self, "store", store)
+        object.__setattr__(self, "milvus_uri", uri)
 
     def _check_otel(self) -> None:
         from urllib.parse import urlsplit
@@ -439,6 +421,8 @@ class Config:
                 section = FIELD_SECTIONS.get(culprit or "", "")
                 raise ConfigError(f"{exc} (set in {where} [{section}])") from None
             raise
+        if str(values.get("store", "")).startswith("milvus:") and "milvus_uri" not in origin:
+            origin["milvus_uri"] = origin["store"]  # milvus:URI set both
         object.__setattr__(config, "_sources", origin)
         return config
 

@@ -262,7 +262,9 @@ def test_section_returns_its_fields():
 
 def test_new_fields_are_validated():
     assert Config().store == "sqlite" and Config().max_query_chars == 8192
-    with pytest.raises(ConfigError, match="store must be one of sqlite; got 'milvus'"):
+    with pytest.raises(ConfigError, match="store must be one of sqlite, milvus, milvus:URI"):
+        Config(store="lancedb")
+    with pytest.raises(ConfigError, match="store milvus needs milvus_uri"):
         Config(store="milvus")
     with pytest.raises(ConfigError, match="max_query_chars"):
         Config(max_query_chars=0)

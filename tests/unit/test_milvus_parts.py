@@ -33,7 +33,7 @@ def test_store_env_names_the_server(monkeypatch):
     monkeypatch.setenv("SNAPRAG_STORE", "milvus:http://10.0.0.5:19530")
     cfg = Config.from_env()
     assert (cfg.store, cfg.milvus_uri) == ("milvus", "http://10.0.0.5:19530")
-    assert cfg.sources()["store"] == "env SNAPRAG_STORE"
+    assert cfg.sources()["store"] == cfg.sources()["milvus_uri"] == "env SNAPRAG_STORE"
     local = Config(store="milvus:./data/milvus.db")
     assert (local.store, local.milvus_uri) == ("milvus", "./data/milvus.db")
     assert Config(store="milvus", milvus_uri="https://h:443").milvus_uri == "https://h:443"

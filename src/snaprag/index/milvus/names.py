@@ -22,6 +22,30 @@ _SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
 _SPARSE_DIMS = (1 << 32) - 1
 
 
+def check_store(store: str, uri: str, prefix: str, stores: tuple[str, ...]) -> tuple[str, str]:
+    """The ``store`` (one of ``stores``) and ``milvus_uri`` settings, checked: ``milvus:URI``
+    names both."""
+    kind, sep, rest = store.strip().partition(":")
+    if kind == "milvus" and sep:
+        uri = rest.strip()
+    store = kind if sep else store.strip()
+    if store not in stores:
+        raise ConfigError(f"store must be one of {', '.join(stores)}, milvus:URI; got {store!r}")
+    if store == "milvus" and not uri:
+        raise ConfigError(
+            "store milvus needs milvus_uri: a server (http://HOST:19530) or a local "
+            "Milvus Lite file (PATH.db); e.g. SNAPRAG_STORE=milvus:./milvus.db"
+        )
+    if uri:
+        check_uri(uri)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", prefix):
+        raise ConfigError(
+            "milvus_prefix must start with a letter or '_' and hold only letters, digits "
+            f"and '_' (at most 64), e.g. 'snaprag_'; got {prefix!r}"
+        )
+    return store, uri
+
+
 def check_uri(uri: str) -> None:
     """Refuse a URI that is neither a server address nor a Milvus Lite file."""
     if uri.startswith(_SERVER_SCHEMES):
