@@ -55,7 +55,9 @@ def eval_workdir(dataset: Path, config: Config) -> Path:
         f"{dataset.resolve()}|{config.model}|{config.chunk_tokens}|{config.chunk_overlap}|"
         f"{config.quantization}|{config.vector_dtype}".encode()
     ).hexdigest()[:12]
-    return config.cache_dir / "eval" / f"{dataset.stem}-{key}"
+    # another store keeps its own work folder: its ingest rate is not the embedded one's
+    store = "" if config.store == "sqlite" else f"-{config.store}"
+    return config.cache_dir / "eval" / f"{dataset.stem}{store}-{key}"
 
 
 def run_eval(
