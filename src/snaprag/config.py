@@ -26,22 +26,24 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .config_sources import (
+from .config_sources import (  # noqa: F401 - LANES, parse_lanes: used from here too
     FIELD_SECTIONS,
+    LANES,
     SECTIONS,
     parse_env_value,
+    parse_lanes,
     read_config_file,
     warn_unknown_variables,
 )
 from .errors import ConfigError
+from .index.milvus.names import check_store
 from .profiles import apply_profile, profile_settings
 
 FUSIONS = ("rrf", "weighted")
 DENSE_BACKENDS = ("auto", "exact", "hnsw", "int8", "binary", "usearch")
 QUANTIZATIONS = ("int8", "fp32")
 VECTOR_DTYPES = ("float16", "int8")
-#: document stores by name: ``sqlite`` (embedded, the default) or ``milvus`` (``milvus:URI``
-#: sets ``milvus_uri`` too)
+#: document stores by name (``milvus:URI`` sets ``milvus_uri`` too; docs/milvus.md)
 STORES = ("sqlite", "milvus")
 #: the forms ``llm`` takes (see ``generate/factory.py``)
 LLM_FORMS = ("extractive", "smollm2", "gguf:PATH", "openai:BASE_URL", "echo[:SECONDS]")
@@ -202,13 +204,10 @@ class Config:
     profile: str = "default"
     #: memory over a little speed: no ONNX Runtime arena, load-time copies handed back
     low_memory: bool = False
-    # ---- the Milvus store (store = "milvus"; see docs/milvus.md)
-    #: a Milvus server (``http://HOST:19530``, ``https://...``) or a local Milvus Lite path
-    #: ending in ``.db``; ``SNAPRAG_STORE=milvus:URI`` sets it with the store
+    #: store = "milvus": a server (``http://HOST:19530``) or a Milvus Lite file (``PATH.db``),
+    #: its ``USER:PASSWORD`` or API key, and the prefix of the index's collection names
     milvus_uri: str = ""
-    #: ``USER:PASSWORD`` or an API key of the Milvus server (empty: none)
     milvus_token: str = field(default="", repr=False)
-    #: collections of an index are named ``<prefix><index directory name>_<role>``
     milvus_prefix: str = "snaprag_"
 
     def __post_init__(self) -> None:
@@ -220,7 +219,9 @@ class Config:
         _choice("dense_backend", self.dense_backend, DENSE_BACKENDS)
         _choice("quantization", self.quantization, QUANTIZATIONS)
         _choice("vector_dtype", self.vector_dtype, VECTOR_DTYPES)
-        self._check_store()
+        store, uri = check_store(self.store, self.milvus_uri, self.milvus_prefix, STORES)
+        object.__setattr__(self, "store", store)
+        object.__setattr__(self, "milvus_uri", uri)
         profile_settings(self.profile)  # an unknown profile names the valid ones
         _positive("max_query_chars", self.max_query_chars)
         _positive("chunk_tokens", self.chunk_tokens, minimum=16)
@@ -306,13 +307,6 @@ class Config:
         if self.hangul_dense_weight == 0 and self.hangul_bm25_weight == 0:
             raise ConfigError("hangul_dense_weight and hangul_bm25_weight cannot both be 0")
         self._check_llm()
-
-    def _check_store(self) -> None:
-        from .index.milvus.names import check_store
-
-        store, uri = check_store(self.store, self.milvus_uri, self.milvus_prefix, STORES)
-        object.__setattr__(self, "store", store)
-        object.__setattr__(self, "milvus_uri", uri)
 
     def _check_otel(self) -> None:
         from urllib.parse import urlsplit
@@ -487,26 +481,6 @@ def _is_default(config: Config, f: Any) -> bool:
     if f.name == "cache_dir":
         return config.cache_dir == default_cache_dir()
     return getattr(config, f.name) == f.default
-
-
-LANES = ("search", "ask", "chat", "embed", "ingest")
-
-
-def parse_lanes(spec: str) -> dict[str, tuple[int, int]]:
-    """``"ask=1:4,ingest=1:8"`` -> {route: (concurrency, queue)} (server_lanes)."""
-    out: dict[str, tuple[int, int]] = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, _, limits = part.partition("=")
-        works, _, waits = limits.partition(":")
-        if name.strip() not in LANES or not (works.isdigit() and waits.isdigit()):
-            raise ConfigError(
-                f"server_lanes: {part!r} is not ROUTE=CONCURRENCY:QUEUE with ROUTE one of "
-                f"{', '.join(LANES)} (e.g. 'ask=1:4,ingest=1:8')"
-            )
-        if int(works) < 1:
-            raise ConfigError(f"server_lanes: {part!r}: the concurrency must be at least 1")
-        out[name.strip()] = (int(works), int(waits))
-    return out
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

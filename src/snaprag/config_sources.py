@@ -1,6 +1,7 @@
 """Where settings come from, apart from their defaults: the sections of the TOML config
 file and its reading, ``SNAPRAG_*`` variables (parsed, misspellings reported), and how a
-value is shown without its secrets. The settings themselves are :class:`~.config.Config`.
+value is shown without its secrets, and the parsing of ``server_lanes``. The settings
+themselves are :class:`~.config.Config`.
 """
 
 from __future__ import annotations
@@ -243,3 +244,23 @@ def parse_env_value(name: str, raw: str, typ: str) -> Any:
     except ValueError as exc:
         raise ConfigError(f"SNAPRAG_{name.upper()}={raw!r} is not a valid {typ}") from exc
     return raw
+
+
+LANES = ("search", "ask", "chat", "embed", "ingest")
+
+
+def parse_lanes(spec: str) -> dict[str, tuple[int, int]]:
+    """``"ask=1:4,ingest=1:8"`` -> {route: (concurrency, queue)} (server_lanes)."""
+    out: dict[str, tuple[int, int]] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, limits = part.partition("=")
+        works, _, waits = limits.partition(":")
+        if name.strip() not in LANES or not (works.isdigit() and waits.isdigit()):
+            raise ConfigError(
+                f"server_lanes: {part!r} is not ROUTE=CONCURRENCY:QUEUE with ROUTE one of "
+                f"{', '.join(LANES)} (e.g. 'ask=1:4,ingest=1:8')"
+            )
+        if int(works) < 1:
+            raise ConfigError(f"server_lanes: {part!r}: the concurrency must be at least 1")
+        out[name.strip()] = (int(works), int(waits))
+    return out
