@@ -90,6 +90,8 @@ class Engine:
         self._searcher: Any = _UNSET
         self._answerer: Any = _UNSET
         self._settings_fingerprint: str | None = None
+        #: the model picked for a new index from its files' text (no model named)
+        self._auto_model: str | None = None
         self._lock = threading.RLock()
 
     @classmethod
@@ -166,7 +168,7 @@ class Engine:
 
     @property
     def model_name(self) -> str:
-        wanted = self._wanted_model()
+        wanted = self._wanted_model() or self._auto_model
         if wanted:
             return wanted
         stored = self._store.get_meta("model") if self._store is not _UNSET else None
@@ -315,6 +317,7 @@ class Engine:
         """
         from .index.factory import memory_mapped
         from .ingest.job import IngestJob, nothing_to_read
+        from .ingest.model_choice import model_for_new_index
         from .ingest.plan import discover
         from .ingest.runners import opened
 
@@ -326,11 +329,24 @@ class Engine:
         with layout.ingest_lock(self.config.index_dir), opened(runner) as runs:
             store = self._open_store(create=True)
             self._check_settings(store)  # again, now that no other ingest can change it
+            # no model named: a new index gets the one its files' text asks for
+            choice = None if self._wanted_model() else model_for_new_index(store, found, cfg)
+            if choice is not None:
+                self._use_model(choice.model)
             job = IngestJob.for_index(store, self.embedder, self.model_name, cfg, progress, runs)
+            job.report.notes += [choice.note] if choice is not None and choice.note else []
             report = job.run_discovered(found, prune=prune)
         if memory_mapped(cfg.dense_backend):  # searchers then map its files, not rebuild it
             self.retriever.snapshot()
         return report
+
+    def _use_model(self, model: str) -> None:
+        """Build the parts with ``model``, the one picked for a new index from its text."""
+        with self._lock:
+            if model != self.model_name:  # parts built for another model go
+                self._drop_search_parts()
+                self._embedder, self._settings_fingerprint = _UNSET, None
+            self._auto_model = model
 
     # ------------------------------------------------------------------ search
     def search(
@@ -490,11 +506,14 @@ class Engine:
                 cache.close()
             if self._generator is not _UNSET:
                 self._generator.close()  # a local model nobody uses any more can be unloaded
-            if self._retriever is not _UNSET:
-                self._retriever.close()
-            self._retriever = self._searcher = self._answerer = _UNSET
+            self._drop_search_parts()
             if self._store is not _UNSET:
                 self._store.close()
+
+    def _drop_search_parts(self) -> None:
+        if self._retriever is not _UNSET:
+            self._retriever.close()
+        self._retriever = self._searcher = self._answerer = _UNSET
 
     def __enter__(self) -> Engine:
         return self

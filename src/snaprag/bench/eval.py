@@ -23,6 +23,7 @@ from ..engine import Engine
 from ..errors import QueryError
 from ..index.retokenize import upgrade_terms
 from ..index.tokenize import TOKENIZER_VERSION
+from ..ingest.model_choice import AUTO_MODEL
 from .datasets import load_queries
 from .metrics import evaluate
 from .squad import read_squad
@@ -52,8 +53,8 @@ def load_collection(
 def eval_workdir(dataset: Path, config: Config) -> Path:
     """Where the cached index of ``dataset`` under ``config``'s ingest settings lives."""
     key = hashlib.sha1(
-        f"{dataset.resolve()}|{config.model}|{config.chunk_tokens}|{config.chunk_overlap}|"
-        f"{config.quantization}|{config.vector_dtype}".encode()
+        f"{dataset.resolve()}|{config.model or AUTO_MODEL}|{config.chunk_tokens}|"
+        f"{config.chunk_overlap}|{config.quantization}|{config.vector_dtype}".encode()
     ).hexdigest()[:12]
     # another store keeps its own work folder: its ingest rate is not the embedded one's
     store = "" if config.store == "sqlite" else f"-{config.store}"

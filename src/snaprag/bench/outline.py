@@ -33,6 +33,7 @@ from ..index.bm25 import Bm25Index
 from ..index.tokenize import has_hangul, tokenize_many
 from ..ingest.loaders.pdf import open_pdf, page_texts
 from ..ingest.loaders.pdf_outline import read_outline
+from ..ingest.model_choice import AUTO_MODEL
 from ..search.base import MODES
 from .metrics import mrr_at
 
@@ -136,7 +137,7 @@ def _pdfs_under(folder: Path) -> list[Path]:
 
 def _workdir(folder: Path, config: Config) -> Path:
     key = hashlib.sha1(
-        f"{folder}|{config.model}|{config.chunk_tokens}|{config.chunk_overlap}|"
+        f"{folder}|{config.model or AUTO_MODEL}|{config.chunk_tokens}|{config.chunk_overlap}|"
         f"{config.quantization}|{config.vector_dtype}".encode()
     ).hexdigest()[:12]
     return config.cache_dir / "eval" / f"outline-{folder.name}-{key}"

@@ -57,6 +57,7 @@ __all__ = [
     "KOREAN_MODES",
     "TOKENIZER_VERSION",
     "KoreanMode",
+    "hangul_share",
     "has_hangul",
     "indexed_text",
     "tokenize",
@@ -215,6 +216,15 @@ def _starts_with(text: str, heading: str) -> bool:
 def has_hangul(text: str) -> bool:
     """Whether ``text`` contains a Hangul syllable or jamo (NFKC-normalised text)."""
     return _has_hangul(text) is not None
+
+
+_hangul_chars = re.compile(f"[{_HANGUL}]").findall
+
+
+def hangul_share(text: str) -> float:
+    """The share of ``text``'s letters that are Hangul (0.0 when it has no letters)."""
+    letters = sum(ch.isalpha() for ch in text)
+    return len(_hangul_chars(text)) / letters if letters else 0.0
 
 
 def warm_up(korean: KoreanMode = DEFAULT_KOREAN_MODE) -> None:

@@ -13,6 +13,7 @@ from pypdf.errors import DependencyError, EmptyFileError, FileNotDecryptedError,
 from ...errors import LoaderError
 from ...types import Document
 from ._text import clean_title, first_line, make_document, normalize_text
+from .pdf_fonts import LineSizes, SizedLines, font_headings
 from .pdf_outline import read_outline
 from .pdf_structure import pdf_sections
 
@@ -34,8 +35,9 @@ class PdfLoader:
 
     Each page with text becomes one or more :class:`Section` s carrying its 1-based page
     number and heading path: from the outline (bookmarks) where there is one, else from
-    numbered headings in the text; tables of contents, indexes, dot-leader lines and
-    running headers and footers are left out (see :mod:`.pdf_structure`). The title is the
+    headings set in a larger font, else from numbered headings in the text; tables of
+    contents, indexes, dot-leader lines and running headers and footers are left out (see
+    :mod:`.pdf_structure`). The title is the
     metadata ``/Title``, else the file stem. Encrypted files are read when the
     empty user password opens them (common for "print protected" PDFs). Pages that fail to
     parse are skipped when other pages still give text.
@@ -50,7 +52,10 @@ class PdfLoader:
         if b"%PDF-" not in data[:_HEADER_WINDOW]:
             raise LoaderError("not a PDF file (no %PDF- header)")
         reader = open_pdf(data)
-        sections = pdf_sections(page_texts(reader), read_outline(reader))
+        bookmarks = read_outline(reader)
+        sized: list[tuple[int, SizedLines]] | None = None if bookmarks else []
+        pages = page_texts(reader, sized)
+        sections = pdf_sections(pages, bookmarks, font_headings(sized) if sized else ())
         return [make_document(path, self.type, _title(reader) or path.stem, sections)]
 
 
@@ -90,21 +95,28 @@ def _title(reader: PdfReader) -> str:
     return "" if title.lower() in {"untitled", "untitled document"} else title
 
 
-def page_texts(reader: PdfReader) -> list[tuple[int, str]]:
-    """``(1-based page number, text)`` of every page with text, as its text layer reads.
+def page_texts(
+    reader: PdfReader, sized: list[tuple[int, SizedLines]] | None = None
+) -> list[tuple[int, str]]:
+    """``(1-based page number, text)`` of every page with text, as its text layer reads;
+    with ``sized``, each such page's lines with their text sizes are appended to it too.
 
     Raises :class:`LoaderError` when no page gives text.
     """
     pages: list[tuple[int, str]] = []
     first_error: Exception | None = None
     for number, page in enumerate(reader.pages, start=1):
+        visitor = LineSizes() if sized is not None else None
         try:
-            text = _INNER_SPACES_RE.sub(" ", normalize_text(page.extract_text() or ""))
+            raw = page.extract_text(visitor_text=visitor) or ""
+            text = _INNER_SPACES_RE.sub(" ", normalize_text(raw))
         except Exception as exc:  # one broken content stream: keep the other pages
             first_error = first_error or exc
             continue
         if text:
             pages.append((number, text))
+            if visitor is not None and sized is not None:
+                sized.append((number, visitor.finish()))
     if pages:
         return pages
     if first_error is not None:

@@ -18,6 +18,8 @@ from ...types import Section
 from ..boilerplate import clean_pages
 from .pdf_outline import Bookmark
 
+#: font-size headings needed in a document to use them instead of its numbering
+MIN_SIZED = 2
 #: longest line taken for a numbered heading (longer ones are body text)
 MAX_HEADING_CHARS = 90
 #: a label before a bookmark's title on its line ("3.2", "Chapter 4", "제 3 장", "A.1")
@@ -36,13 +38,26 @@ _SENTENCE_END = (".", ",", ";", ":", "다.", "요.")
 _LIST_ITEM_RE = re.compile(r"^(\d{1,2})[.)]\s")
 
 
-def pdf_sections(pages: Sequence[tuple[int, str]], bookmarks: Sequence[Bookmark]) -> list[Section]:
+def pdf_sections(
+    pages: Sequence[tuple[int, str]],
+    bookmarks: Sequence[Bookmark],
+    sized: Sequence[Bookmark] = (),
+) -> list[Section]:
     """Sections of a PDF's pages: boilerplate dropped, each page split where a heading
-    starts, each part carrying its heading path (the path in effect carries over pages)."""
+    starts, each part carrying its heading path (the path in effect carries over pages).
+
+    Headings come from the outline (``bookmarks``), else from font sizes (``sized``, see
+    :mod:`.pdf_fonts`; at least ``MIN_SIZED`` of them), else from numbering."""
     numbers = [n for n, _ in pages]
     cleaned = clean_pages([text for _, text in pages])
     lines = [page.text.split("\n") if page.text else [] for page in cleaned]
-    starts = _bookmark_starts(numbers, lines, bookmarks) if bookmarks else _numbered_starts(lines)
+    if bookmarks:
+        starts = _bookmark_starts(numbers, lines, bookmarks)
+    elif len(sized) >= MIN_SIZED:
+        # a line the boilerplate pass dropped (a running header set large) starts nothing
+        starts = _bookmark_starts(numbers, lines, sized, anchor_missing=False)
+    else:
+        starts = _numbered_starts(lines)
     sections: list[Section] = []
     path: tuple[str, ...] = ()
     for page_index, (number, page_lines) in enumerate(zip(numbers, lines, strict=True)):
@@ -69,12 +84,16 @@ def pdf_sections(pages: Sequence[tuple[int, str]], bookmarks: Sequence[Bookmark]
 
 
 def _bookmark_starts(
-    numbers: Sequence[int], lines: Sequence[list[str]], bookmarks: Sequence[Bookmark]
+    numbers: Sequence[int],
+    lines: Sequence[list[str]],
+    bookmarks: Sequence[Bookmark],
+    anchor_missing: bool = True,
 ) -> dict[int, dict[int, tuple[str, ...]]]:
     """``{page index: {line index: heading path}}`` for the bookmarks' headings.
 
     A heading not found on its page starts at the page's first line (chapters begin on
-    a new page, and the page is what the bookmark names).
+    a new page, and the page is what the bookmark names), or, without ``anchor_missing``,
+    nowhere.
     """
     index_of = {number: i for i, number in enumerate(numbers)}
     by_page: dict[int, list[Bookmark]] = {}
@@ -88,6 +107,8 @@ def _bookmark_starts(
         at = 0
         for mark in marks:
             found = _find_title(page_lines, mark.title, at)
+            if found is None and not anchor_missing:
+                continue
             at = found if found is not None else at
             here[at] = mark.path  # several at one line: the last (deepest) one holds
         if page_lines:

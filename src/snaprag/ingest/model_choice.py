@@ -1,0 +1,162 @@
+"""Which embedding model a new index gets when nobody named one.
+
+The English model (``minilm``) is the better and faster choice for English text, and its
+vectors of Korean text are noise; the multilingual model (``e5-small``) reads both. So
+the first ingest of an index with no ``--model`` reads a sample of the files it is about
+to index, measures how much of their text is Hangul, and picks ``e5-small`` for Korean
+or mixed Korean/English documents, ``minilm`` otherwise. The index records the model it
+was built with, so the choice is made once; a named model (``--model``, ``SNAPRAG_MODEL``,
+a config file) always wins. Measurements behind it: ``docs/benchmarks.md``, "Korean by
+default".
+
+The sample is small on purpose (at most ``SAMPLE_FILES`` files spread over the whole
+list, the first ``SAMPLE_CHARS`` characters of each, the first pages of a PDF): a folder
+of one language decides on its first files, and a mixed folder shows its mix across the
+spread. A file that cannot be read is left out of the sample; the ingest reports it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config
+from ..index.base import DocumentStore
+from ..index.tokenize import hangul_share
+from .loaders import load_source, loader_for
+from .plan import Discovery
+
+#: the models picked from; the names are presets of :mod:`snaprag.embed.models`
+ENGLISH_MODEL = "minilm"
+MULTILINGUAL_MODEL = "e5-small"
+#: names the choice in the keys of cached evaluation indexes built with no model named
+#: (a new rule below needs a new name, so that no index made by the old one is reused)
+AUTO_MODEL = "auto-1"
+#: files read at most, spread evenly over the files to ingest
+SAMPLE_FILES = 16
+#: characters read at most from each sampled file
+SAMPLE_CHARS = 20_000
+#: pages read at most from a sampled PDF (its first ones)
+SAMPLE_PAGES = 8
+#: mean share of Hangul among the letters of the sampled files from which the
+#: multilingual model is picked: about one Korean file in ten (a Korean document written
+#: with English terms is 60-95 % Hangul, an English one with a Korean name about 0 %)
+KOREAN_SHARE = 0.1
+#: a sampled file counts as Korean (for the note) from this share of Hangul letters
+KOREAN_FILE_SHARE = 0.3
+#: text files larger than this are sampled from their first bytes, not loaded whole
+_WHOLE_FILE_BYTES = 4 * 1024 * 1024
+_RAW_TYPES = frozenset({"txt", "md", "html", "jsonl"})
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """The model picked for a new index, and why, in one line for the user."""
+
+    model: str
+    korean_share: float  # mean share of Hangul letters over the sampled files
+    files: int  # files sampled (that gave text)
+    korean_files: int  # of them, the mostly Korean ones
+
+    @property
+    def note(self) -> str:
+        """One line saying which model the index got, or "" for the English default."""
+        if self.model != MULTILINGUAL_MODEL:
+            return ""
+        return (
+            f"Korean text found ({self.korean_files} of {self.files} files sampled): this "
+            f"index uses the multilingual model '{MULTILINGUAL_MODEL}' (Korean and English); "
+            f"for English-only documents pass --model {ENGLISH_MODEL} on a new index"
+        )
+
+
+def model_for_new_index(
+    store: DocumentStore, found: Discovery, config: Config
+) -> ModelChoice | None:
+    """The choice for an index that has no chunks yet, from the files ``found`` to ingest;
+    None for an index with chunks: it keeps the model they were made with."""
+    if store.get_meta("model") and store.counts()["chunks"]:
+        return None
+    return choose_model([c.path for c in found.candidates], config.max_file_bytes)
+
+
+def choose_model(paths: Sequence[str | Path], max_file_bytes: int) -> ModelChoice:
+    """The model for a new index of ``paths`` (the files about to be ingested)."""
+    texts = (sample_text(Path(p), max_file_bytes) for p in spread(paths, SAMPLE_FILES))
+    shares = [hangul_share(text) for text in texts if text]
+    share = sum(shares) / len(shares) if shares else 0.0
+    return ModelChoice(
+        MULTILINGUAL_MODEL if share >= KOREAN_SHARE else ENGLISH_MODEL,
+        share,
+        len(shares),
+        sum(s >= KOREAN_FILE_SHARE for s in shares),
+    )
+
+
+def spread(items: Sequence[str | Path], n: int) -> list[str | Path]:
+    """At most ``n`` of ``items``, evenly spaced from the first to the last."""
+    if len(items) <= n:
+        return list(items)
+    step = (len(items) - 1) / (n - 1)
+    return [items[round(i * step)] for i in range(n)]
+
+
+def sample_text(path: Path, max_file_bytes: int) -> str:
+    """The first ``SAMPLE_CHARS`` characters of ``path``'s text ("" if it cannot be read)."""
+    try:
+        kind = loader_for(path).type
+        if kind == "pdf":
+            return _pdf_sample(path, max_file_bytes)
+        if kind in _RAW_TYPES and path.stat().st_size > _WHOLE_FILE_BYTES:
+            return _raw_sample(path)
+        documents, _ = load_source(path, max_file_bytes)
+    except Exception:  # unreadable here means unreadable at ingest, which says why
+        return ""
+    out: list[str] = []
+    size = 0
+    for doc in documents:
+        out.append(doc.text[: SAMPLE_CHARS - size])
+        size += len(out[-1])
+        if size >= SAMPLE_CHARS:
+            break
+    return "\n".join(out)
+
+
+def _pdf_sample(path: Path, max_file_bytes: int) -> str:
+    from .files import read_regular
+    from .loaders.pdf import open_pdf
+
+    reader = open_pdf(read_regular(path, max_file_bytes))
+    out: list[str] = []
+    size = 0
+    for page in reader.pages[:SAMPLE_PAGES]:
+        try:
+            text = page.extract_text() or ""
+        except Exception:  # one broken page: the next may read
+            continue
+        out.append(text)
+        size += len(text)
+        if size >= SAMPLE_CHARS:
+            break
+    return "\n".join(out)[:SAMPLE_CHARS]
+
+
+def _raw_sample(path: Path) -> str:
+    """The first characters of a large text file; of a JSONL file, the string values of
+    its first rows (its keys are not text, and JSON may write Hangul as ``\\uXXXX``)."""
+    with path.open("rb") as fh:
+        # a letter takes up to 6 bytes there (a \\uXXXX escape)
+        text = fh.read(SAMPLE_CHARS * 8).decode("utf-8", errors="ignore")
+    if path.suffix.lower() == ".jsonl":
+        values: list[str] = []
+        for line in text.splitlines():  # the last line, cut short, does not parse
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                values += [v for v in row.values() if isinstance(v, str)]
+        text = "\n".join(values)
+    return text[:SAMPLE_CHARS]
