@@ -103,7 +103,11 @@ def eval_(
     ] = None,
     split: Annotated[str, typer.Option("--split")] = "test",
     preset: Annotated[
-        str | None, typer.Option("--preset", help="Embedding model preset (default: minilm)")
+        str | None,
+        typer.Option(
+            "--preset",
+            help="Embedding model preset (default: chosen from the text, as by ingest)",
+        ),
     ] = None,
     mode: Annotated[str, typer.Option("--mode", help="hybrid, dense or bm25")] = "hybrid",
     as_json: JsonOpt = False,

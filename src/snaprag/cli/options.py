@@ -56,7 +56,9 @@ OPTIONS: dict[str, Option] = {
         Annotated[
             str | None,
             typer.Option(
-                "--model", help="Embedding model: minilm, e5-small, hf:ORG/NAME or a directory"
+                "--model",
+                help="Embedding model: minilm, e5-small, hf:ORG/NAME or a directory (default: "
+                "the index's; a new index: e5-small for Korean or mixed text, else minilm)",
             ),
         ],
     ),
