@@ -9,10 +9,11 @@ was built with, so the choice is made once; a named model (``--model``, ``SNAPRA
 a config file) always wins. Measurements behind it: ``docs/benchmarks.md``, "Korean by
 default".
 
-The sample is small on purpose (at most ``SAMPLE_FILES`` files spread over the whole
-list, the first ``SAMPLE_CHARS`` characters of each, the first pages of a PDF): a folder
-of one language decides on its first files, and a mixed folder shows its mix across the
-spread. A file that cannot be read is left out of the sample; the ingest reports it.
+The sample is small on purpose (at most ``SAMPLE_FILES`` files and ``SAMPLE_PDFS`` PDFs
+spread over the whole list, the first ``SAMPLE_CHARS`` characters of each, the first
+pages of a PDF): a folder of one language decides on its first files, and a mixed folder
+shows its mix across the spread. A file that cannot be read is left out of the sample;
+the ingest reports it.
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ MULTILINGUAL_MODEL = "e5-small"
 #: names the choice in the keys of cached evaluation indexes built with no model named
 #: (a new rule below needs a new name, so that no index made by the old one is reused)
 AUTO_MODEL = "auto-1"
-#: files read at most, spread evenly over the files to ingest
+#: files read at most, spread evenly over the files to ingest: PDFs, and the others
+SAMPLE_PDFS = 6
 SAMPLE_FILES = 16
 #: characters read at most from each sampled file
 SAMPLE_CHARS = 20_000
-#: pages read at most from a sampled PDF (its first ones)
-SAMPLE_PAGES = 8
+#: pages read at most from a sampled PDF (its first ones; a page of a TeX manual can
+#: take pypdf a second to read on a busy machine, its fonts' maps built first)
+SAMPLE_PAGES = 3
 #: mean share of Hangul among the letters of the sampled files from which the
 #: multilingual model is picked: about one Korean file in ten (a Korean document written
 #: with English terms is 60-95 % Hangul, an English one with a Korean name about 0 %)
@@ -111,16 +114,22 @@ def unavailable(model: str, config: Config) -> str:
 
 
 def choose_model(paths: Sequence[str | Path], max_file_bytes: int) -> ModelChoice:
-    """The model for a new index of ``paths`` (the files about to be ingested)."""
-    texts = (sample_text(Path(p), max_file_bytes) for p in spread(paths, SAMPLE_FILES))
-    shares = [hangul_share(text) for text in texts if text]
-    share = sum(shares) / len(shares) if shares else 0.0
-    return ModelChoice(
-        MULTILINGUAL_MODEL if share >= KOREAN_SHARE else ENGLISH_MODEL,
-        share,
-        len(shares),
-        sum(s >= KOREAN_FILE_SHARE for s in shares),
-    )
+    """The model for a new index of ``paths`` (the files about to be ingested).
+
+    PDFs and other files are sampled apart, each group weighted by its share of the
+    files: fewer PDFs are read (their text costs far more to extract)."""
+    pdfs = [p for p in paths if Path(p).suffix.lower() == ".pdf"]
+    others = [p for p in paths if Path(p).suffix.lower() != ".pdf"]
+    share, files, korean = 0.0, 0, 0
+    for group, most in ((pdfs, SAMPLE_PDFS), (others, SAMPLE_FILES)):
+        texts = (sample_text(Path(p), max_file_bytes) for p in spread(group, most))
+        shares = [hangul_share(text) for text in texts if text]
+        if shares:
+            share += sum(shares) / len(shares) * len(group) / len(paths)
+            files += len(shares)
+            korean += sum(s >= KOREAN_FILE_SHARE for s in shares)
+    model = MULTILINGUAL_MODEL if share >= KOREAN_SHARE else ENGLISH_MODEL
+    return ModelChoice(model, share, files, korean)
 
 
 def spread(items: Sequence[str | Path], n: int) -> list[str | Path]:
