@@ -3,7 +3,9 @@
 The suite runs the real bundled English model (preset ``minilm``). It is converted to ONNX
 once and cached under :func:`snaprag.config.default_cache_dir`; the session fixture below
 does that before the first test, so that later tests (and CLI subprocesses, which use
-the same cache) only load it.
+the same cache) only load it. Indexes of Korean or mixed text made with no model named
+(the bundled sample among them) get the multilingual ``e5-small``, converted once on
+first use in the same cache.
 
 Every test gets its own index directory under ``tmp_path``; nothing is written to the
 working tree. Test files (PDF, DOCX, BEIR jsonl) are generated here, never shipped.
