@@ -36,6 +36,7 @@ from typing import Any
 from ..config import Config
 from ..engine import Engine
 from ..errors import QueryError
+from ..ingest.model_choice import AUTO_MODEL
 from .eval import eval_workdir, load_collection
 from .retrieval import machine as bench_machine
 
@@ -193,7 +194,8 @@ def _open_index(dataset: Path, corpus: Path | None, config: Config) -> tuple[Eng
         if not corpus.exists():
             raise QueryError(f"--corpus {corpus} does not exist; name a folder of documents")
         key = hashlib.sha1(
-            f"{corpus}|{config.model}|{config.chunk_tokens}|{config.chunk_overlap}".encode()
+            f"{corpus}|{config.model or AUTO_MODEL}|{config.chunk_tokens}|"
+            f"{config.chunk_overlap}".encode()
         ).hexdigest()[:12]
         work = config.cache_dir / "eval" / f"answers-{corpus.name}-{key}"
         path, source = corpus, str(corpus)
