@@ -40,14 +40,14 @@ def test_mixed_folder_gets_the_multilingual_model(run_cli, tmp_path: Path) -> No
     # the index remembers its model: the next ingest chooses nothing and says nothing
     (docs / "en2.txt").write_text(ENGLISH.replace("seven", "eight"), encoding="utf-8")
     again = run_cli("ingest", docs, "--index", tmp_path / "idx", "--json").json()
-    assert again["added"] == 1 and again["notes"] == []
+    assert again["added"] == 1 and again["notes"] == [] and again["model"] == "e5-small"
 
 
 def test_english_folder_keeps_the_english_model(run_cli, tmp_path: Path) -> None:
     docs = folder(tmp_path, **{"en.txt": ENGLISH})
     result = run_cli("ingest", docs, "--index", tmp_path / "idx", "--json")
     assert result.returncode == 0, result.stderr
-    assert result.json()["notes"] == []
+    assert result.json()["notes"] == [] and result.json()["model"] == "minilm"
     assert run_cli("stats", "--index", tmp_path / "idx", "--json").json()["model"] == "minilm"
 
 

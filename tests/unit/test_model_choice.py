@@ -153,6 +153,7 @@ def test_engine_picks_the_multilingual_model_for_a_korean_folder(
         assert report.ok and built == [MULTILINGUAL_MODEL]
         assert engine.store.get_meta("model") == MULTILINGUAL_MODEL
         assert len(report.notes) == 1 and "multilingual model 'e5-small'" in report.notes[0]
+        assert report.model == MULTILINGUAL_MODEL
         assert engine.search("보증 기간", k=1)  # searched with the model it was built with
     # the index remembers: reopened with no model, English files added, the model stays
     more = write(tmp_path / "more", {"c.txt": ENGLISH})
@@ -167,6 +168,7 @@ def test_engine_keeps_the_english_model_for_english_text(tmp_path: Path, built: 
     with engine_at(tmp_path / "idx") as engine:
         report = engine.ingest([docs])
         assert report.ok and report.notes == [] and built == [ENGLISH_MODEL]
+        assert report.to_dict()["model"] == ENGLISH_MODEL
         assert engine.store.get_meta("model") == ENGLISH_MODEL
 
 

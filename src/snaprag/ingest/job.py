@@ -129,6 +129,7 @@ class IngestJob:
         )
         job = cls(store, embedder, chunker, dtype, config.max_file_bytes, progress, runner=runner)
         job.model, job.index_dir = model, config.index_dir
+        job.report.model = store.get_meta("model") or model
         return job
 
     def run(

@@ -47,6 +47,8 @@ class IngestReport:
     commit_seconds: float = 0.0
     #: which runner processed the sources, and what each of its workers did
     runner: RunnerInfo | None = None
+    #: the index's embedding model (None when the run stopped before opening the index)
+    model: str | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -76,4 +78,5 @@ class IngestReport:
             "notes": list(self.notes),
             "commit_seconds": round(self.commit_seconds, 3),
             "runner": self.runner.to_dict() if self.runner is not None else None,
+            "model": self.model,
         }
