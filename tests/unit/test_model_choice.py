@@ -89,6 +89,24 @@ def test_unreadable_and_empty_samples_give_the_english_model(tmp_path: Path) -> 
     assert choose_model([], LIMIT).model == ENGLISH_MODEL
 
 
+def test_pdfs_and_other_files_count_by_their_share_of_the_files(tmp_path: Path) -> None:
+    # 30 English PDFs (6 of them read) and 3 Korean text files: 3 in 33 is under a tenth,
+    # though half of the files read are Korean
+    folder = write(tmp_path / "docs", {f"ko{i}.txt": KOREAN for i in range(3)})
+    for i in range(30):
+        pdf = FPDF()
+        pdf.add_page()
+        pdf.set_font("helvetica", size=12)
+        pdf.multi_cell(0, 6, ENGLISH[:300])
+        pdf.output(str(folder / f"en{i:02}.pdf"))
+    choice = choose_model(files_of(folder), LIMIT)
+    assert (choice.files, choice.korean_files) == (9, 3)
+    assert choice.model == ENGLISH_MODEL and 0.08 < choice.korean_share < 0.1
+    # three more Korean files: 6 in 36 is a sixth
+    write(folder, {f"ko{i}.txt": KOREAN for i in range(3, 6)})
+    assert choose_model(files_of(folder), LIMIT).model == MULTILINGUAL_MODEL
+
+
 def test_spread_takes_first_last_and_evenly_between() -> None:
     items = [str(i) for i in range(100)]
     picked = spread(items, 5)
