@@ -103,7 +103,9 @@ def corpus(tmp_path: Path, make) -> Path:
 
 @pytest.fixture
 def engine(tmp_path: Path, corpus: Path, backend: dict[str, str]):
-    eng = Engine.open(tmp_path / "index", **backend)
+    # the English model, named: with no model named the corpus (it has Korean documents)
+    # would get the multilingual one (tests/integration/test_korean_hint.py)
+    eng = Engine.open(tmp_path / "index", model="minilm", **backend)
     report = eng.ingest([corpus])
     assert report.ok, report.to_dict()
     yield eng
@@ -156,7 +158,7 @@ def test_first_ingest_adds_every_source(tmp_path: Path, corpus: Path, backend) -
         assert stats["documents"] == N_DOCUMENTS
         assert stats["chunks"] == report.chunks_embedded >= N_DOCUMENTS + len(PDF_PAGES) - 1
         assert stats["partial_sources"] == 0
-        assert stats["model"] == "minilm"
+        assert stats["model"] == "e5-small"  # picked for the corpus's Korean documents
         assert_no_duplicate_chunks(eng)
 
 
@@ -233,7 +235,9 @@ def test_search_many_equals_search(engine: Engine, mode: str) -> None:
 
 
 def test_search_many_equals_search_fp32(tmp_path: Path, corpus: Path, backend) -> None:
-    with Engine.open(tmp_path / "index-fp32", quantization="fp32", **backend) as eng:
+    with Engine.open(
+        tmp_path / "index-fp32", model="minilm", quantization="fp32", **backend
+    ) as eng:
         assert eng.ingest([corpus]).ok
         for mode in ("hybrid", "dense", "bm25"):
             assert_search_many_matches(eng, mode)
@@ -447,7 +451,7 @@ def test_prune_only_touches_the_given_paths(tmp_path: Path, corpus: Path, backen
     other = tmp_path / "other"
     other.mkdir()
     (other / "keep.txt").write_text("The Ardent glacier retreats twelve metres a year.\n")
-    with Engine.open(tmp_path / "index", **backend) as eng:
+    with Engine.open(tmp_path / "index", model="minilm", **backend) as eng:
         eng.ingest([corpus, other])
         n = eng.stats()["sources"]
         report = eng.ingest([corpus], prune=True)  # other/ was not named: left alone
