@@ -109,3 +109,21 @@ def test_line_joining_rules() -> None:
     assert not continues("The warranty does not cover", "- liquid damage")
     assert not continues("Warranty coverage", "Snapdesk Inc. warrants the desk.")
     assert not continues("보증 기간은 7년입니다", "상판은 2년입니다.")
+
+
+def test_a_numbered_heading_over_bullets_is_a_heading_not_an_item() -> None:
+    text = (
+        "보증 기간은 받은 날부터 계산합니다.\n\n2. 보증 대상이 아닌 경우\n- 하중을 넘긴 고장\n"
+        "- 임의로 개조한 경우\n\n3. 반품과 환불\n30일 안에 반품하면 환불합니다."
+    )
+    kinds = [(s.kind, s.text) for s in chunk_sentences(text)]
+    assert kinds == [
+        ("sentence", "보증 기간은 받은 날부터 계산합니다."),
+        ("heading", "2. 보증 대상이 아닌 경우"),
+        ("item", "- 하중을 넘긴 고장"),
+        ("item", "- 임의로 개조한 경우"),
+        ("heading", "3. 반품과 환불"),
+        ("sentence", "30일 안에 반품하면 환불합니다."),
+    ]
+    steps = "Do this:\n1. Unplug the desk.\n2. Hold the button"
+    assert [s.kind for s in chunk_sentences(steps)][1:] == ["item", "item"]  # numbered list

@@ -39,6 +39,7 @@ _TABLE_ROW = re.compile(r"\s*\||[^|\n]* \| [^|\n]* \| ")
 _RULE = re.compile(r":?-{2,}:?")
 _MD_HEADING = re.compile(r"\s*#{1,6}\s")
 _HANGUL = re.compile(r"[가-힣]")
+_NUMBERED = re.compile(r"\s*\d{1,3}[.)]\s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +79,16 @@ def chunk_sentences(text: str) -> list[Sentence]:
             piece = joined[start:end].strip()
             if piece:
                 out.append(Sentence(piece, _kind(piece, first=not out), b))
-    # a numbered line among no other items ("1. Warranty coverage") is a heading
+    # a numbered line among no other numbered items ("1. Warranty coverage", or "2. Not
+    # covered" over a list of "- ..." bullets) that ends no sentence is a heading
     for i, s in enumerate(out):
-        lone = all(not (0 <= j < len(out)) or out[j].kind != "item" for j in (i - 1, i + 1))
-        if s.kind == "item" and lone and not s.text.rstrip(_CLOSERS).endswith(_TERMINAL):
+        if s.kind != "item" or not _NUMBERED.match(s.text):
+            continue
+        lone = all(
+            not (0 <= j < len(out)) or out[j].kind != "item" or not _NUMBERED.match(out[j].text)
+            for j in (i - 1, i + 1)
+        )
+        if lone and not s.text.rstrip(_CLOSERS).endswith(_TERMINAL):
             out[i] = Sentence(s.text, "heading", s.block)
     return out
 
