@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .admin import EngineAdmin
 from .cache.base import Cache
 from .config import Config
 from .embed.base import Embedder
@@ -53,7 +54,7 @@ DEFAULT_MODEL = "minilm"
 _UNSET: Any = object()
 
 
-class Engine:
+class Engine(EngineAdmin):
     """Ingest, search and answer over one index directory (created on first ingest)."""
 
     def __init__(
@@ -440,39 +441,6 @@ class Engine:
                 return event.answer
         raise GenerationError("the answer ended without a result", "generation_failed")
 
-    # ------------------------------------------------------------------ admin
-    def stats(self) -> dict[str, Any]:
-        """Counts, size on disk, model and vector format of the index."""
-        return layout.index_stats(self.store, self.config.index_dir, self.model_name)
-
-    def documents(self) -> list[dict[str, Any]]:
-        """Indexed sources: ``path``, ``type``, ``documents``, ``pages``, ``chunks``,
-        ``ingested_at`` (epoch seconds), ``complete`` (False while partly ingested)."""
-        return self.store.source_summaries()
-
-    def delete(self, source_or_doc_id: str) -> dict[str, Any]:
-        """Remove one source (by path) or one document (by id); the index version moves
-        on, so cached results that included it become unreachable at once."""
-        store = self.store
-        # not in the middle of an ingest writing that source
-        with layout.ingest_lock(self.config.index_dir):
-            return store.delete(source_or_doc_id)
-
-    def _require_cache(self) -> Cache:
-        self.require_index()
-        cache = self.cache
-        if cache is None:
-            raise ConfigError("the query cache is off (cache=False / SNAPRAG_CACHE=0)")
-        return cache
-
-    def cache_report(self) -> dict[str, Any]:
-        """Hits and misses per tier and namespace, entries and bytes."""
-        return self._require_cache().report()
-
-    def cache_clear(self) -> dict[str, int | None]:
-        """Drop every cached entry; per tier the entries removed (None: unreachable)."""
-        return self._require_cache().clear()
-
     def warm_up(self) -> None:
         """Load the model and the search indexes now, so the first query is fast.
 
@@ -483,17 +451,6 @@ class Engine:
         self.generator.load()
         if self.config.cache_warm_top and self.cache is not None:
             self.warm_cache(self.config.cache_warm_top)
-
-    def warm_cache(self, top: int = 100) -> list[dict[str, Any]]:
-        """Run the ``top`` most frequent logged queries so that their results are cached.
-
-        Returns the warmed queries (``kind``, ``text``, ``count``, ``params``), most frequent
-        first. Warming is not counted in the query log.
-        """
-        from .cache.layer import warm
-
-        cache = self._require_cache()
-        return warm(cache, self.searcher, self.answerer, top)
 
     def close(self) -> None:
         """Release models, connections and the cache (flushing its counters).
