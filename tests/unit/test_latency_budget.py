@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from snaprag.serve.admission import Lane
-from snaprag.serve.budget import MIN_WINDOW_S, UNLOADED_SAMPLES, LatencyBudget
+from snaprag.serve.budget import MIN_WINDOW_S, OFF_MIN_S, UNLOADED_SAMPLES, LatencyBudget
 from snaprag.serve.errors import HTTPError
 
 
@@ -63,14 +63,16 @@ def test_a_burst_at_an_idle_lane_is_admitted_a_standing_queue_is_refused() -> No
     assert budget.refuses(now, 4, units=3) and not budget.refuses(now, 3, units=3)
 
 
-def test_the_budget_stops_refusing_once_a_window_passes_with_nothing_to_refuse() -> None:
+def test_the_budget_stops_refusing_once_it_had_nothing_to_refuse_for_a_while() -> None:
     budget = LatencyBudget(3)
     now = stand(budget, warm(budget))
     assert budget.refuses(now, 10)
     now += 0.001
     budget.completed(now, 0.02, 1, ok=True, alone=False)  # on time again
-    assert not budget.refuses(now + MIN_WINDOW_S / 2, 2) and budget.limiting  # too soon
-    assert not budget.refuses(now + 2 * MIN_WINDOW_S, 2)
+    # refused clients come back after about a second: a pause shorter than that is not
+    # demand falling
+    assert not budget.refuses(now + 1.0, 2) and budget.limiting
+    assert not budget.refuses(now + OFF_MIN_S + 0.01, 2)
     assert not budget.limiting
 
 

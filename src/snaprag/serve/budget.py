@@ -18,7 +18,9 @@ hides in a count of 1 nor passes for a slow single search).
   (up to the lane's count limits) and drains: queues that absorb bursts are good queues.
   The budget starts refusing once every request leaving the lane for a whole window
   (:data:`MIN_WINDOW_S`, or ten unloaded latencies if longer) took longer than the
-  budget, and stops once a window passes with nothing to refuse.
+  budget, and stops once it has had nothing to refuse for :data:`OFF_WINDOWS` windows
+  (at least :data:`OFF_MIN_S`): refused clients come back after about a second, and
+  stopping in that pause would admit a whole queue at once.
 
 A request to an empty lane is never refused, so no estimate can starve a lane.
 """
@@ -36,6 +38,11 @@ THROUGHPUT_WINDOW = 64
 MIN_WINDOW_S = 0.1
 #: the window in unloaded latencies, for lanes whose requests take long (answers)
 WINDOW_UNLOADED = 10
+#: windows without a refusal before the budget stops refusing (and at least OFF_MIN_S):
+#: refused clients come back after about a second, so a shorter pause is not demand
+#: falling but the refused waiting; stopping then admits a whole queue at once
+OFF_WINDOWS = 20
+OFF_MIN_S = 2.0
 #: once warm, an unloaded sample counts as at most this factor off the average
 CLIP = 2.0
 
@@ -111,6 +118,10 @@ class LatencyBudget:
     def window_s(self) -> float:
         return max(MIN_WINDOW_S, WINDOW_UNLOADED * (self.unloaded_s or 0.0))
 
+    @property
+    def off_after_s(self) -> float:
+        return max(OFF_MIN_S, OFF_WINDOWS * self.window_s)
+
     def expected_s(self, units_in_lane: int, units: int = 1) -> float | None:
         """Seconds a request of ``units`` arriving now would spend in the lane."""
         if not self._unit_sum:
@@ -125,8 +136,8 @@ class LatencyBudget:
         if limit is None or expected is None:
             return False
         if expected <= limit:
-            if now - self._last_refusal >= self.window_s and self._bad_since is None:
-                self.limiting = False  # a window without refusing: demand has fallen
+            if now - self._last_refusal >= self.off_after_s and self._bad_since is None:
+                self.limiting = False  # long without refusing: demand has fallen
             return False
         self._last_refusal = now
         return True
