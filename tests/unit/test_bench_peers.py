@@ -219,3 +219,14 @@ def test_a_failing_driver_names_itself_and_shows_its_log(
     monkeypatch.setitem(catalog.PEERS, "snaprag", peer)
     with pytest.raises(RuntimeError, match=r"(?s)bad_driver.py build exited 3.*boom"):
         harness.run(dataset, peers="snaprag", rounds=1, work=tmp_path / "w", log=lambda _: None)
+
+
+def test_a_peer_driver_never_sees_snaprags_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from snaprag.bench.peers.envs import driver_env
+
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/src")
+    peer = catalog.PEERS["reference"]
+    env = driver_env(peer, {"OPENBLAS_NUM_THREADS": "1"})
+    assert "PYTHONPATH" not in env and env["OPENBLAS_NUM_THREADS"] == "1"
+    assert env["HF_HUB_OFFLINE"] == "1"  # models come from the installed package only
+    assert driver_env(catalog.PEERS["snaprag"], {})["PYTHONPATH"] == "/somewhere/src"

@@ -37,8 +37,19 @@ class Peer:
     what: str
 
 
-#: single-threaded BLAS: on 2 cores OpenBLAS's own threads fight torch's for the same CPUs
-_BLAS1 = {"OPENBLAS_NUM_THREADS": "1"}
+#: one thread for torch (OpenMP) and NumPy (OpenBLAS). On 2 cores their default thread
+#: pools fight each other and any other process: with the machine shared, torch's two
+#: spinning OpenMP threads made one MiniLM query embedding 406 ms at the median against
+#: 70 ms with one thread (same process, same load)
+_ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+_ONE_THREAD_NOTE = (
+    "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1: the default thread pools oversubscribe 2 cores"
+)
+
+
+def _one_thread(label: str) -> Variant:
+    return Variant(f"{label} (1 thread)", env=_ONE_THREAD, note=_ONE_THREAD_NOTE)
+
 
 PEERS: dict[str, Peer] = {
     p.name: p
@@ -54,21 +65,14 @@ PEERS: dict[str, Peer] = {
             "reference",
             "reference_driver.py",
             (*_EMBED, "bm25s==0.3.16", "PyStemmer==3.1.0"),
-            (
-                Variant("reference"),
-                Variant(
-                    "reference (1 BLAS thread)",
-                    env=_BLAS1,
-                    note="OPENBLAS_NUM_THREADS=1: OpenBLAS threads oversubscribe 2 cores",
-                ),
-            ),
+            (Variant("reference"), _one_thread("reference")),
             "bm25s + sentence-transformers + NumPy dot product, RRF (k=60), whole documents",
         ),
         Peer(
             "chroma",
             "chroma_driver.py",
             (*_EMBED, "chromadb==1.5.9"),
-            (Variant("chroma"),),
+            (Variant("chroma"), _one_thread("chroma")),
             "Chroma PersistentClient, HNSW (its default), precomputed MiniLM vectors; "
             "dense only (no full-text ranking in the local client)",
         ),
@@ -76,7 +80,7 @@ PEERS: dict[str, Peer] = {
             "lancedb",
             "lancedb_driver.py",
             (*_EMBED, "lancedb==0.40.0", "pandas"),
-            (Variant("lancedb"),),
+            (Variant("lancedb"), _one_thread("lancedb")),
             "LanceDB hybrid: vector search (no ANN index, its default below 100k rows) + "
             "native full-text index, RRF reranker",
         ),
@@ -84,9 +88,25 @@ PEERS: dict[str, Peer] = {
             "qdrant",
             "qdrant_driver.py",
             (*_EMBED, "qdrant-client==1.20.0"),
-            (Variant("qdrant"),),
+            (Variant("qdrant"), _one_thread("qdrant")),
             "Qdrant local mode (on disk), precomputed MiniLM vectors; dense only "
             "(fastembed's BM25 model is fetched from the hub, which is unreachable offline)",
+        ),
+        Peer(
+            "txtai",
+            "txtai_driver.py",
+            (*_EMBED, "txtai==9.14.0"),
+            (
+                Variant("txtai"),
+                Variant(
+                    "txtai (exact search, 1 thread)",
+                    env=_ONE_THREAD,
+                    settings={"backend": "numpy"},
+                    note="backend numpy: Faiss's default IVF above 5,000 rows probes few cells "
+                    "and loses recall; " + _ONE_THREAD_NOTE,
+                ),
+            ),
+            "txtai Embeddings, hybrid=True (dense + its BM25), content stored, whole documents",
         ),
     )
 }
