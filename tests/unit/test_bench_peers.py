@@ -230,3 +230,12 @@ def test_a_peer_driver_never_sees_snaprags_path(monkeypatch: pytest.MonkeyPatch)
     assert "PYTHONPATH" not in env and env["OPENBLAS_NUM_THREADS"] == "1"
     assert env["HF_HUB_OFFLINE"] == "1"  # models come from the installed package only
     assert driver_env(catalog.PEERS["snaprag"], {})["PYTHONPATH"] == "/somewhere/src"
+
+
+def test_variants_pick_defaults_or_the_best_honest_setting() -> None:
+    ref = catalog.PEERS["reference"]
+    assert catalog.pick_variants(ref, "default") == ref.variants[:1]
+    assert catalog.pick_variants(ref, "tuned")[0].env["OMP_NUM_THREADS"] == "1"
+    assert catalog.pick_variants(catalog.PEERS["snaprag"], "tuned")[0].label == "snaprag"
+    with pytest.raises(ValueError, match="give one of all, default, tuned"):
+        catalog.pick_variants(ref, "fast")

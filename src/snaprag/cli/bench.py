@@ -426,8 +426,8 @@ def bench_peers(
         str | None,
         typer.Option(
             "--peers",
-            help="Comma list of reference, chroma, lancedb, qdrant (default: all; snaprag "
-            "always runs)",
+            help="Comma list of reference, chroma, lancedb, qdrant, txtai (default: all; "
+            "snaprag always runs)",
         ),
     ] = None,
     dataset: Annotated[
@@ -444,6 +444,13 @@ def bench_peers(
         int, typer.Option("--rounds", min=1, help="Query passes per system (order rotated)")
     ] = 3,
     k: Annotated[int, typer.Option("-k", min=1, help="Results per timed query")] = 10,
+    variants: Annotated[
+        str,
+        typer.Option(
+            "--variants",
+            help="all, default (documented defaults) or tuned (each system's best honest setting)",
+        ),
+    ] = "all",
     charts: Annotated[
         Path | None, typer.Option("--charts", help="Draw PNG charts into this folder")
     ] = None,
@@ -482,6 +489,7 @@ def bench_peers(
             queries=queries,
             rounds=rounds,
             k=k,
+            variants=variants,
             work=work,
             pause_file=pause_file,
         )

@@ -112,6 +112,21 @@ PEERS: dict[str, Peer] = {
 }
 
 
+#: which variants to run: every one, each system's documented default, or its best honest
+#: setting (its last variant; the default where it has no other)
+VARIANT_CHOICES = ("all", "default", "tuned")
+
+
+def pick_variants(peer: Peer, which: str) -> tuple[Variant, ...]:
+    if which not in VARIANT_CHOICES:
+        raise ValueError(f"--variants {which!r}: give one of {', '.join(VARIANT_CHOICES)}")
+    if which == "default":
+        return peer.variants[:1]
+    if which == "tuned":
+        return peer.variants[-1:]
+    return peer.variants
+
+
 def resolve(names: str | None) -> list[Peer]:
     """The peers named in a comma list (all when None), snaprag always first."""
     if names is None:

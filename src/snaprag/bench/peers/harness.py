@@ -16,12 +16,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..datasets import load_queries
 from ..retrieval import machine
-from .catalog import Peer, Variant, resolve
+from .catalog import Peer, Variant, pick_variants, resolve
 from .envs import driver_env, ensure_env
 from .passes import dir_bytes, run_pass
 from .scoring import idle_summary, latency, pass_order, quality
@@ -67,13 +68,14 @@ def run(
     k: int = 10,
     depth: int = 100,
     split: str = "test",
+    variants: str = "all",
     work: Path | None = None,
     pause_file: Path | None = None,
     log: Log | None = None,
     timeout_s: float | None = 3600,
 ) -> dict[str, Any]:
     say: Log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    chosen = resolve(peers)
+    chosen = [replace(p, variants=pick_variants(p, variants)) for p in resolve(peers)]
     own_work = work is None
     work = Path(work or tempfile.mkdtemp(prefix="snaprag-peers-"))
     work.mkdir(parents=True, exist_ok=True)
