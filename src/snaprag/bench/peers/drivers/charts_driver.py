@@ -30,10 +30,12 @@ def _subtitle(result: dict[str, Any]) -> str:
 
 def latency_vs_ndcg(result: dict[str, Any], path: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for s in result["systems"]:
+    for i, s in enumerate(result["systems"]):
         x, y = s["query"]["single_ms"]["p50"], s["quality"]["ndcg@10"]
         ax.scatter([x], [y], s=60, marker="*" if s["peer"] == "snaprag" else "o")
-        ax.annotate(s["label"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        # staggered so that labels of systems with close numbers do not print over each other
+        offset = (6, 4 - 11 * (i % 3))
+        ax.annotate(s["label"], (x, y), textcoords="offset points", xytext=offset, fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("query p50, ms (one at a time, log scale)")
     ax.set_ylabel("nDCG@10")
