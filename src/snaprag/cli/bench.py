@@ -426,8 +426,8 @@ def bench_peers(
         str | None,
         typer.Option(
             "--peers",
-            help="Comma list of reference, chroma, lancedb, qdrant, txtai (default: all; "
-            "snaprag always runs)",
+            help="Comma list of reference, chroma, lancedb, qdrant, txtai, llamaindex, haystack "
+            "(default: all; snaprag always runs)",
         ),
     ] = None,
     dataset: Annotated[

@@ -108,6 +108,27 @@ PEERS: dict[str, Peer] = {
             ),
             "txtai Embeddings, hybrid=True (dense + its BM25), content stored, whole documents",
         ),
+        Peer(
+            "llamaindex",
+            "llamaindex_driver.py",
+            (
+                *_EMBED,
+                "llama-index-core==0.14.25",
+                "llama-index-embeddings-huggingface==0.8.0",
+                "llama-index-retrievers-bm25==0.8.0",
+            ),
+            (Variant("llamaindex"), _one_thread("llamaindex")),
+            "LlamaIndex VectorStoreIndex + BM25Retriever, QueryFusionRetriever (reciprocal "
+            "rerank, one query), default sentence splitter, ranked by best node",
+        ),
+        Peer(
+            "haystack",
+            "haystack_driver.py",
+            (*_EMBED, "haystack-ai==3.4.1"),
+            (Variant("haystack"), _one_thread("haystack")),
+            "Haystack InMemoryDocumentStore: embedding + BM25 retrievers, DocumentJoiner "
+            "with reciprocal rank fusion, whole documents",
+        ),
     )
 }
 
