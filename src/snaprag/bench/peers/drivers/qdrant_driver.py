@@ -24,7 +24,7 @@ def build(spec: dict[str, Any]) -> dict[str, Any]:
     client.create_collection(
         COLLECTION,
         vectors_config=models.VectorParams(
-            size=model.get_sentence_embedding_dimension(), distance=models.Distance.COSINE
+            size=model.get_embedding_dimension(), distance=models.Distance.COSINE
         ),
     )
     step = 256
