@@ -124,7 +124,7 @@ PEERS: dict[str, Peer] = {
         Peer(
             "haystack",
             "haystack_driver.py",
-            (*_EMBED, "haystack-ai==3.4.1"),
+            (*_EMBED, "haystack-ai==3.4.1", "sentence-transformers-haystack==2.0.0"),
             (Variant("haystack"), _one_thread("haystack")),
             "Haystack InMemoryDocumentStore: embedding + BM25 retrievers, DocumentJoiner "
             "with reciprocal rank fusion, whole documents",

@@ -1,8 +1,9 @@
-"""Haystack at its defaults: an InMemoryDocumentStore (saved to disk) holding documents
-embedded by SentenceTransformersDocumentEmbedder with the all-MiniLM-L6-v2 folder of the
-shared PyPI package; a query pipeline of the text embedder and embedding retriever beside
-the BM25 retriever, joined by DocumentJoiner with reciprocal rank fusion. Whole documents,
-no splitter. No batch API for a pipeline run."""
+"""Haystack (3.x, the current major version; the pipeline API of 2.x) at its defaults: an
+InMemoryDocumentStore (saved to disk) holding documents embedded by
+SentenceTransformersDocumentEmbedder with the all-MiniLM-L6-v2 folder of the shared PyPI
+package; a query pipeline of the text embedder and embedding retriever beside the BM25
+retriever, joined by DocumentJoiner with reciprocal rank fusion. Whole documents, no
+splitter. No batch API for a pipeline run."""
 
 from __future__ import annotations
 
@@ -12,16 +13,18 @@ from typing import Any
 
 from driver_common import Searcher, main, model_dir, read_corpus
 from haystack import Document, Pipeline
-from haystack.components.embedders import (
-    SentenceTransformersDocumentEmbedder,
-    SentenceTransformersTextEmbedder,
-)
 from haystack.components.joiners import DocumentJoiner
 from haystack.components.retrievers.in_memory import (
     InMemoryBM25Retriever,
     InMemoryEmbeddingRetriever,
 )
 from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+# Haystack 3 ships its sentence-transformers embedders as an integration package
+from haystack_integrations.components.embedders.sentence_transformers import (
+    SentenceTransformersDocumentEmbedder,
+    SentenceTransformersTextEmbedder,
+)
 
 
 def _store_path(spec: dict[str, Any]) -> str:
@@ -72,4 +75,8 @@ class HaystackSearcher(Searcher):
 
 
 if __name__ == "__main__":
-    main(build, HaystackSearcher, ("haystack-ai", "sentence-transformers", "torch", "numpy"))
+    main(
+        build,
+        HaystackSearcher,
+        ("haystack-ai", "sentence-transformers-haystack", "sentence-transformers", "torch"),
+    )
