@@ -54,6 +54,8 @@ class LlamaSearcher(Searcher):
         self.index = load_index_from_storage(storage, embed_model=self.embed)
         self.bm25 = BM25Retriever.from_persist_dir(os.path.join(spec["index_dir"], "bm25"))
         self.fusers: dict[int, QueryFusionRetriever] = {}
+        # bm25s refuses a k above the number of nodes (small subsets reach it)
+        self.nodes = len(self.index.docstore.docs)
 
     def _fuser(self, k: int) -> QueryFusionRetriever:
         if k not in self.fusers:
@@ -68,7 +70,7 @@ class LlamaSearcher(Searcher):
         return self.fusers[k]
 
     def search(self, query: str, k: int) -> list[str]:
-        self.bm25.similarity_top_k = k
+        self.bm25.similarity_top_k = min(k, self.nodes)
         return [n.node.ref_doc_id for n in self._fuser(k).retrieve(query)]
 
     def rank(self, query: str, depth: int) -> list[str]:
