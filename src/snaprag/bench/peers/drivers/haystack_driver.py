@@ -52,7 +52,9 @@ class HaystackSearcher(Searcher):
     def __init__(self, spec: dict[str, Any]) -> None:
         store = InMemoryDocumentStore.load_from_disk(_store_path(spec))
         pipe = Pipeline()
-        pipe.add_component("text_embedder", SentenceTransformersTextEmbedder(model=model_dir()))
+        # progress_bar off: a bar drawn per query is display, not retrieval work
+        embedder = SentenceTransformersTextEmbedder(model=model_dir(), progress_bar=False)
+        pipe.add_component("text_embedder", embedder)
         pipe.add_component("embedding", InMemoryEmbeddingRetriever(document_store=store))
         pipe.add_component("bm25", InMemoryBM25Retriever(document_store=store))
         pipe.add_component("joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion"))
