@@ -21,7 +21,11 @@ class Row:
 ROWS = (
     Row("nDCG@10", lambda s: s["quality"]["ndcg@10"], "{:.4f}", True),
     Row("Recall@100", lambda s: s["quality"]["recall@100"], "{:.4f}", True),
-    Row("query p50 ms (one by one)", lambda s: s["query"]["single_ms"]["p50"], "{:.2f}"),
+    Row(
+        "query p50 ms (one by one, all rounds)", lambda s: s["query"]["single_ms"]["p50"], "{:.2f}"
+    ),
+    # on a shared machine the rounds differ; the quietest round is closest to the system's own
+    Row("query p50 ms, best round", lambda s: min(s["query"]["p50_per_round"]), "{:.2f}"),
     Row("query p95 ms", lambda s: s["query"]["single_ms"]["p95"], "{:.2f}"),
     Row("query p99 ms", lambda s: s["query"]["single_ms"]["p99"], "{:.2f}"),
     Row("batched ms/query", lambda s: s["query"]["batched_ms_per_query"], "{:.2f}"),

@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 MIB = 2**20
 
@@ -37,6 +38,10 @@ def latency_vs_ndcg(result: dict[str, Any], path: str) -> None:
         offset = (6, 4 - 11 * (i % 3))
         ax.annotate(s["label"], (x, y), textcoords="offset points", xytext=offset, fontsize=8)
     ax.set_xscale("log")
+    # plain numbers at 1-2-5 steps: the default 2x10^1 labels are hard to read
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("query p50, ms (one at a time, log scale)")
     ax.set_ylabel("nDCG@10")
     ax.set_title("Latency against quality\n" + _subtitle(result), fontsize=10)
