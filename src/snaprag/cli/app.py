@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from . import admin, bench, ingest, keys, query, report, serve
+from . import admin, bench, bench_peers, ingest, keys, query, report, serve
 from .render import console, markup
 
 app = typer.Typer(
@@ -56,6 +56,7 @@ app.command("serve")(serve.serve)
 app.command("report")(report.report)
 app.add_typer(admin.cache_app, name="cache")
 app.add_typer(admin.config_app, name="config")
+bench.bench_app.command("peers")(bench_peers.bench_peers)
 app.add_typer(bench.bench_app, name="bench")
 app.add_typer(keys.keys_app, name="keys")
 
