@@ -64,8 +64,8 @@ def bench_peers(
     settings: Settings,
 ) -> None:
     """snaprag against Chroma, LanceDB, Qdrant, txtai, LlamaIndex, Haystack and a bm25s +
-    sentence-transformers reference,
-    each in its own virtual environment, same documents, model and k, in one run."""
+    sentence-transformers reference, each in its own virtual environment, same documents,
+    model and k, in one run."""
     from ..bench import peers as bench
 
     if dataset is None:
