@@ -239,3 +239,35 @@ def test_variants_pick_defaults_or_the_best_honest_setting() -> None:
     assert catalog.pick_variants(catalog.PEERS["snaprag"], "tuned")[0].label == "snaprag"
     with pytest.raises(ValueError, match="give one of all, default, tuned"):
         catalog.pick_variants(ref, "fast")
+
+
+def test_the_table_says_when_a_peer_wins_a_row_and_when_systems_tie() -> None:
+    from snaprag.bench.peers.report import table_rows
+
+    def system(label: str, p50: float, recall: float) -> dict:
+        return {
+            "label": label,
+            "quality": {"ndcg@10": 0.7, "recall@100": recall},
+            "query": {
+                "single_ms": {"p50": p50, "p95": p50, "p99": p50},
+                "p50_per_round": [p50],
+                "batched_ms_per_query": None,
+                "first_answer_s": 1.0,
+                "rss_bytes": 2**20,
+            },
+            "ingest": {
+                "ingest_s": 1.0,
+                "model_load_s": 1.0,
+                "peak_rss_bytes": 2**20,
+                "index_bytes": 2**20,
+            },
+        }
+
+    result = {"systems": [system("snaprag", 3.0, 0.9), system("chroma", 2.0, 0.9)]}
+    rows = {r[0]: r for r in table_rows(result)}
+    assert rows["query p50 ms (one by one, all rounds)"][-1] == "chroma (peer)"
+    assert rows["query p50 ms (one by one, all rounds)"][2] == "**2.00**"
+    assert rows["Recall@100"][-1] == "tie (2)"
+    assert rows["batched ms/query"][-1] == "—"
+    wins = peer_wins(result)
+    assert "query p50 ms (one by one, all rounds)" in wins and "Recall@100" not in wins

@@ -51,7 +51,7 @@ def winner(row: Row, systems: list[dict[str, Any]]) -> str | None:
 
 def table_rows(result: dict[str, Any]) -> list[list[str]]:
     """Header + one row per measure; the best cell in bold, the last cell names the winner
-    (marked "(peer)" when it is not snaprag)."""
+    (marked "(peer)" when it is not snaprag, "tie (n)" when n systems share the best value)."""
     systems = result["systems"]
     out = [["measure", *(s["label"] for s in systems), "best"]]
     for row in ROWS:
@@ -62,16 +62,32 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
             text = "—" if v is None else row.fmt.format(v)
             cells.append(f"**{text}**" if s["label"] == win else text)
         peer = win is not None and not win.startswith("snaprag")
-        cells.append("—" if win is None else f"{win} (peer)" if peer else win)
+        tied = sum(
+            1 for s in systems if win is not None and row.get(s) == row.get(_by(systems, win))
+        )
+        if win is None:
+            cells.append("—")
+        elif tied > 1:
+            cells.append(f"tie ({tied})")
+        else:
+            cells.append(f"{win} (peer)" if peer else win)
         out.append(cells)
     return out
 
 
+def _by(systems: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    return next(s for s in systems if s["label"] == label)
+
+
 def peer_wins(result: dict[str, Any]) -> dict[str, str]:
-    """Measure -> label of the peer that beat snaprag there."""
+    """Measure -> label of the peer that beat every other system there (ties are no win)."""
     out = {}
+    systems = result["systems"]
     for row in ROWS:
-        win = winner(row, result["systems"])
+        win = winner(row, systems)
+        best = None if win is None else row.get(_by(systems, win))
+        if win is not None and sum(1 for s in systems if row.get(s) == best) > 1:
+            continue
         if win is not None and not win.startswith("snaprag"):
             out[row.name] = win
     return out
