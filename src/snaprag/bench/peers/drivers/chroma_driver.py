@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import chromadb
+import sentence_transformers  # noqa: F401  (see driver_common.load_sentence_transformer)
 from driver_common import Searcher, encode, load_sentence_transformer, main, read_corpus
 
 

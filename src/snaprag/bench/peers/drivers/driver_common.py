@@ -43,6 +43,10 @@ def model_dir() -> str:
 
 
 def load_sentence_transformer() -> Any:
+    """The model, loaded from the package's folder. The drivers import sentence-transformers
+    (and so torch) at the top, as txtai, LlamaIndex and Haystack import it with themselves,
+    so that "model load" times the same thing for every peer: building the model from its
+    files, not importing the libraries (cold start to first answer counts everything)."""
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(model_dir(), device="cpu")

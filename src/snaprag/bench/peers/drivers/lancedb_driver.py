@@ -15,6 +15,7 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 
 import lancedb
 import pyarrow as pa
+import sentence_transformers  # noqa: F401  (see driver_common.load_sentence_transformer)
 from driver_common import (
     Searcher,
     encode,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import sentence_transformers  # noqa: F401  (see driver_common.load_sentence_transformer)
 from driver_common import Searcher, encode, load_sentence_transformer, main, read_corpus
 from qdrant_client import QdrantClient, models
 

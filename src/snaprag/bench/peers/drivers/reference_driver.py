@@ -11,6 +11,7 @@ from typing import Any
 
 import bm25s
 import numpy as np
+import sentence_transformers  # noqa: F401  (see driver_common.load_sentence_transformer)
 import Stemmer
 from driver_common import Searcher, encode, load_sentence_transformer, main, read_corpus
 
