@@ -263,11 +263,13 @@ def test_the_table_says_when_a_peer_wins_a_row_and_when_systems_tie() -> None:
             },
         }
 
-    result = {"systems": [system("snaprag", 3.0, 0.9), system("chroma", 2.0, 0.9)]}
-    rows = {r[0]: r for r in table_rows(result)}
-    assert rows["query p50 ms (one by one, all rounds)"][-1] == "chroma (peer)"
-    assert rows["query p50 ms (one by one, all rounds)"][2] == "**2.00**"
-    assert rows["Recall@100"][-1] == "tie (2)"
+    systems = [system("snaprag", 3.0, 0.9), system("chroma", 2.0, 0.9), system("ref", 2.0, 0.8)]
+    rows = {r[0]: r for r in table_rows({"systems": systems})}
+    p50 = "query p50 ms (one by one, all rounds)"
+    assert rows[p50][-1] == "chroma = ref (peer)"  # two peers tie ahead of snaprag: a peer win
+    assert rows[p50][1:4] == ["3.00", "**2.00**", "**2.00**"]
+    assert rows["Recall@100"][-1] == "snaprag = chroma"  # a tie with snaprag: no peer win
+    assert rows["model load s"][-1] == "tie (all)"
     assert rows["batched ms/query"][-1] == "—"
-    wins = peer_wins(result)
-    assert "query p50 ms (one by one, all rounds)" in wins and "Recall@100" not in wins
+    wins = peer_wins({"systems": systems})
+    assert wins[p50] == "chroma = ref" and "Recall@100" not in wins

@@ -38,58 +38,56 @@ ROWS = (
 )
 
 
-def winner(row: Row, systems: list[dict[str, Any]]) -> str | None:
-    """The label of the best system in ``row`` (None when no system has a value); a tie
-    goes to the first listed (snaprag), so a peer wins only by being strictly better."""
+def best_labels(row: Row, systems: list[dict[str, Any]]) -> list[str]:
+    """The labels of every system with the best value of ``row`` (several on a tie; none
+    when no system has a value)."""
     scored = [(row.get(s), s["label"]) for s in systems if row.get(s) is not None]
     if not scored:
-        return None
-    best = max if row.higher_is_better else min
-    value = best(v for v, _ in scored)
-    return next(label for v, label in scored if v == value)
+        return []
+    best = (max if row.higher_is_better else min)(v for v, _ in scored)
+    return [label for v, label in scored if v == best]
+
+
+def winner(row: Row, systems: list[dict[str, Any]]) -> str | None:
+    """The first system with the best value of ``row`` (snaprag is listed first)."""
+    labels = best_labels(row, systems)
+    return labels[0] if labels else None
+
+
+def _is_peer(label: str) -> bool:
+    return not label.startswith("snaprag")
 
 
 def table_rows(result: dict[str, Any]) -> list[list[str]]:
-    """Header + one row per measure; the best cell in bold, the last cell names the winner
-    (marked "(peer)" when it is not snaprag, "tie (n)" when n systems share the best value)."""
+    """Header + one row per measure; the best cells in bold, the last cell names the best
+    systems, marked "(peer)" when snaprag is not among them."""
     systems = result["systems"]
     out = [["measure", *(s["label"] for s in systems), "best"]]
     for row in ROWS:
-        win = winner(row, systems)
+        best = best_labels(row, systems)
         cells = [row.name]
         for s in systems:
             v = row.get(s)
             text = "—" if v is None else row.fmt.format(v)
-            cells.append(f"**{text}**" if s["label"] == win else text)
-        peer = win is not None and not win.startswith("snaprag")
-        tied = sum(
-            1 for s in systems if win is not None and row.get(s) == row.get(_by(systems, win))
-        )
-        if win is None:
+            cells.append(f"**{text}**" if s["label"] in best else text)
+        if not best:
             cells.append("—")
-        elif tied > 1:
-            cells.append(f"tie ({tied})")
+        elif len(best) == len(systems) > 1:
+            cells.append("tie (all)")
         else:
-            cells.append(f"{win} (peer)" if peer else win)
+            names = " = ".join(best)
+            cells.append(f"{names} (peer)" if all(map(_is_peer, best)) else names)
         out.append(cells)
     return out
 
 
-def _by(systems: list[dict[str, Any]], label: str) -> dict[str, Any]:
-    return next(s for s in systems if s["label"] == label)
-
-
 def peer_wins(result: dict[str, Any]) -> dict[str, str]:
-    """Measure -> label of the peer that beat every other system there (ties are no win)."""
+    """Measure -> the peers that beat snaprag there (a tie with snaprag is no win)."""
     out = {}
-    systems = result["systems"]
     for row in ROWS:
-        win = winner(row, systems)
-        best = None if win is None else row.get(_by(systems, win))
-        if win is not None and sum(1 for s in systems if row.get(s) == best) > 1:
-            continue
-        if win is not None and not win.startswith("snaprag"):
-            out[row.name] = win
+        best = best_labels(row, result["systems"])
+        if best and all(map(_is_peer, best)):
+            out[row.name] = " = ".join(best)
     return out
 
 
