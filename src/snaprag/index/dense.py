@@ -26,15 +26,48 @@ def _save_array(path: Path, array: np.ndarray) -> None:
     atomic_write(path, lambda fh: np.save(fh, np.ascontiguousarray(array)))
 
 
-class ExactIndex:
+class Tombstones:
+    """Deleted rows of an in-memory vector index, as a boolean mask (None while none is):
+    the count of live rows, growth with added rows, deletes, and the rows a search may
+    return. The index gives ``__len__`` and calls :meth:`_keep_deleted` when built."""
+
+    _deleted: np.ndarray | None
+
+    def __len__(self) -> int:  # pragma: no cover - every index defines it
+        raise NotImplementedError
+
+    def _keep_deleted(self, deleted: np.ndarray | None) -> None:
+        #: True for deleted rows (None: none deleted)
+        self._deleted = deleted if deleted is not None and deleted.any() else None
+
+    def count(self) -> int:
+        return len(self) - (int(self._deleted.sum()) if self._deleted is not None else 0)
+
+    def _grow_deleted(self, added: int) -> None:
+        if self._deleted is not None:
+            self._deleted = np.concatenate([self._deleted, np.zeros(added, bool)])
+
+    def delete(self, rows: np.ndarray) -> None:
+        if self._deleted is None:
+            self._deleted = np.zeros(len(self), bool)
+        self._deleted[np.asarray(rows, dtype=np.int64)] = True
+
+    def _allowed(self, filters: RowFilter | np.ndarray | None) -> np.ndarray | None:
+        mask = mask_of(filters)
+        if self._deleted is None:
+            return mask
+        alive = ~self._deleted
+        return alive if mask is None else alive & mask
+
+
+class ExactIndex(Tombstones):
     """Brute-force search over a contiguous float32 matrix: exact and, to ~10^5 rows, fast."""
 
     kind = "exact"
 
     def __init__(self, matrix: np.ndarray, deleted: np.ndarray | None = None) -> None:
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-        #: True for deleted rows (None: none deleted)
-        self._deleted = deleted if deleted is not None and deleted.any() else None
+        self._keep_deleted(deleted)
 
     @classmethod
     def build(cls, matrix: np.ndarray, threads: int = 1) -> ExactIndex:
@@ -49,21 +82,12 @@ class ExactIndex:
     def __len__(self) -> int:
         return int(self.matrix.shape[0])
 
-    def count(self) -> int:
-        return len(self) - (int(self._deleted.sum()) if self._deleted is not None else 0)
-
     def add(self, vectors: np.ndarray) -> np.ndarray:
         start = len(self)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.matrix.shape[1])
         self.matrix = np.ascontiguousarray(np.vstack([self.matrix, vectors]))
-        if self._deleted is not None:
-            self._deleted = np.concatenate([self._deleted, np.zeros(len(vectors), bool)])
+        self._grow_deleted(len(vectors))
         return np.arange(start, len(self), dtype=np.int64)
-
-    def delete(self, rows: np.ndarray) -> None:
-        if self._deleted is None:
-            self._deleted = np.zeros(len(self), bool)
-        self._deleted[np.asarray(rows, dtype=np.int64)] = True
 
     def is_deleted(self, row: int) -> bool:
         return self._deleted is not None and bool(self._deleted[row])
@@ -74,13 +98,6 @@ class ExactIndex:
         _save_array(directory / VECTORS, self.matrix)
         if self._deleted is not None:
             _save_array(directory / DELETED, self._deleted)
-
-    def _allowed(self, filters: RowFilter | None) -> np.ndarray | None:
-        mask = mask_of(filters)
-        if self._deleted is None:
-            return mask
-        alive = ~self._deleted
-        return alive if mask is None else alive & mask
 
     def search_many(
         self, queries: np.ndarray, k: int, filters: RowFilter | np.ndarray | None = None

@@ -33,8 +33,8 @@ from typing import ClassVar
 import numpy as np
 
 from ..fs import atomic_write_text
-from .base import RowFilter, RowScores, mask_of
-from .dense import DELETED, _load_deleted, _save_array
+from .base import RowFilter, RowScores
+from .dense import DELETED, Tombstones, _load_deleted, _save_array
 
 CODES = "codes.npy"
 HALF = "vectors-f16.npy"
@@ -48,7 +48,7 @@ _BLOCK = 1024
 _INT8_QUANTILE = 0.9999
 
 
-class QuantizedIndex:
+class QuantizedIndex(Tombstones):
     """Shared search logic; subclasses say how to encode rows and score codes."""
 
     kind: ClassVar[str] = ""
@@ -74,7 +74,7 @@ class QuantizedIndex:
         self.half = half
         self.scale = float(scale)
         self.oversample = oversample or self.OVERSAMPLE
-        self._deleted = deleted if deleted is not None and deleted.any() else None
+        self._keep_deleted(deleted)
 
     # ------------------------------------------------------------------ encoding
     @classmethod
@@ -130,9 +130,6 @@ class QuantizedIndex:
     def __len__(self) -> int:
         return int(self.codes.shape[0])
 
-    def count(self) -> int:
-        return len(self) - (int(self._deleted.sum()) if self._deleted is not None else 0)
-
     @property
     def nbytes(self) -> int:
         """Bytes of the codes (what a search reads from every row)."""
@@ -143,21 +140,8 @@ class QuantizedIndex:
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.half.shape[1])
         self.codes = np.concatenate([self.codes, self.encode(vectors, self.scale)])
         self.half = np.concatenate([self.half, vectors.astype(np.float16)])
-        if self._deleted is not None:
-            self._deleted = np.concatenate([self._deleted, np.zeros(len(vectors), bool)])
+        self._grow_deleted(len(vectors))
         return np.arange(start, len(self), dtype=np.int64)
-
-    def delete(self, rows: np.ndarray) -> None:
-        if self._deleted is None:
-            self._deleted = np.zeros(len(self), bool)
-        self._deleted[np.asarray(rows, dtype=np.int64)] = True
-
-    def _allowed(self, filters: RowFilter | np.ndarray | None) -> np.ndarray | None:
-        mask = mask_of(filters)
-        if self._deleted is None:
-            return mask
-        alive = ~self._deleted
-        return alive if mask is None else alive & mask
 
     def search_many(
         self, queries: np.ndarray, k: int, filters: RowFilter | np.ndarray | None = None

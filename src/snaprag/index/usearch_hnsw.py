@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..fs import atomic_write_text
 from .base import RowFilter, RowScores, mask_of
-from .dense import DELETED, _load_deleted, _save_array
+from .dense import DELETED, Tombstones, _load_deleted, _save_array
 from .quantized import HALF, Int8Index
 
 GRAPH = "usearch.bin"
@@ -44,7 +44,7 @@ def _usearch() -> Any:
     return index
 
 
-class UsearchIndex:
+class UsearchIndex(Tombstones):
     """usearch HNSW graph over int8 codes, candidates rescored from float16 vectors."""
 
     kind = "usearch"
@@ -68,7 +68,7 @@ class UsearchIndex:
         self.half = half
         self.scale = float(scale)
         self.oversample = self.OVERSAMPLE
-        self._deleted = deleted if deleted is not None and deleted.any() else None
+        self._keep_deleted(deleted)
 
     @classmethod
     def new_graph(cls, dim: int) -> Any:
@@ -130,9 +130,6 @@ class UsearchIndex:
     def __len__(self) -> int:
         return int(self.half.shape[0])
 
-    def count(self) -> int:
-        return len(self) - (int(self._deleted.sum()) if self._deleted is not None else 0)
-
     @property
     def nbytes(self) -> int:
         """Bytes the graph holds (codes and links), as usearch reports them."""
@@ -144,15 +141,11 @@ class UsearchIndex:
         rows = np.arange(start, start + len(vectors), dtype=np.int64)
         self.graph.add(rows.astype(np.uint64), Int8Index.encode(vectors, self.scale))
         self.half = np.concatenate([self.half, vectors.astype(np.float16)])
-        if self._deleted is not None:
-            self._deleted = np.concatenate([self._deleted, np.zeros(len(vectors), bool)])
+        self._grow_deleted(len(vectors))
         return rows
 
-    def delete(self, rows: np.ndarray) -> None:
-        # the graph keeps the rows (a memory-mapped view cannot change); results skip them
-        if self._deleted is None:
-            self._deleted = np.zeros(len(self), bool)
-        self._deleted[np.asarray(rows, dtype=np.int64)] = True
+    # deleted rows stay in the graph (a memory-mapped view cannot change); results skip
+    # them (Tombstones.delete)
 
     def search_many(
         self, queries: np.ndarray, k: int, filters: RowFilter | np.ndarray | None = None
@@ -189,7 +182,7 @@ class UsearchIndex:
         return rows[order], scores[order].astype(np.float32)
 
     def _scan(self, query: np.ndarray, k: int, mask: np.ndarray) -> RowScores:
-        allowed = mask if self._deleted is None else mask & ~self._deleted
+        allowed = self._allowed(mask)
         best_rows, best_scores = _EMPTY
         for start in range(0, len(self), _BLOCK):
             rows = np.flatnonzero(allowed[start : start + _BLOCK]) + start
