@@ -244,20 +244,22 @@ def _summary(rows: list[dict[str, Any]], ooc: list[bool]) -> dict[str, Any]:
     }
 
 
+#: the measures of a set of questions, in the order the table and the summary give them
+MEASURES = (
+    "questions",
+    "answer_recall",
+    "top1",
+    "top3",
+    "mean_chars",
+    "abstained",
+    "out_of_corpus_questions",
+    "out_of_corpus_abstained",
+)
+
+
 def last_line(result: dict[str, Any]) -> dict[str, Any]:
     """The summary ``--json`` prints last."""
-    keys = (
-        "questions",
-        "answer_recall",
-        "top1",
-        "top3",
-        "mean_chars",
-        "abstained",
-        "out_of_corpus_questions",
-        "out_of_corpus_abstained",
-        "halves",
-    )
-    return {k: result[k] for k in keys}
+    return {k: result[k] for k in (*MEASURES, "halves")}
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -278,22 +280,7 @@ def print_report(result: dict[str, Any]) -> None:
     parts = [("all", result), ("first half", result["halves"]["first"])]
     parts.append(("second half", result["halves"]["second"]))
     for name, s in parts:
-        table.add_row(
-            name,
-            *(
-                cell(s[key])
-                for key in (
-                    "questions",
-                    "answer_recall",
-                    "top1",
-                    "top3",
-                    "mean_chars",
-                    "abstained",
-                    "out_of_corpus_questions",
-                    "out_of_corpus_abstained",
-                )
-            ),
-        )
+        table.add_row(name, *(cell(s[key]) for key in MEASURES))
     console = Console()
     console.print(table)
     m = result["machine"]

@@ -22,6 +22,7 @@ it into its own expression.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -264,6 +265,17 @@ class RowFilter:
     def __init__(self, filters: Filters, mask: np.ndarray | None) -> None:
         self.filters = filters
         self.mask = mask
+
+
+def source_candidates(source_or_doc_id: str) -> list[str]:
+    """The source paths a delete's argument may name: as given, and as it resolves
+    (relative to the working directory, symlinks followed) when that differs."""
+    wanted = str(source_or_doc_id)
+    try:
+        resolved = os.path.realpath(wanted)
+    except (OSError, ValueError):  # a NUL byte cannot name a file
+        return [wanted]
+    return [wanted, resolved] if resolved and resolved != wanted else [wanted]
 
 
 def mask_of(filters: RowFilter | np.ndarray | None) -> np.ndarray | None:

@@ -8,7 +8,6 @@ keyed by that number, so nothing can outlive the data it was computed from.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import IndexStateError
-from .base import ChunkRow, IndexArrays, StoredChunk
+from .base import ChunkRow, IndexArrays, StoredChunk, source_candidates
 from .migrate import CURRENT, check_schema, has_column, has_table, migrate
 from .sqlite import Connections, may_not_write
 from .vector_codec import decode_vectors, encode_vector
@@ -242,14 +241,7 @@ class Store:
         """
         wanted = str(source_or_doc_id)
         with self.transaction(bump=True) as conn:
-            candidates = [wanted]
-            try:
-                resolved = os.path.realpath(wanted)
-            except (OSError, ValueError):  # a NUL byte cannot name a file
-                resolved = None
-            if resolved and resolved != wanted:
-                candidates.append(resolved)
-            for path in candidates:
+            for path in source_candidates(wanted):
                 row = conn.execute("SELECT id FROM sources WHERE path=?", (path,)).fetchone()
                 if row is not None:
                     documents, chunks = self._sizes(conn, "d.source_id=?", row[0])

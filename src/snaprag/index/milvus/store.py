@@ -15,7 +15,6 @@ hosts at the same moment may race on the document frequencies of shared terms (s
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import IndexStateError, LoaderError
-from ..base import ChunkRow, IndexArrays, StoredChunk
+from ..base import ChunkRow, IndexArrays, StoredChunk, source_candidates
 from ..vector_codec import decode_vectors, encode_vector
 from . import schema
 from .bm25 import doc_weights, term_counts
@@ -248,15 +247,8 @@ class MilvusStore(MilvusReader):
         """Remove one source (by path, as stored or resolving to one) or one document (by
         id), as one change (a new version); see :meth:`snaprag.index.store.Store.delete`."""
         wanted = str(source_or_doc_id)
-        candidates = [wanted]
-        try:
-            resolved = os.path.realpath(wanted)
-        except (OSError, ValueError):  # a NUL byte cannot name a file
-            resolved = None
-        if resolved and resolved != wanted:
-            candidates.append(resolved)
         with self.transaction(bump=True) as tx:
-            for path in candidates:
+            for path in source_candidates(wanted):
                 row = self._source_row(path)
                 if row is not None:
                     chunks = self.count("chunks", f"source_id == {int(row['id'])}")
