@@ -145,11 +145,7 @@ def _eval_outline(target: Path, preset: str | None, as_json: bool) -> None:
         raise typer.Exit(130) from None
     except Exception as exc:
         fail(error_message(exc))
-    if as_json:  # details first; the last line is the summary scripts read
-        echo_json({k: v for k, v in result.items() if k not in outline.last_line(result)})
-        echo_json(outline.last_line(result))
-    else:
-        outline.print_report(result)
+    _show(result, outline.last_line, outline.print_report, as_json)
 
 
 def _eval_answers(
@@ -171,11 +167,22 @@ def _eval_answers(
         raise typer.Exit(130) from None
     except Exception as exc:
         fail(error_message(exc))
+    _show(result, answers.last_line, answers.print_report, as_json)
+
+
+def _show(
+    result: dict[str, Any],
+    last_line: Callable[[dict[str, Any]], dict[str, Any]],
+    print_report: Callable[[dict[str, Any]], None],
+    as_json: bool,
+) -> None:
+    """An evaluation's result: a table, or JSON whose last line is the summary."""
     if as_json:  # details first; the last line is the summary scripts read
-        echo_json({k: v for k, v in result.items() if k not in answers.last_line(result)})
-        echo_json(answers.last_line(result))
+        summary = last_line(result)
+        echo_json({k: v for k, v in result.items() if k not in summary})
+        echo_json(summary)
     else:
-        answers.print_report(result)
+        print_report(result)
 
 
 @contextlib.contextmanager
