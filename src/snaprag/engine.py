@@ -42,7 +42,7 @@ from .observe.base import Telemetry
 from .observe.telemetry import NullTelemetry
 from .search.base import Reranker, Searcher
 from .search.query import check_batch, search_checked
-from .types import Answer, AnswerEvent, Filters, SearchBatch, SearchHits
+from .types import Answer, AnswerEvent, Filters, SearchBatch, SearchHits, StageTimings
 
 if TYPE_CHECKING:
     from .ingest.job import IngestReport, Progress
@@ -399,6 +399,30 @@ class Engine(EngineAdmin):
             return None
         self.telemetry.stage_timings("search", batch.timings, 1)
         return SearchHits(batch[0], batch.timings)
+
+    def search_cached_many(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+    ) -> list[SearchHits | None]:
+        """Each query's hits if a cache tier holds them, else None, in one look-up per tier
+        (nothing is searched). A server probes the slower tiers of concurrent requests
+        together with this."""
+        each = getattr(self.searcher, "cached_each", None)  # only a CachedSearcher has it
+        batch = each(list(queries), k, filters, mode) if each else None
+        if batch is None:
+            return [None] * len(queries)
+        found = sum(1 for hits in batch if hits is not None)
+        if found:
+            self.telemetry.stage_timings("search", batch.timings, found)
+        return [
+            SearchHits(hits, StageTimings(dict(batch.timings.stages), batch.timings.cache_tier))
+            if hits is not None
+            else None
+            for hits in batch
+        ]
 
     # ------------------------------------------------------------------ answers
     def ask_events(

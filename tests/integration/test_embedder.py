@@ -60,18 +60,30 @@ def test_batches_keep_input_order_and_match_single(fp32: OnnxEmbedder, int8: Onn
 
 @pytest.mark.parametrize("which", ["fp32", "int8"])
 def test_query_vectors_do_not_depend_on_their_batch(which: str, request) -> None:
-    """A micro-batched query must get exactly the vector (and so the hits) it gets alone."""
+    """A micro-batched query must get exactly the vector (and so the hits) it gets alone:
+    each query runs alone on the query session, the queries of a call side by side."""
     embedder: OnnxEmbedder = request.getfixturevalue(which)
     queries = ["short", "a much longer query about " + "protein folding " * 6, "b cells", "x"]
-    together = embedder.embed_queries(queries)
+    together = embedder.embed_queries(queries * 4)
     reordered = embedder.embed_queries(queries[::-1])[::-1]
     alone = np.stack([embedder.embed_queries([q])[0] for q in queries])
-    if which == "int8":  # dynamic quantization: only one at a time is exact
-        np.testing.assert_array_equal(together, alone)
-        np.testing.assert_array_equal(reordered, alone)
-    else:  # one fp32 batch: same arithmetic per row, at most rounding apart
-        np.testing.assert_allclose(together, alone, atol=1e-5)
-        np.testing.assert_allclose(reordered, alone, atol=1e-5)
+    np.testing.assert_array_equal(together, np.vstack([alone] * 4))
+    np.testing.assert_array_equal(reordered, alone)
+
+
+def test_query_session_has_one_thread_and_the_passage_session_s_vectors(int8) -> None:
+    """Queries run on a one-thread session, passages on one with ``threads``: the thread
+    count must not change a vector, or the same text would embed differently as a
+    query-side and a passage-side input of the same model."""
+    texts = ["b cells make antibodies", "short", "a much longer text about " + "folding " * 30]
+    int8.embed_passages(["load the passage session"])
+    query_side = np.stack([int8._embed([t], int8._get_query_session())[0] for t in texts])
+    passage_side = np.stack([int8._embed([t])[0] for t in texts])
+    np.testing.assert_array_equal(query_side, passage_side)
+    assert int8._get_query_session() is not int8._get_session()
+    opts = int8._get_query_session().get_session_options()
+    assert opts.intra_op_num_threads == 1
+    assert int8._get_session().get_session_options().intra_op_num_threads == 2
 
 
 def test_ranking_is_semantic(int8: OnnxEmbedder) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from snaprag.serve.batcher import MicroBatcher
-from snaprag.types import Filters, Hit, SearchBatch, StageTimings
+from snaprag.types import Filters, Hit, SearchBatch, SearchHits, StageTimings
 
 
 class FakeEngine:
@@ -39,7 +39,9 @@ async def _run(fn: Any, *args: Any) -> Any:
 
 
 def batcher(**kw: Any) -> MicroBatcher:
-    return MicroBatcher(_run, kw.pop("slots", 1), kw.pop("max_batch", 32), kw.pop("wait_ms", 0))
+    return MicroBatcher(
+        _run, kw.pop("slots", 1), kw.pop("max_batch", 32), kw.pop("wait_ms", 0), **kw
+    )
 
 
 def test_an_idle_request_starts_at_once_alone() -> None:
@@ -132,5 +134,87 @@ def test_under_load_a_small_batch_waits_for_company_but_not_when_idle() -> None:
         third = asyncio.ensure_future(b.search(engine, "z", 1, None, "hybrid"))  # type: ignore[arg-type]
         await asyncio.gather(running, third, *pair)
         assert ["x", "y", "z"] in [sorted(c) for c in engine.calls]  # held open, then shared
+
+    asyncio.run(main())
+
+
+def test_a_batch_runs_as_parts_side_by_side_and_each_caller_gets_its_own_hits() -> None:
+    """One batch at a time, split over the CPUs: the parts run at once on their own
+    threads (they overlap in time), and no request is lost or answered twice."""
+
+    class Timed(FakeEngine):
+        def __init__(self) -> None:
+            super().__init__(delay=0.05)
+            self.spans: list[tuple[float, float, int]] = []
+
+        def search_many(self, queries, k, filters, mode) -> SearchBatch:
+            t = time.perf_counter()
+            out = super().search_many(queries, k, filters, mode)
+            self.spans.append((t, time.perf_counter(), len(queries)))
+            return out
+
+    async def main() -> None:
+        b, engine = batcher(slots=1, split=2), Timed()
+        first = asyncio.ensure_future(b.search(engine, "first", 2, None, "hybrid"))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)  # running: the next nine gather behind it
+        queries = [f"q{i}" for i in range(9)]
+        results = await asyncio.gather(
+            *(b.search(engine, q, 2, None, "hybrid") for q in queries)  # type: ignore[arg-type]
+        )
+        await first
+        for q, hits in zip(queries, results, strict=True):
+            assert {h.doc_id for h in hits} == {q}
+        assert b.stats.batches == 2 and b.stats.largest == 9  # one batch of nine ...
+        later = sorted(engine.spans[1:])
+        assert sorted(n for _, _, n in later) == [4, 5]  # ... run as two parts
+        assert later[1][0] < later[0][1]  # at the same time
+        assert sorted(q for c in engine.calls[1:] for q in c) == sorted(queries)
+
+    asyncio.run(main())
+
+
+def test_a_small_batch_is_not_split() -> None:
+    async def main() -> None:
+        b, engine = batcher(slots=1, split=4), FakeEngine(delay=0.05)
+        first = asyncio.ensure_future(b.search(engine, "first", 1, None, "hybrid"))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        await asyncio.gather(*(b.search(engine, q, 1, None, "hybrid") for q in "abc"))  # type: ignore[arg-type]
+        await first
+        assert sorted(len(c) for c in engine.calls) == [1, 3]  # 3 < 2 parts of two
+
+    asyncio.run(main())
+
+
+def test_probes_are_gathered_and_a_miss_is_none() -> None:
+    """The probe batcher calls ``search_cached_many``: one look-up for the probes waiting,
+    each caller gets its own hits, or None where its query is not cached."""
+
+    class Cache:
+        def __init__(self) -> None:
+            self.calls: list[list[str]] = []
+
+        def search_cached_many(self, queries, k, filters, mode):
+            self.calls.append(list(queries))
+            time.sleep(0.02)
+            timings = StageTimings()
+            timings.add("cache", 0.1)
+            return [
+                SearchHits([Hit(q, q, q, None, 1.0, q)], timings) if q.startswith("hit") else None
+                for q in queries
+            ]
+
+    async def main() -> None:
+        b, engine = batcher(slots=1, call="search_cached_many"), Cache()
+        queries = ["hit-a", "miss-b", "hit-c", "miss-d", "hit-e"]
+        results = await asyncio.gather(
+            *(b.search(engine, q, 1, None, "hybrid") for q in queries)  # type: ignore[arg-type]
+        )
+        for q, got in zip(queries, results, strict=True):
+            if q.startswith("hit"):
+                assert got is not None and got[0].doc_id == q
+                assert "cache" in got.timings.stages and "batch_wait" in got.timings.stages
+            else:
+                assert got is None
+        assert len(engine.calls) == 2 and engine.calls[1] == queries[1:]  # gathered
 
     asyncio.run(main())

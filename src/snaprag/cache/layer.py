@@ -121,6 +121,24 @@ class CachedSearcher:
         unless every query is cached. ``memory_only``: ask the in-process tier alone (and the
         index generation, one WAL read that never waits on a writer), which a server does
         on its event loop."""
+        batch = self.cached_each(queries, k, filters, mode, memory_only, partial=False)
+        if batch is None or any(hits is None for hits in batch):
+            return None
+        return batch
+
+    def cached_each(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+        memory_only: bool = False,
+        partial: bool = True,
+    ) -> SearchBatch | None:
+        """The cached hits of each query, None where a query is not cached, in one look-up
+        per tier (a server gathers the probes of concurrent requests into one call). Only
+        the queries found are counted: a miss is counted by the search that follows it.
+        ``partial`` False: count nothing unless every query was found."""
         queries = list(queries)
         cache = self.cache
         tiered = cache.tiered
@@ -131,25 +149,31 @@ class CachedSearcher:
         where: list[str | None] = []
         if memory_only:
             found: list[Any] = [tiered.memory.get(key) for key in keys]
-            where = ["memory"] * len(keys)
+            where = ["memory" if v is not None else None for v in found]
         else:
             found = tiered.get_many("retrieval", keys, record=False, where=where)
-        if any(v is None for v in found):
-            return None
+        hit = [i for i, v in enumerate(found) if v is not None]
         timings = StageTimings()
         timings.add("cache", _ms(t))
-        timings.cache_tier = _batch_tier(where)
-        # counted as the look-up of search_many would have: requests, then per tier
-        tiered.stats.record(REQUESTS, "retrieval", len(keys), 0)
-        left = len(keys)
-        for tier in tiered.tier_names:
-            if not left:
-                break
-            hits = sum(1 for w in where if w == tier)
-            tiered.stats.record(tier, "retrieval", hits, left - hits)
-            left -= hits
-        cache.log_queries("search", norms, params, queries, flush=not memory_only)
-        return SearchBatch([list(v) for v in found], timings)
+        timings.cache_tier = _batch_tier([where[i] for i in hit])
+        if hit and (partial or len(hit) == len(found)):
+            # counted as the look-up of search_many would have: requests, then per tier
+            tiered.stats.record(REQUESTS, "retrieval", len(hit), 0)
+            left = len(hit)
+            for tier in tiered.tier_names:
+                if not left:
+                    break
+                hits = sum(1 for i in hit if where[i] == tier)
+                tiered.stats.record(tier, "retrieval", hits, left - hits)
+                left -= hits
+            cache.log_queries(
+                "search",
+                [norms[i] for i in hit],
+                params,
+                [queries[i] for i in hit],
+                flush=not memory_only,
+            )
+        return SearchBatch([list(v) if v is not None else None for v in found], timings)
 
     def search_many(
         self,

@@ -1,13 +1,19 @@
-"""Dynamic micro-batching of single searches.
+"""Dynamic micro-batching of single searches (and of their cache probes).
 
 Concurrent ``POST /v1/search`` requests for one collection and the same parameters (k,
 mode, filters) are gathered and searched in one ``Engine.search_many`` call: one snapshot,
 one BM25 batch, one dense matrix product, one SQLite fetch and one thread hop for the lot.
+The same gathering probes the slower cache tiers (Redis, disk) of concurrent requests in
+one ``Engine.search_cached_many`` call: one look-up per tier instead of one per request,
+and the misses reach the search batcher together.
 
 * Idle server: a request starts at once (no timer wait).
 * Under load (a batch already running): a batch may wait up to ``wait_ms`` for more
   requests, and starts as soon as it holds ``max_batch`` of them or a worker is free.
-* At most ``slots`` batches run at once (the CPUs); the rest queue here.
+* At most ``slots`` batches run at once (a server runs one search batch at a time); the
+  rest queue here. A batch runs as up to ``split`` parts side by side (the CPUs), each
+  part whole on its own worker thread: with two batches at once instead, 16 clients
+  settled into one large batch beside two clients cycling alone.
 * A request's hits are the same batched or alone: query vectors do not depend on their
   batch (see ``OnnxEmbedder.embed_queries``), and each query is scored independently.
 
@@ -31,7 +37,7 @@ Run = Callable[..., Awaitable[Any]]
 @dataclass
 class _Request:
     query: str
-    future: asyncio.Future[SearchHits]
+    future: asyncio.Future[SearchHits | None]
     queued: float = field(default_factory=time.perf_counter)
 
 
@@ -61,11 +67,27 @@ class BatchStats:
 
 
 Key = tuple[int, int, str, Any]
+#: fewest requests in one part of a split batch
+MIN_PART = 2
 
 
 class MicroBatcher:
-    def __init__(self, run: Run, slots: int, max_batch: int, wait_ms: float) -> None:
+    """Gathers single calls into batched ``Engine`` calls: ``call`` names the method
+    (``search_many``, or ``search_cached_many`` whose entries may be None)."""
+
+    def __init__(
+        self,
+        run: Run,
+        slots: int,
+        max_batch: int,
+        wait_ms: float,
+        call: str = "search_many",
+        split: int = 1,
+    ) -> None:
         self._run = run
+        self.call = call
+        #: a batch of at least 2 x MIN_PART requests runs as up to this many parts at once
+        self.split = max(1, split)
         self.slots = max(1, slots)
         self.max_batch = max(1, max_batch)
         self.wait_s = max(0.0, wait_ms) / 1000
@@ -84,8 +106,9 @@ class MicroBatcher:
 
     async def search(
         self, engine: Engine, query: str, k: int, filters: Filters | None, mode: str
-    ) -> SearchHits:
-        """The hits of ``query``, searched together with concurrent requests like it."""
+    ) -> SearchHits | None:
+        """The hits of ``query``, searched (or looked up) together with concurrent requests
+        like it; None only from a probe that found nothing."""
         key: Key = (id(engine), k, mode, filters.key if filters else None)
         loop = asyncio.get_running_loop()
         request = _Request(query, loop.create_future())
@@ -127,25 +150,43 @@ class MicroBatcher:
     async def _dispatch(
         self, what: tuple[Engine, int, Filters | None, str], requests: list[_Request]
     ) -> None:
-        engine, k, filters, mode = what
         started = time.perf_counter()
         self.stats.add(len(requests))
         if self.on_batch is not None:
             self.on_batch(len(requests))
         try:
+            # one batch at a time, spread over the cores: each part runs whole (embed,
+            # score, fetch) on its own thread, so no core waits for another's serial steps
+            n = min(self.split, len(requests) // MIN_PART) or 1
+            parts = [requests[i::n] for i in range(n)]
+            await asyncio.gather(*(self._run_part(what, part, started) for part in parts))
+        finally:
+            self._running -= 1
+            self._schedule()
+
+    async def _run_part(
+        self,
+        what: tuple[Engine, int, Filters | None, str],
+        requests: list[_Request],
+        started: float,
+    ) -> None:
+        engine, k, filters, mode = what
+        try:
             queries = [r.query for r in requests]
-            batch: SearchBatch = await self._run(engine.search_many, queries, k, filters, mode)
+            batch = await self._run(getattr(engine, self.call), queries, k, filters, mode)
         except Exception as exc:
             for r in requests:
                 if not r.future.done():
                     r.future.set_exception(exc)
-        else:
-            for r, hits in zip(requests, batch, strict=True):
-                if r.future.done():
-                    continue
-                timings = StageTimings(dict(batch.timings.stages), batch.timings.cache_tier)
-                timings.stages = {"batch_wait": (started - r.queued) * 1000, **timings.stages}
-                r.future.set_result(SearchHits(hits, timings))
-        finally:
-            self._running -= 1
-            self._schedule()
+            return
+        shared = batch.timings if isinstance(batch, SearchBatch) else None
+        for r, hits in zip(requests, batch, strict=True):
+            if r.future.done():
+                continue
+            if hits is None:  # a probe's miss
+                r.future.set_result(None)
+                continue
+            source = shared if shared is not None else hits.timings
+            timings = StageTimings(dict(source.stages), source.cache_tier)
+            timings.stages = {"batch_wait": (started - r.queued) * 1000, **timings.stages}
+            r.future.set_result(SearchHits(hits, timings))
