@@ -42,7 +42,7 @@ from .observe.base import Telemetry
 from .observe.telemetry import NullTelemetry
 from .search.base import Reranker, Searcher
 from .search.query import check_batch, search_checked
-from .types import Answer, AnswerEvent, Filters, SearchBatch, SearchHits, StageTimings
+from .types import Answer, AnswerEvent, Filters, SearchBatch, SearchHits
 
 if TYPE_CHECKING:
     from .ingest.job import IngestReport, Progress
@@ -346,6 +346,7 @@ class Engine(EngineAdmin):
         with self._lock:
             if model != self.model_name:  # parts built for another model go
                 self._drop_search_parts()
+                self._close_embedder()
                 self._embedder, self._settings_fingerprint = _UNSET, None
             self._auto_model = model
 
@@ -407,22 +408,16 @@ class Engine(EngineAdmin):
         filters: Filters | None = None,
         mode: str = "hybrid",
     ) -> list[SearchHits | None]:
-        """Each query's hits if a cache tier holds them, else None, in one look-up per tier
-        (nothing is searched). A server probes the slower tiers of concurrent requests
-        together with this."""
+        """Each query's hits (and the tier that answered it) if a cache tier holds them,
+        else None, in one look-up per tier; nothing is searched. A server probes the slower
+        tiers of concurrent requests together with this (from a worker thread: the first
+        call builds the search parts)."""
         each = getattr(self.searcher, "cached_each", None)  # only a CachedSearcher has it
-        batch = each(list(queries), k, filters, mode) if each else None
-        if batch is None:
-            return [None] * len(queries)
-        found = sum(1 for hits in batch if hits is not None)
-        if found:
-            self.telemetry.stage_timings("search", batch.timings, found)
-        return [
-            SearchHits(hits, StageTimings(dict(batch.timings.stages), batch.timings.cache_tier))
-            if hits is not None
-            else None
-            for hits in batch
-        ]
+        found = each(list(queries), k, filters, mode) if each else [None] * len(queries)
+        for hits in found:
+            if hits is not None:
+                self.telemetry.stage_timings("search", hits.timings, 1)
+        return found
 
     # ------------------------------------------------------------------ answers
     def ask_events(
@@ -488,8 +483,14 @@ class Engine(EngineAdmin):
             if self._generator is not _UNSET:
                 self._generator.close()  # a local model nobody uses any more can be unloaded
             self._drop_search_parts()
+            self._close_embedder()
             if self._store is not _UNSET:
                 self._store.close()
+
+    def _close_embedder(self) -> None:
+        close = getattr(self._embedder, "close", None)  # stops an ONNX embedder's workers
+        if close is not None and not self._injected_embedder:
+            close()
 
     def _drop_search_parts(self) -> None:
         if self._retriever is not _UNSET:

@@ -170,8 +170,10 @@ class StageTimings:
     Search stages: ``normalize``, ``cache`` (the look-up; ``cache_tier`` names the tier
     that answered: ``memory``, ``redis``, ``disk``, ``semantic``, or None on a miss),
     ``load`` (snapshot), ``embed``, ``bm25_tokenize``, ``bm25``, ``dense``, ``fuse``,
-    ``fetch``, ``rerank``. Answer stages: ``retrieve``, ``load`` (model), ``context``,
-    ``prefill`` (to the first token), ``decode``, ``answer`` (extractive), ``total``.
+    ``fetch``, ``rerank``; a server adds ``queue_wait``, ``probe_wait`` and ``probe`` (the
+    gathered look-up in the slower cache tiers) and ``batch_wait``. Answer stages:
+    ``retrieve``, ``load`` (model), ``context``, ``prefill`` (to the first token),
+    ``decode``, ``answer`` (extractive), ``total``.
     """
 
     stages: dict[str, float] = field(default_factory=dict)

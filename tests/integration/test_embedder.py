@@ -166,3 +166,33 @@ def test_multilingual_preset_handles_korean() -> None:
     )
     scores = p @ q
     assert scores.argmax() == 0, scores
+
+
+def test_queries_run_on_the_query_session_and_a_loaded_embedder_pickles(int8) -> None:
+    """``embed_queries`` uses the one-thread session (side by side for several queries);
+    an embedder whose sessions and workers are loaded pickles without them and embeds the
+    same vectors on the other side; ``close`` stops the workers and queries still embed."""
+    import pickle
+
+    used = []
+    real = OnnxEmbedder._embed
+
+    def spy(self, texts, session=None):
+        used.append(session)
+        return real(self, texts, session)
+
+    queries = ["b cells", "short", "protein folding"]
+    before = int8.embed_queries(queries)
+    try:
+        OnnxEmbedder._embed = spy  # type: ignore[method-assign]
+        int8.embed_queries(queries)
+    finally:
+        OnnxEmbedder._embed = real  # type: ignore[method-assign]
+    assert used and all(s is int8._get_query_session() for s in used)
+    assert int8._pool is not None
+    copy = pickle.loads(pickle.dumps(int8))
+    assert copy._pool is None and copy._query_session is None and not copy.loaded
+    np.testing.assert_array_equal(copy.embed_queries(queries), before)
+    int8.close()
+    assert int8._pool is None
+    np.testing.assert_array_equal(int8.embed_queries(queries), before)

@@ -261,3 +261,46 @@ def test_search_cached_answers_only_what_the_cache_holds(tmp_path: Path, docs: P
     with make(tmp_path, cache=False) as e:
         e.search("ten year warranty", k=3)
         assert e.search_cached("ten year warranty", k=3) is None
+
+
+def test_search_cached_many_answers_each_query_with_its_own_tier(
+    tmp_path: Path, docs: Path
+) -> None:
+    """A server gathers the probes of concurrent requests: each query gets its own hits and
+    tier (or None), only the queries found are counted, and a miss is counted once, by the
+    search that follows it."""
+    with make(tmp_path) as e:
+        e.ingest([docs])
+        on_disk = e.search("ten year warranty", k=3)
+    with make(tmp_path) as e:  # a new process: its memory tier is empty
+        in_memory = e.search("child lock", k=3)
+
+        def counts() -> dict[tuple[str, str], tuple[int, int]]:
+            rows = e.cache_report()["stats"]
+            return {
+                (r["tier"], r["namespace"]): (r["hits"], r["misses"])
+                for r in rows
+                if r["namespace"] == "retrieval"
+            }
+
+        before = counts()
+        found = e.search_cached_many(["child lock", "ten year warranty", "frame size"], k=3)
+        assert [h.id for h in found[0]] == [h.id for h in in_memory]
+        assert [h.id for h in found[1]] == [h.id for h in on_disk]
+        assert found[2] is None
+        assert [found[0].timings.cache_tier, found[1].timings.cache_tier] == ["memory", "disk"]
+        after = counts()
+
+        def delta(key: tuple[str, str]) -> tuple[int, int]:
+            old = before.get(key, (0, 0))
+            new = after.get(key, (0, 0))
+            return new[0] - old[0], new[1] - old[1]
+
+        # the two found, not the miss: one in memory, one fell through to the disk
+        assert delta(("memory", "retrieval")) == (1, 1)
+        assert delta(("disk", "retrieval")) == (1, 0)
+        before = after
+        e.search_many(["frame size"], k=3)
+        after = counts()
+        assert delta(("memory", "retrieval")) == (0, 1)  # the miss, counted by its search
+        assert delta(("disk", "retrieval")) == (0, 1)

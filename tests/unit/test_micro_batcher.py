@@ -40,7 +40,7 @@ async def _run(fn: Any, *args: Any) -> Any:
 
 def batcher(**kw: Any) -> MicroBatcher:
     return MicroBatcher(
-        _run, kw.pop("slots", 1), kw.pop("max_batch", 32), kw.pop("wait_ms", 0), **kw
+        _run, kw.pop("capacity", 1), kw.pop("max_batch", 32), kw.pop("wait_ms", 0), **kw
     )
 
 
@@ -57,7 +57,7 @@ def test_an_idle_request_starts_at_once_alone() -> None:
 
 def test_concurrent_requests_share_batches_and_get_their_own_hits() -> None:
     async def main() -> None:
-        b, engine = batcher(slots=1, max_batch=8), FakeEngine()
+        b, engine = batcher(capacity=1, max_batch=8), FakeEngine()
         queries = [f"q{i}" for i in range(20)]
         results = await asyncio.gather(
             *(b.search(engine, q, 3, None, "hybrid") for q in queries)  # type: ignore[arg-type]
@@ -73,7 +73,7 @@ def test_concurrent_requests_share_batches_and_get_their_own_hits() -> None:
 
 def test_different_parameters_are_never_mixed() -> None:
     async def main() -> None:
-        b, engine = batcher(slots=1), FakeEngine()
+        b, engine = batcher(capacity=1), FakeEngine()
         pdf = Filters(type="pdf")
         calls = [
             b.search(engine, "a", 3, None, "hybrid"),  # type: ignore[arg-type]
@@ -93,7 +93,7 @@ def test_different_parameters_are_never_mixed() -> None:
 
 def test_a_failing_batch_fails_its_callers_and_the_next_batch_runs() -> None:
     async def main() -> None:
-        b, engine = batcher(slots=1), FakeEngine(fail_on="bad")
+        b, engine = batcher(capacity=1), FakeEngine(fail_on="bad")
         first = asyncio.ensure_future(b.search(engine, "bad", 1, None, "hybrid"))  # type: ignore[arg-type]
         await asyncio.sleep(0)
         with pytest.raises(ValueError, match="broken batch"):
@@ -106,7 +106,7 @@ def test_a_failing_batch_fails_its_callers_and_the_next_batch_runs() -> None:
 
 def test_requests_gone_past_their_deadline_are_not_searched() -> None:
     async def main() -> None:
-        b, engine = batcher(slots=1), FakeEngine(delay=0.1)
+        b, engine = batcher(capacity=1), FakeEngine(delay=0.1)
         first = asyncio.ensure_future(b.search(engine, "first", 1, None, "hybrid"))  # type: ignore[arg-type]
         await asyncio.sleep(0.01)  # the first batch is running: the next ones queue
         with pytest.raises(TimeoutError):
@@ -121,7 +121,7 @@ def test_requests_gone_past_their_deadline_are_not_searched() -> None:
 
 def test_under_load_a_small_batch_waits_for_company_but_not_when_idle() -> None:
     async def main() -> None:
-        b, engine = batcher(slots=2, wait_ms=50), FakeEngine(delay=0.1)
+        b, engine = batcher(capacity=2, wait_ms=50), FakeEngine(delay=0.1)
         await b.search(engine, "alone", 1, None, "hybrid")  # type: ignore[arg-type]
         assert b.stats.batches == 1
         running = asyncio.ensure_future(b.search(engine, "long", 1, None, "hybrid"))  # type: ignore[arg-type]
@@ -154,7 +154,7 @@ def test_a_batch_runs_as_parts_side_by_side_and_each_caller_gets_its_own_hits() 
             return out
 
     async def main() -> None:
-        b, engine = batcher(slots=1, split=2), Timed()
+        b, engine = batcher(capacity=2, split=2), Timed()
         first = asyncio.ensure_future(b.search(engine, "first", 2, None, "hybrid"))  # type: ignore[arg-type]
         await asyncio.sleep(0.01)  # running: the next nine gather behind it
         queries = [f"q{i}" for i in range(9)]
@@ -175,7 +175,7 @@ def test_a_batch_runs_as_parts_side_by_side_and_each_caller_gets_its_own_hits() 
 
 def test_a_small_batch_is_not_split() -> None:
     async def main() -> None:
-        b, engine = batcher(slots=1, split=4), FakeEngine(delay=0.05)
+        b, engine = batcher(capacity=4, split=4), FakeEngine(delay=0.05)
         first = asyncio.ensure_future(b.search(engine, "first", 1, None, "hybrid"))  # type: ignore[arg-type]
         await asyncio.sleep(0.01)
         await asyncio.gather(*(b.search(engine, q, 1, None, "hybrid") for q in "abc"))  # type: ignore[arg-type]
@@ -204,7 +204,7 @@ def test_probes_are_gathered_and_a_miss_is_none() -> None:
             ]
 
     async def main() -> None:
-        b, engine = batcher(slots=1, call="search_cached_many"), Cache()
+        b, engine = batcher(capacity=1, call="search_cached_many"), Cache()
         queries = ["hit-a", "miss-b", "hit-c", "miss-d", "hit-e"]
         results = await asyncio.gather(
             *(b.search(engine, q, 1, None, "hybrid") for q in queries)  # type: ignore[arg-type]
@@ -216,5 +216,49 @@ def test_probes_are_gathered_and_a_miss_is_none() -> None:
             else:
                 assert got is None
         assert len(engine.calls) == 2 and engine.calls[1] == queries[1:]  # gathered
+
+    asyncio.run(main())
+
+
+def test_other_collections_run_beside_a_batch_but_one_key_runs_one_batch_at_a_time() -> None:
+    """Parts are the capacity: a second collection (or other parameters) runs beside a
+    running batch, while the same key's next batch waits for its last one and then takes
+    everything that arrived meanwhile."""
+
+    async def main() -> None:
+        b = batcher(capacity=2, split=2)
+        first, second = FakeEngine(delay=0.3), FakeEngine(delay=0.02)
+        running = asyncio.ensure_future(b.search(first, "a1", 1, None, "hybrid"))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        other = await b.search(second, "b1", 1, None, "hybrid")  # type: ignore[arg-type]
+        assert not running.done()  # b1 was answered while a1 still ran: it did not wait
+        assert other[0].doc_id == "b1"
+        same = [
+            asyncio.ensure_future(b.search(first, q, 1, None, "hybrid"))  # type: ignore[arg-type]
+            for q in ("a2", "a3")
+        ]
+        await asyncio.gather(running, *same)
+        assert first.calls == [["a1"], ["a2", "a3"]]  # held until a1 was done, then together
+
+    asyncio.run(main())
+
+
+def test_a_failure_handing_out_results_fails_every_caller_of_the_part() -> None:
+    class Short(FakeEngine):
+        def search_many(self, queries, k, filters, mode) -> SearchBatch:
+            out = super().search_many(queries, k, filters, mode)
+            return SearchBatch(list(out)[:-1], out.timings)  # one result short
+
+    async def main() -> None:
+        b, engine = batcher(capacity=1), Short(delay=0.05)
+        first = asyncio.ensure_future(b.search(engine, "first", 1, None, "hybrid"))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        pair = [b.search(engine, q, 1, None, "hybrid") for q in ("x", "y")]  # type: ignore[arg-type]
+        # every caller is answered (its hits, or the error), none is left waiting
+        results = await asyncio.wait_for(asyncio.gather(*pair, return_exceptions=True), 2)
+        assert any(isinstance(r, ValueError) for r in results), results
+        with pytest.raises(ValueError):
+            await first
+        assert b._busy == 0 and not b._active  # the capacity came back
 
     asyncio.run(main())

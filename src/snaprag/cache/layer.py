@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import SnapragError
 from ..generate.base import Answerer
 from ..search.base import Searcher
-from ..types import AnswerEvent, Filters, SearchBatch, StageTimings
+from ..types import AnswerEvent, Filters, SearchBatch, SearchHits, StageTimings
 from .answers import answer_from_cache, dump_answer
 from .base import Cache
 from .normalize import normalize_query
@@ -121,10 +121,12 @@ class CachedSearcher:
         unless every query is cached. ``memory_only``: ask the in-process tier alone (and the
         index generation, one WAL read that never waits on a writer), which a server does
         on its event loop."""
-        batch = self.cached_each(queries, k, filters, mode, memory_only, partial=False)
-        if batch is None or any(hits is None for hits in batch):
+        found = self.cached_each(queries, k, filters, mode, memory_only, partial=False)
+        if not found or any(hits is None for hits in found):
             return None
-        return batch
+        timings = found[0].timings  # one look-up for all: the same timings, bar the tier
+        timings.cache_tier = _batch_tier([hits.timings.cache_tier for hits in found])
+        return SearchBatch([list(hits) for hits in found], timings)
 
     def cached_each(
         self,
@@ -134,16 +136,17 @@ class CachedSearcher:
         mode: str = "hybrid",
         memory_only: bool = False,
         partial: bool = True,
-    ) -> SearchBatch | None:
-        """The cached hits of each query, None where a query is not cached, in one look-up
-        per tier (a server gathers the probes of concurrent requests into one call). Only
-        the queries found are counted: a miss is counted by the search that follows it.
-        ``partial`` False: count nothing unless every query was found."""
+    ) -> list[SearchHits | None]:
+        """The cached hits of each query (with the tier that answered it), None where a
+        query is not cached, in one look-up per tier: a server gathers the probes of
+        concurrent requests into one call. Only the queries found are counted, as a miss
+        is counted by the search that follows it. ``partial`` False: nothing is counted
+        unless every query was found."""
         queries = list(queries)
         cache = self.cache
         tiered = cache.tiered
         if not queries or (memory_only and tiered.memory is None):
-            return None
+            return [None] * len(queries)
         t = time.perf_counter()
         norms, keys, params, _ = self._keys(queries, k, filters, mode)
         where: list[str | None] = []
@@ -153,9 +156,7 @@ class CachedSearcher:
         else:
             found = tiered.get_many("retrieval", keys, record=False, where=where)
         hit = [i for i, v in enumerate(found) if v is not None]
-        timings = StageTimings()
-        timings.add("cache", _ms(t))
-        timings.cache_tier = _batch_tier([where[i] for i in hit])
+        ms = _ms(t)
         if hit and (partial or len(hit) == len(found)):
             # counted as the look-up of search_many would have: requests, then per tier
             tiered.stats.record(REQUESTS, "retrieval", len(hit), 0)
@@ -173,7 +174,10 @@ class CachedSearcher:
                 [queries[i] for i in hit],
                 flush=not memory_only,
             )
-        return SearchBatch([list(v) if v is not None else None for v in found], timings)
+        return [
+            SearchHits(list(v), StageTimings({"cache": ms}, where[i])) if v is not None else None
+            for i, v in enumerate(found)
+        ]
 
     def search_many(
         self,

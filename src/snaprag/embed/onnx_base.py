@@ -42,7 +42,8 @@ class OnnxModel:
         self._session: Any = None
         self._tokenizer: Any = None
         self._lock = threading.RLock()
-        #: how many times the ONNX session was created (1 once loaded; tests count it)
+        #: how many times an ONNX session was created (tests count it; an embedder that
+        #: both embeds passages and queries with several threads has two)
         self.session_loads = 0
 
     # ------------------------------------------------------------------ hooks

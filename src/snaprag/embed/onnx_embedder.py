@@ -94,6 +94,10 @@ class OnnxEmbedder(OnnxModel):
                     self._on_session(session)
                     self.session_loads += 1
                     self._query_session = session
+                    if self.low_memory:  # the model's protobuf copy, freed into the heap
+                        from ..system import release_free_memory
+
+                        release_free_memory()
         return self._query_session
 
     def _query_pool(self) -> ThreadPoolExecutor:
@@ -108,6 +112,14 @@ class OnnxEmbedder(OnnxModel):
     @property
     def loaded(self) -> bool:
         return self._session is not None or self._query_session is not None
+
+    def close(self) -> None:
+        """Stop the query workers (a call still running finishes; a later call embeds its
+        queries one after another, or starts new workers if used again)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -135,10 +147,12 @@ class OnnxEmbedder(OnnxModel):
             return self._embed([text], session)[0]
 
         out = np.zeros((len(prefixed), self.dim), dtype=np.float32)
+        rows: Any = map(one, prefixed)
         if len(prefixed) > 1 and self.threads > 1:
-            rows = self._query_pool().map(one, prefixed)
-        else:
-            rows = map(one, prefixed)
+            try:
+                rows = self._query_pool().map(one, prefixed)
+            except RuntimeError:  # closed by another thread meanwhile: one after another
+                rows = map(one, prefixed)
         for i, row in enumerate(rows):
             out[i] = row
         return out

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 #: cache look-ups kept per thread until the operation they belong to is reported
 _MAX_PENDING_CACHE_EVENTS = 64
 #: stages a server reports on their own, after the engine reported the operation's work
-_SERVER_WAITS = frozenset({"queue_wait", "batch_wait"})
+_SERVER_WAITS = frozenset({"queue_wait", "probe_wait", "probe", "batch_wait"})
 
 
 class _AskSpan:

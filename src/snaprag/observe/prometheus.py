@@ -37,6 +37,8 @@ STAGES = frozenset(
         "total",
         "batch_wait",
         "queue_wait",
+        "probe_wait",
+        "probe",
     ]
 )
 OPERATIONS = frozenset({"search", "ask"})

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 #: pipeline order of the stages outside retrieval (see StageTimings)
-_BEFORE = ("queue_wait", "batch_wait", "normalize", "cache")
+_BEFORE = ("queue_wait", "probe_wait", "probe", "batch_wait", "normalize", "cache")
 _AFTER = ("context", "prefill", "decode", "answer")
 #: retrieval: BM25 runs on a pool thread while the query is embedded and searched densely
 _LEXICAL = ("bm25_tokenize", "bm25")

@@ -35,7 +35,9 @@ class BiEncoderRescorer:
         return f"rescore:{inner}|alpha={self.alpha}"
 
     def warm_up(self) -> None:
+        """Both sides: a rescore embeds the query and the candidate passages."""
         self.embedder.warm_up()
+        self.embedder.embed_passages(["warm up"])
 
     def rerank(self, query: str, hits: Sequence[Hit], top_n: int | None = None) -> list[Hit]:
         n = len(hits) if top_n is None else min(top_n, len(hits))

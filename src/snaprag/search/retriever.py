@@ -232,8 +232,11 @@ class Retriever:
         if self._pool is None:
             with self._lock:
                 if self._pool is None:
+                    # one per CPU: a server runs a batch as parts side by side, each with
+                    # its own BM25 list
                     self._pool = ThreadPoolExecutor(
-                        max_workers=1, thread_name_prefix="snaprag-bm25"
+                        max_workers=max(1, self.config.effective_threads),
+                        thread_name_prefix="snaprag-bm25",
                     )
         return self._pool
 

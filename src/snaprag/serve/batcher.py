@@ -10,10 +10,10 @@ and the misses reach the search batcher together.
 * Idle server: a request starts at once (no timer wait).
 * Under load (a batch already running): a batch may wait up to ``wait_ms`` for more
   requests, and starts as soon as it holds ``max_batch`` of them or a worker is free.
-* At most ``slots`` batches run at once (a server runs one search batch at a time); the
-  rest queue here. A batch runs as up to ``split`` parts side by side (the CPUs), each
-  part whole on its own worker thread: with two batches at once instead, 16 clients
-  settled into one large batch beside two clients cycling alone.
+* At most ``capacity`` parts run at once (the CPUs), and one batch per key (collection
+  and parameters): a key's next batch takes every request that arrived while its last
+  one ran. A batch of at least ``2 * MIN_PART`` runs as up to ``split`` parts side by
+  side, each whole on its own worker thread; batches of other keys use the parts left.
 * A request's hits are the same batched or alone: query vectors do not depend on their
   batch (see ``OnnxEmbedder.embed_queries``), and each query is scored independently.
 
@@ -72,28 +72,35 @@ MIN_PART = 2
 
 
 class MicroBatcher:
-    """Gathers single calls into batched ``Engine`` calls: ``call`` names the method
-    (``search_many``, or ``search_cached_many`` whose entries may be None)."""
+    """Gathers single calls into batched ``Engine`` calls.
+
+    ``call`` names the method: ``search_many``, or ``search_cached_many`` (the probes of
+    the slower cache tiers), whose entries may be None. ``capacity``: parts running at
+    once over all keys (the CPUs); ``split``: most parts one batch runs as. ``stage``: the
+    timing that reports a request's wait here.
+    """
 
     def __init__(
         self,
         run: Run,
-        slots: int,
+        capacity: int,
         max_batch: int,
         wait_ms: float,
         call: str = "search_many",
         split: int = 1,
+        stage: str = "batch_wait",
     ) -> None:
         self._run = run
         self.call = call
-        #: a batch of at least 2 x MIN_PART requests runs as up to this many parts at once
-        self.split = max(1, split)
-        self.slots = max(1, slots)
+        self.capacity = max(1, capacity)
+        self.split = max(1, min(split, self.capacity))
+        self.stage = stage
         self.max_batch = max(1, max_batch)
         self.wait_s = max(0.0, wait_ms) / 1000
         self._pending: dict[Key, list[_Request]] = {}
         self._engines: dict[Key, tuple[Engine, int, Filters | None, str]] = {}
-        self._running = 0
+        self._busy = 0  # parts running
+        self._active: set[Key] = set()  # keys with a batch running
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self.stats = BatchStats()
@@ -118,13 +125,20 @@ class MicroBatcher:
         return await request.future
 
     def _schedule(self) -> None:
-        """Start batches while workers are free; under load, hold a small batch for up to
-        ``wait_s`` so that requests arriving meanwhile share it."""
-        while self._running < self.slots and self._pending:
-            key = min(self._pending, key=lambda k: self._pending[k][0].queued)
+        """Start batches while parts are free, one batch per key at a time; under load,
+        hold a small batch for up to ``wait_s`` so that requests arriving meanwhile share
+        it. A key's next batch starts only once its last one is done, and then takes every
+        request that arrived meanwhile: were a key's batches started whenever a part came
+        free, the first request to arrive would take it alone, and a few clients would
+        cycle alone beside one large batch (16 clients: 1,666 of 2,086 batches held one)."""
+        while self._busy < self.capacity:
+            ready = [key for key in self._pending if key not in self._active]
+            if not ready:
+                return
+            key = min(ready, key=lambda k: self._pending[k][0].queued)
             requests = self._pending[key]
             held = time.perf_counter() - requests[0].queued
-            if self._running and len(requests) < self.max_batch and held < self.wait_s:
+            if self._busy and len(requests) < self.max_batch and held < self.wait_s:
                 if self._timer is None:
                     loop = asyncio.get_running_loop()
                     self._timer = loop.call_later(self.wait_s - held, self._on_timer)
@@ -138,8 +152,10 @@ class MicroBatcher:
             live = [r for r in batch if not r.future.done()]  # gone past their deadline
             if not live:
                 continue
-            self._running += 1
-            task = asyncio.ensure_future(self._dispatch(what, live))
+            parts = min(self.split, self.capacity - self._busy, len(live) // MIN_PART) or 1
+            self._busy += parts
+            self._active.add(key)
+            task = asyncio.ensure_future(self._dispatch(key, what, live, parts))
             self._tasks.add(task)  # the loop keeps only weak references to tasks
             task.add_done_callback(self._tasks.discard)
 
@@ -148,20 +164,26 @@ class MicroBatcher:
         self._schedule()
 
     async def _dispatch(
-        self, what: tuple[Engine, int, Filters | None, str], requests: list[_Request]
+        self,
+        key: Key,
+        what: tuple[Engine, int, Filters | None, str],
+        requests: list[_Request],
+        n: int,
     ) -> None:
+        """One batch as ``n`` parts side by side, each whole (embed, score, fetch) on its
+        own worker thread."""
         started = time.perf_counter()
         self.stats.add(len(requests))
         if self.on_batch is not None:
             self.on_batch(len(requests))
         try:
-            # one batch at a time, spread over the cores: each part runs whole (embed,
-            # score, fetch) on its own thread, so no core waits for another's serial steps
-            n = min(self.split, len(requests) // MIN_PART) or 1
             parts = [requests[i::n] for i in range(n)]
-            await asyncio.gather(*(self._run_part(what, part, started) for part in parts))
+            await asyncio.gather(
+                *(self._run_part(what, part, started) for part in parts),
+                return_exceptions=True,  # each part has answered its own callers
+            )
         finally:
-            self._running -= 1
+            self._active.discard(key)
             self._schedule()
 
     async def _run_part(
@@ -174,19 +196,28 @@ class MicroBatcher:
         try:
             queries = [r.query for r in requests]
             batch = await self._run(getattr(engine, self.call), queries, k, filters, mode)
-        except Exception as exc:
+            shared = batch.timings if isinstance(batch, SearchBatch) else None
+            for r, hits in zip(requests, batch, strict=True):
+                if r.future.done():
+                    continue
+                if hits is None:  # a probe's miss
+                    r.future.set_result(None)
+                    continue
+                source = shared if shared is not None else hits.timings
+                timings = StageTimings(dict(source.stages), source.cache_tier)
+                timings.stages = {self.stage: (started - r.queued) * 1000, **timings.stages}
+                r.future.set_result(SearchHits(hits, timings))
+        except BaseException as exc:
+            # whatever failed (the call, or handing out its results), no caller is left
+            # waiting for an answer that will not come
             for r in requests:
                 if not r.future.done():
-                    r.future.set_exception(exc)
-            return
-        shared = batch.timings if isinstance(batch, SearchBatch) else None
-        for r, hits in zip(requests, batch, strict=True):
-            if r.future.done():
-                continue
-            if hits is None:  # a probe's miss
-                r.future.set_result(None)
-                continue
-            source = shared if shared is not None else hits.timings
-            timings = StageTimings(dict(source.stages), source.cache_tier)
-            timings.stages = {"batch_wait": (started - r.queued) * 1000, **timings.stages}
-            r.future.set_result(SearchHits(hits, timings))
+                    if isinstance(exc, Exception):
+                        r.future.set_exception(exc)
+                    else:
+                        r.future.cancel()
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._busy -= 1
+            self._schedule()

@@ -68,14 +68,15 @@ class State:
         self.ingest_queue = overrides.get("ingest", (1, INGEST_QUEUE))[1]
         for lane in self.lanes.values():
             lane.listener = observer.lane_event
-        # one search batch at a time, its parts on every CPU: two batches side by side
-        # split 16 clients into one large batch and two that cycled alone (1,666 of 2,086
-        # batches held one query), each alone costing a whole query's fixed work
-        self.batcher = MicroBatcher(self.run, 1, batch, config.server_batch_wait_ms, split=cpus)
+        # one search batch per collection and parameters at a time, split over the CPUs;
+        # the probes of the slower cache tiers are gathered the same way (one look-up per
+        # tier for the requests waiting; their misses then reach the batcher together)
+        wait = config.server_batch_wait_ms
+        self.batcher = MicroBatcher(self.run, cpus, batch, wait, split=cpus)
         self.batcher.on_batch = observer.batch
-        # probes of the slower cache tiers: one call at a time, taking every probe waiting
-        # (one look-up per tier for them all; their misses then reach the batcher together)
-        self.prober = MicroBatcher(self.run, 1, PROBES_PER_CALL, 0.0, "search_cached_many")
+        self.prober = MicroBatcher(
+            self.run, cpus, PROBES_PER_CALL, 0.0, "search_cached_many", stage="probe_wait"
+        )
         self.resources = Resources(config.server_max_cpu, config.server_max_memory_mb, cpus)
         self.producers = Producers()
         self.ready = False
@@ -186,7 +187,8 @@ class State:
         if hits is None:
             hits = await self._search_uncached(engine, query, k, filters, mode)
             hits.timings.stages["queue_wait"] = QUEUE_WAIT_MS.get()
-            self.observer.stages("search", hits.timings, ("queue_wait", "batch_wait"))
+            server_stages = ("queue_wait", "probe_wait", "probe", "batch_wait")
+            self.observer.stages("search", hits.timings, server_stages)
         self.observer.query("search", query, (time.perf_counter() - started) * 1000, tenant)
         return hits
 
@@ -195,17 +197,24 @@ class State:
     ) -> SearchHits:
         async with self.admit("search") as deadline:
             cache = engine.cache if engine.config.cache else None
+            probe_ms = 0.0
             if cache is not None and cache.tiered.tiers:  # Redis or disk: not on the loop
+                started = time.perf_counter()
                 probe = self.prober.search(engine, query, k, filters, mode)
                 hits = await run_with_deadline(probe, deadline, "search")
                 if hits is not None:
                     return hits
+                probe_ms = (time.perf_counter() - started) * 1000
             if self.config.server_batch_max <= 1:
                 alone = self.run(engine.search, query, k, filters, mode)
                 return await run_with_deadline(alone, deadline, "search", cancel=False)
-            return await run_with_deadline(
+            found = await run_with_deadline(
                 self.batcher.search(engine, query, k, filters, mode), deadline, "search"
             )
+            assert found is not None  # only a probe answers None
+            if probe_ms:  # the miss's look-up in the slower tiers, waiting included
+                found.timings.stages = {"probe": probe_ms, **found.timings.stages}
+            return found
 
     def queues(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: lane.report() for name, lane in self.lanes.items()}

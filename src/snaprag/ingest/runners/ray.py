@@ -108,9 +108,10 @@ class ProcessWorker:
         self.stats = WorkerStats("", ray.util.get_node_ip_address(), cpus)
 
     def hello(self, name: str) -> WorkerStats:
-        """Name the worker and load its model (so the first pack does not pay for it)."""
+        """Name the worker and load its model (so the first pack does not pay for it): the
+        passage side only, as a worker never embeds a query."""
         self.stats.worker = name
-        self.processor.embedder.warm_up()
+        self.processor.embedder.embed_passages(["warm up"])
         return self.stats
 
     def split(self, item: WorkItem) -> Iterator[SourceInfo | ChunkPack | Raised]:
