@@ -136,3 +136,52 @@ def test_dotted_headings_are_told_from_numbered_lists() -> None:
         (2, "2. How to make a claim"),
         (3, "3. Exclusions"),
     ]
+
+
+INDEX_PAGE = """Index
+quad, xxxvii
+\\quarkmarks, 328, 330
+question (counter), 300
+R
+r (position argument), 232, 233, 419, 421,
+ragged2e (package), 175
+raggedleft, 129"""
+
+
+USAGE = "1 Usage\n" + "Load the package and go on writing the document as before.\n" * 12
+
+
+def test_a_listing_page_keeps_the_headings_that_start_on_it() -> None:
+    # the index's own bookmark ("Index") still names what is left of its page, so a search
+    # for it finds the page; the letter groups, dropped with the entries, do not take over
+    # the "Index" line; a page the index continues on inherits nothing
+    pages = [
+        (1, USAGE),
+        (2, INDEX_PAGE),
+        (3, "raggedright, 130\nrule, 12, 14\nS\nsection, 3, 4\nsubsection, 5\nsummary, 8"),
+    ]
+    marks = [
+        mark(("Usage",), 1),
+        mark(("Index",), 2),
+        mark(("Index", "Q"), 2),
+        mark(("Index", "R"), 2),
+        mark(("Index", "S"), 3),
+    ]
+    got = [(s.page, s.path, s.text) for s in pdf_sections(pages, marks)]
+    assert got == [(1, "Usage", USAGE.strip()), (2, "Index", "Index")]
+
+
+def test_a_listing_page_under_a_heading_from_an_earlier_page_inherits_nothing() -> None:
+    pages = [
+        (1, USAGE),
+        (2, "Contents\n1 Usage 1\n2 Options 3\n3 Examples 4\n4 History 5\n5 Index 6"),
+    ]
+    got = [(s.page, s.path, s.text) for s in pdf_sections(pages, [mark(("Usage",), 1)])]
+    assert got == [(1, "Usage", USAGE.strip()), (2, "", "Contents")]
+
+
+def test_a_heading_not_printed_does_not_take_the_line_of_one_that_is() -> None:
+    pages = [(1, "Body before.\n2 Options\nThe options are few.")]
+    marks = [mark(("Options",), 1), mark(("Options", "Drawn as a picture"), 1)]
+    got = [(s.path, s.text) for s in pdf_sections(pages, marks)]
+    assert got == [("", "Body before."), ("Options", "2 Options\nThe options are few.")]

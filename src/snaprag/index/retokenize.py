@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from .base import DocumentStore
+from .heading_terms import with_section_terms
 from .store import Store
 from .tokenize import TOKENIZER_VERSION, indexed_text, tokenize_many
 
@@ -44,7 +45,10 @@ def refresh_bm25_terms(index: Store | Path) -> int:
                 )
             for start in range(0, len(rows), 2048):
                 part = rows[start : start + 2048]
-                tokens = tokenize_many([indexed_text(t, text, s) for _, t, text, s in part])
+                tokens = with_section_terms(
+                    tokenize_many([indexed_text(t, text, s) for _, t, text, s in part]),
+                    [s for *_, s in part],
+                )
                 conn.executemany(
                     "UPDATE chunks SET tokens = ? WHERE id = ?",
                     [(" ".join(t), r[0]) for r, t in zip(part, tokens, strict=True)],

@@ -72,7 +72,8 @@ DEFAULT_KOREAN_MODE: KoreanMode = "morph"
 
 #: Bumped whenever a change alters the tokens produced for some text.
 #: 2: number + unit tokens ("2월") in the morph modes.
-TOKENIZER_VERSION = 2
+#: 3: each chunk's heading term (:mod:`.heading_terms`) stored with its terms.
+TOKENIZER_VERSION = 3
 
 # The Glasgow IR group list that scikit-learn ships, less the content words in it
 # ("system", "fire", "bill", "interest", "show", "find", "part", "name", ...) that are

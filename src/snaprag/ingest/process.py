@@ -24,6 +24,7 @@ import numpy as np
 
 from ..embed.base import Embedder
 from ..errors import LoaderError
+from ..index.heading_terms import with_section_terms
 from ..index.tokenize import indexed_text, tokenize_many
 from ..types import Chunk, Document
 from .chunking import CHUNKER_VERSION, MIN_CHUNK_TOKENS, Chunker
@@ -233,7 +234,8 @@ def embed_pack(processor: Processor, pack: ChunkPack) -> ChunkBatch:
     start = time.perf_counter()
     vectors = np.asarray(processor.embedder.embed_passages(texts), dtype=np.float32)
     seconds = time.perf_counter() - start
-    return ChunkBatch(parts, chunks, vectors, tokenize_many(texts), last, seconds)
+    tokens = with_section_terms(tokenize_many(texts), [c.section for c in chunks])
+    return ChunkBatch(parts, chunks, vectors, tokens, last, seconds)
 
 
 def document_hash(doc: Document) -> str:

@@ -21,6 +21,7 @@ from ..embed.models import PRESETS
 from ..errors import ConfigError
 from ..index.base import DocumentStore, SearchingStore
 from ..index.factory import choose_vector_index
+from ..index.heading_terms import with_query_terms
 from ..index.tokenize import has_hangul, tokenize_many
 from ..types import Filters, Hit, SearchBatch, StageTimings
 from . import fusion
@@ -155,7 +156,7 @@ class Retriever:
 
         def lexical() -> list[tuple[np.ndarray, np.ndarray]]:
             t = time.perf_counter()
-            tokens = tokenize_many(list(queries))
+            tokens = with_query_terms(tokenize_many(list(queries)), queries)
             timings.add("bm25_tokenize", (time.perf_counter() - t) * 1000)
             t = time.perf_counter()
             out = snap.bm25.search_many(tokens, n_cand, filter_mask=row_filter)

@@ -63,18 +63,21 @@ def pdf_sections(
     for page_index, (number, page_lines) in enumerate(zip(numbers, lines, strict=True)):
         here = starts.get(page_index, {})
         begin = 0
+        started = False  # whether the path in effect was set by a heading on this page
         for i in range(len(page_lines) + 1):
             if i < len(page_lines) and i not in here:
                 continue
             text = "\n".join(page_lines[begin:i]).strip()
             if text:
-                # what is left of a contents or index page ("Index") is under no heading:
-                # the path it would inherit would make it match that heading's queries
-                where = () if cleaned[page_index].listing else path
+                # what is left of a contents or index page ("Index") inherits no heading:
+                # the path would make it match that heading's queries; a heading that
+                # starts on the page (its own "Index" bookmark) is its own, and is kept
+                where = () if cleaned[page_index].listing and not started else path
                 sections.append(Section(text, page=number, heading=where))
             if i < len(page_lines):
                 path = here[i]
                 begin = i
+                started = True
         if not page_lines and here:  # a heading on a page left empty: it still holds
             path = here[max(here)]
     return sections
@@ -104,13 +107,18 @@ def _bookmark_starts(
     for page_index, marks in by_page.items():
         page_lines = lines[page_index]
         here: dict[int, tuple[str, ...]] = {}
+        placed: set[int] = set()  # lines where a heading was found as printed
         at = 0
         for mark in marks:
             found = _find_title(page_lines, mark.title, at)
-            if found is None and not anchor_missing:
+            if found is None and (not anchor_missing or at in placed):
+                # a heading not printed (an index's letter groups, dropped as entries)
+                # does not take the line of one that is ("Index" above them)
                 continue
             at = found if found is not None else at
             here[at] = mark.path  # several at one line: the last (deepest) one holds
+            if found is not None:
+                placed.add(at)
         if page_lines:
             starts[page_index] = here
     return starts
