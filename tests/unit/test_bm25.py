@@ -13,6 +13,7 @@ import pytest
 from snaprag.errors import ConfigError, IndexStateError, QueryError
 from snaprag.index import bm25 as bm25_module
 from snaprag.index.bm25 import Bm25Index
+from snaprag.index.rowfile import PositionedArray
 
 CORPUS = [
     ["cat", "sat", "mat", "cat"],
@@ -330,12 +331,14 @@ def test_build_is_deterministic():
 # ---------------------------------------------------------------- persistence
 
 
-@pytest.mark.parametrize("mmap", [True, False])
-def test_save_load_round_trip(tmp_path, mmap):
+@pytest.mark.parametrize(("mmap", "positioned"), [(True, False), (False, False), (True, True)])
+def test_save_load_round_trip(tmp_path, mmap, positioned):
     corpus = [*random_corpus(150, seed=2), ["한국어", "토큰"], ["naïve", "ünïcode"]]
     index = Bm25Index.build(corpus, k1=0.9, b=0.5)
     index.save(tmp_path / "bm25")
-    loaded = Bm25Index.load(tmp_path / "bm25", mmap=mmap)
+    loaded = Bm25Index.load(tmp_path / "bm25", mmap=mmap, positioned=positioned)
+    # positioned: the postings are read per query, not mapped (the low-memory setting)
+    assert isinstance(loaded._data, PositionedArray) is positioned
     assert len(loaded) == len(index)
     assert loaded.vocab_size == index.vocab_size
     assert (loaded.k1, loaded.b, loaded.avgdl) == (index.k1, index.b, index.avgdl)

@@ -110,6 +110,7 @@ class Retriever:
             self.vector_dtype,
             choose_vector_index(setting, n, self.config.hnsw_min_chunks),
             self.config.effective_threads,
+            positioned=self.config.low_memory,
         )
 
     def _check_model(self) -> None:
