@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snaprag import Config, Engine
+from snaprag import Config, Engine, system
 from snaprag.embed.hashing import HashEmbedder
 from snaprag.index.quantized import QuantizedIndex
 from snaprag.index.rowfile import PositionedArray
@@ -76,6 +76,21 @@ def test_edge_ingest_writes_the_snapshot_and_search_maps_it(tmp_path, docs):
         assert isinstance(snap.dense.half, PositionedArray)
         assert isinstance(snap.bm25._data, PositionedArray)
         assert len(hits) == 5
+
+
+@pytest.mark.parametrize("profile", ["edge", "default"])
+def test_loading_the_index_hands_memory_back_only_with_low_memory(
+    tmp_path, docs, monkeypatch, profile
+):
+    with engine(tmp_path, "edge") as eng:
+        eng.ingest([docs])
+    calls: list[str] = []
+    monkeypatch.setattr(system, "release_free_memory", lambda: calls.append("heap"))
+    monkeypatch.setattr(system, "release_library_pages", lambda: calls.append("pages") or 0)
+    with engine(tmp_path, profile) as eng:
+        eng.search(QUERIES[0], k=5)
+        eng.search(QUERIES[1], k=5)  # the same snapshot: nothing loaded, nothing released
+    assert calls == (["heap", "pages"] if profile == "edge" else [])
 
 
 def test_default_profile_maps_the_snapshot_it_searches(tmp_path, docs):

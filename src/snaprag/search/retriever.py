@@ -95,6 +95,13 @@ class Retriever:
                     snap = self._load(version)
                     self.snapshot_loads += 1
                     self._snapshot = snap
+                    if self.config.low_memory:
+                        from .. import system
+
+                        # what reading the index freed, and the library code only that ran
+                        # (parsing, building the vocabulary): searching maps back its own
+                        system.release_free_memory()
+                        system.release_library_pages()
         return snap
 
     def _load(self, version: int) -> Snapshot | LiveSnapshot:
