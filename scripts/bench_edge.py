@@ -265,11 +265,14 @@ def run_hnsw(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     dim, n = 384, args.n
-    data = clustered(n + args.queries, dim, seed=20261202)
-    matrix, queries = data[:n], data[n:]
     result: dict[str, Any] = {"benchmark": "edge-hnsw", "machine": machine(), "n": n, "dim": dim}
+    result["positioned"] = args.positioned
     truth_path = work / "truth.npy"
-    np.save(work / "queries.npy", queries)  # the measured process reads them from here
+    built = all((work / f).exists() for f in ("queries.npy", "truth.npy", "usearch.json"))
+    if not built:  # generating a million vectors takes a while: only to build
+        data = clustered(n + args.queries, dim, seed=20261202)
+        matrix, queries = data[:n], data[n:]
+        np.save(work / "queries.npy", queries)  # the measured process reads them from here
     if truth_path.exists():
         truth = np.load(truth_path)
     else:
@@ -294,7 +297,8 @@ def run_hnsw(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
         del index
-    del data, matrix
+    if not built:
+        del data, matrix
     result["build"] = json.loads((work / "build.json").read_text())
     result["bytes_on_disk"] = {
         p.name: p.stat().st_size
@@ -303,6 +307,7 @@ def run_hnsw(args: argparse.Namespace) -> dict[str, Any]:
     }
     cmd = ["taskset", "-c", "0", sys.executable, __file__, "hnsw-query", "--work", str(work)]
     cmd += ["--n", str(n), "--queries", str(args.queries)]
+    cmd += ["--positioned"] if args.positioned else []
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     result["search"] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -325,7 +330,8 @@ def hnsw_child(args: argparse.Namespace) -> None:
     queries = np.load(work / "queries.npy")
     truth = np.load(work / "truth.npy")
     before = memory()
-    index = UsearchIndex.load(work, 384, args.n)
+    # positioned: the rescored float16 rows read with os.pread, as low_memory does
+    index = UsearchIndex.load(work, 384, args.n, positioned=args.positioned)
     opened = memory()
     breadths, searched = [], None
     default = (UsearchIndex.EXPANSION_SEARCH, UsearchIndex.OVERSAMPLE)
@@ -392,11 +398,13 @@ def main() -> None:
     hnsw.add_argument("--n", type=int, default=1_000_000)
     hnsw.add_argument("--queries", type=int, default=1000)
     hnsw.add_argument("--threads", type=int, default=2)
+    hnsw.add_argument("--positioned", action="store_true", help="read rescored rows by position")
     hnsw.add_argument("--out")
     hq = sub.add_parser("hnsw-query", help="(internal) the measured process of 'hnsw'")
     hq.add_argument("--work", required=True)
     hq.add_argument("--n", type=int, required=True)
     hq.add_argument("--queries", type=int, required=True)
+    hq.add_argument("--positioned", action="store_true")
     args = parser.parse_args()
     if args.command == "query":
         query_child(args)

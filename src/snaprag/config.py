@@ -202,7 +202,11 @@ class Config:
     otel_endpoint: str = ""
     #: named defaults (:mod:`.profiles`), applied by :meth:`from_env` only
     profile: str = "default"
-    #: memory over a little speed: no ONNX Runtime arena, load-time copies handed back
+    #: memory over a little speed: no ONNX Runtime arena; after loading a model or an
+    #: index, freed memory and load-only library pages handed back; the rows a query
+    #: rescores and its BM25 postings read from the snapshot's files (``os.pread``) rather
+    #: than mapped, and a compact BM25 vocabulary (~0.2 ms per query; docs/benchmarks.md,
+    #: "Edge profile")
     low_memory: bool = False
     #: store = "milvus": a server (``http://HOST:19530``) or a Milvus Lite file (``PATH.db``),
     #: its ``USER:PASSWORD`` or API key, and the prefix of the index's collection names

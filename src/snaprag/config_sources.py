@@ -211,7 +211,6 @@ _warned: set[str] = set()
 def warn_unknown_variables(names: set[str]) -> None:
     """A misspelled variable (``SNAPRAG_FUSOIN``) would silently change nothing: say so,
     once per process, with the nearest setting's name."""
-    import difflib
     import logging
 
     for var in sorted(os.environ):
@@ -221,6 +220,8 @@ def warn_unknown_variables(names: set[str]) -> None:
         if name in names:
             continue
         _warned.add(var)
+        import difflib  # only for a misspelling: not resident in every process
+
         near = difflib.get_close_matches(name, sorted(names), n=1)
         hint = f"; did you mean SNAPRAG_{near[0].upper()}?" if near else ""
         logging.getLogger("snaprag").warning("%s is not a snaprag setting%s", var, hint)

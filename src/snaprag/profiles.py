@@ -9,12 +9,14 @@ the origin of the values it set (``profile edge``).
 
 =============  =========================================================================
 ``default``    the settings as documented on each field
-``edge``       a small device: int8 vectors in memory rescored from float16 vectors
-               memory-mapped from the snapshot (``dense_backend = "int8"``), one thread,
-               ``low_memory`` (no ONNX Runtime arena), small embedding batches and a
-               small memory cache tier; no Redis unless
-               ``redis_url`` is set. Kiwi (Korean analysis, ~1 s and ~300 MB) loads only
-               when Korean text is tokenized, as in every profile.
+``edge``       a small device: int8 codes memory-mapped from the snapshot, the top
+               candidates rescored from its float16 vectors (``dense_backend =
+               "int8"``), one thread, ``low_memory`` (no ONNX Runtime arena; load-time
+               memory and library pages handed back; rescored rows and BM25 postings
+               read from the files, out of the process's RSS), small embedding batches
+               and a small memory cache tier; no Redis unless ``redis_url`` is set. Kiwi
+               (Korean analysis, ~1 s and ~300 MB) loads only when Korean text is
+               tokenized, as in every profile.
 =============  =========================================================================
 """
 
@@ -32,11 +34,12 @@ PROFILES: dict[str, dict[str, Any]] = {
     DEFAULT_PROFILE: {},
     "edge": {
         # int8 codes are a quarter of float32 in memory; the top candidates are rescored
-        # from float16 vectors that stay on disk, memory-mapped
+        # from float16 vectors that stay on disk
         "dense_backend": "int8",
         # one core: no inference or BM25 thread competes with the query's own
         "threads": 1,
-        # no ONNX Runtime arena; the model's load-time copies handed back (~10 MB)
+        # no ONNX Runtime arena; load-time copies and library code handed back, what a
+        # query reads a little of read from the snapshot's files (~40 MiB in all)
         "low_memory": True,
         # activations of one batch grow with its size (attention: batch x 12 x 192^2
         # floats), so small batches bound the memory of an ingest

@@ -19,15 +19,99 @@ def release_free_memory() -> None:
     """Give memory that the C allocator holds free back to the system (glibc's
     ``malloc_trim``): loading an ONNX model frees its protobuf copy into the heap, where it
     would stay resident. A no-op where the C library has no such call."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+#: ``madvise`` advice: drop the pages from this process's page tables (Linux)
+_MADV_DONTNEED = 4
+
+
+def release_library_pages() -> int:
+    """Stop mapping the pages of shared libraries' read-only segments (code and constants)
+    that this process has touched so far; returns the bytes they held.
+
+    Loading a model runs code that searching never runs again (ONNX Runtime's graph
+    optimizers, protobuf parsing, kernel registration: ~10-20 MiB of its library), and a
+    mapped page counts in the process's resident memory until unmapped. The pages are clean
+    copies of files: they stay in the page cache, and a page that is needed again is
+    mapped again on first touch (a minor fault), so what stays resident is what the process
+    goes on using (docs/benchmarks.md, "Edge profile"). Only mappings holding no private
+    (anonymous) page are touched, so nothing written is ever dropped. Linux only: elsewhere
+    nothing is done and 0 is returned."""
+    try:
+        with open("/proc/self/smaps", encoding="utf-8", errors="replace") as fh:
+            spans = library_spans(fh.read())
+    except OSError:
+        return 0
+    libc = _libc()
+    madvise = getattr(libc, "madvise", None)
+    if madvise is None:
+        return 0
     import ctypes
-    import ctypes.util
+
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    released = 0
+    for start, end, resident in spans:
+        if madvise(start, end - start, _MADV_DONTNEED) == 0:
+            released += resident
+    return released
+
+
+def library_spans(smaps: str) -> list[tuple[int, int, int]]:
+    """``(start, end, resident bytes)`` of every mapping in ``smaps`` (the text of
+    ``/proc/PID/smaps``) that maps a shared library read-only and privately (``r-xp``,
+    ``r--p``), holds resident pages and no anonymous one (a private page written, such as
+    relocated constants: dropping it would lose what was written), and is not locked."""
+    out: list[tuple[int, int, int]] = []
+    current: dict | None = None
+
+    def keep(m: dict | None) -> None:
+        if m is None or m["anon"] or not m["rss"] or m["locked"]:
+            return
+        if m["perms"] in ("r-xp", "r--p") and ".so" in os.path.basename(m["path"]):
+            out.append((m["start"], m["end"], m["rss"]))
+
+    for line in smaps.splitlines():
+        head, _, rest = line.partition(" ")
+        if "-" in head and not head.endswith(":"):  # a mapping's first line
+            keep(current)
+            fields = rest.split(None, 4)
+            start, _, end = head.partition("-")
+            try:
+                current = {
+                    "start": int(start, 16),
+                    "end": int(end, 16),
+                    "perms": fields[0] if fields else "",
+                    "path": fields[4].strip() if len(fields) > 4 else "",
+                    "rss": 0,
+                    "anon": 0,
+                    "locked": False,
+                }
+            except ValueError:
+                current = None
+            if current is not None and not current["path"].startswith("/"):
+                current = None  # the heap, the stack, anonymous memory, [vdso]...
+        elif current is not None:
+            if head == "Rss:":
+                current["rss"] = int(rest.split()[0]) * 1024
+            elif head == "Anonymous:":
+                current["anon"] = int(rest.split()[0])
+            elif head == "VmFlags:":
+                current["locked"] = "lo" in rest.split()
+    keep(current)
+    return out
+
+
+def _libc() -> object | None:
+    """The C library's functions (those of the running process), or None."""
+    import ctypes
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
+        return ctypes.CDLL(None)  # no ctypes.util: it imports subprocess (~0.6 MiB)
+    except OSError:
+        return None
 
 
 def cpu_seconds(pid: int) -> float | None:

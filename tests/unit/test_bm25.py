@@ -13,6 +13,8 @@ import pytest
 from snaprag.errors import ConfigError, IndexStateError, QueryError
 from snaprag.index import bm25 as bm25_module
 from snaprag.index.bm25 import Bm25Index
+from snaprag.index.rowfile import PositionedArray
+from snaprag.index.vocab import TermTable
 
 CORPUS = [
     ["cat", "sat", "mat", "cat"],
@@ -330,12 +332,16 @@ def test_build_is_deterministic():
 # ---------------------------------------------------------------- persistence
 
 
-@pytest.mark.parametrize("mmap", [True, False])
-def test_save_load_round_trip(tmp_path, mmap):
+@pytest.mark.parametrize(("mmap", "positioned"), [(True, False), (False, False), (True, True)])
+def test_save_load_round_trip(tmp_path, mmap, positioned):
     corpus = [*random_corpus(150, seed=2), ["한국어", "토큰"], ["naïve", "ünïcode"]]
     index = Bm25Index.build(corpus, k1=0.9, b=0.5)
     index.save(tmp_path / "bm25")
-    loaded = Bm25Index.load(tmp_path / "bm25", mmap=mmap)
+    loaded = Bm25Index.load(tmp_path / "bm25", mmap=mmap, positioned=positioned)
+    # positioned: the postings are read per query, not mapped, and the vocabulary is a
+    # compact table (the low-memory setting)
+    assert isinstance(loaded._data, PositionedArray) is positioned
+    assert isinstance(loaded._vocab, TermTable) is positioned
     assert len(loaded) == len(index)
     assert loaded.vocab_size == index.vocab_size
     assert (loaded.k1, loaded.b, loaded.avgdl) == (index.k1, index.b, index.avgdl)
@@ -344,6 +350,24 @@ def test_save_load_round_trip(tmp_path, mmap):
     for a, b in zip(index.search_many(queries, 10), loaded.search_many(queries, 10), strict=True):
         assert_same_results(a, b)
     assert np.array_equal(index.scores(["w4", "토큰"]), loaded.scores(["w4", "토큰"]))
+
+
+def test_positioned_load_of_an_index_saved_without_a_term_table(tmp_path):
+    """Saved by an earlier version: the vocabulary is read as a dict, results the same."""
+    index = Bm25Index.build(CORPUS)
+    index.save(tmp_path)
+    (tmp_path / "bm25_terms.npy").unlink()
+    loaded = Bm25Index.load(tmp_path, positioned=True)
+    assert isinstance(loaded._vocab, dict)
+    for query in QUERIES:
+        assert_same_results(index.search(query, 10), loaded.search(query, 10))
+
+
+def test_an_index_loaded_with_a_term_table_saves_the_same_files(tmp_path):
+    Bm25Index.build(CORPUS).save(tmp_path / "a")
+    Bm25Index.load(tmp_path / "a", positioned=True).save(tmp_path / "b")
+    for name in ("bm25_vocab.json", "bm25_terms.npy", "bm25_terms.bin", "bm25_data.npy"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
 def test_save_overwrites_and_leaves_no_temporary_files(tmp_path):

@@ -1,5 +1,6 @@
 """The edge profile through the engine, with the hash embedder: the ingest writes the int8
-snapshot, a new engine searches it memory-mapped, and the hits equal exact search's."""
+snapshot, a new engine searches it from disk (codes memory-mapped, rescored vectors and BM25
+postings read by position), and the hits equal exact search's."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snaprag import Config, Engine
+from snaprag import Config, Engine, system
 from snaprag.embed.hashing import HashEmbedder
 from snaprag.index.quantized import QuantizedIndex
+from snaprag.index.rowfile import PositionedArray
 
 WORDS = [
     "desk",
@@ -68,9 +70,43 @@ def test_edge_ingest_writes_the_snapshot_and_search_maps_it(tmp_path, docs):
         hits = eng.search(QUERIES[0], k=5)
         snap = eng.retriever.snapshot()
         assert isinstance(snap.dense, QuantizedIndex)
-        assert isinstance(snap.dense.half, np.memmap)  # loaded from disk, not rebuilt
+        assert isinstance(snap.dense.codes, np.memmap)  # loaded from disk, not rebuilt
         assert isinstance(snap.row_ids, np.memmap)
+        # low_memory: what a query reads a little of stays out of the process's memory
+        assert isinstance(snap.dense.half, PositionedArray)
+        assert isinstance(snap.bm25._data, PositionedArray)
         assert len(hits) == 5
+
+
+@pytest.mark.parametrize("profile", ["edge", "default"])
+def test_loading_the_index_hands_memory_back_only_with_low_memory(
+    tmp_path, docs, monkeypatch, profile
+):
+    with engine(tmp_path, "edge") as eng:
+        eng.ingest([docs])
+    calls: list[str] = []
+    monkeypatch.setattr(system, "release_free_memory", lambda: calls.append("heap"))
+    monkeypatch.setattr(system, "release_library_pages", lambda: calls.append("pages") or 0)
+    with engine(tmp_path, profile) as eng:
+        eng.search(QUERIES[0], k=5)
+        eng.search(QUERIES[1], k=5)  # the same snapshot: nothing loaded, nothing released
+    assert calls == (["heap", "pages"] if profile == "edge" else [])
+
+
+def test_default_profile_maps_the_snapshot_it_searches(tmp_path, docs):
+    cfg = Config.from_env(
+        index_dir=tmp_path / "index",
+        cache_dir=tmp_path / "models",
+        dense_backend="int8",
+        cache=False,
+    )
+    with Engine(cfg, embedder=HashEmbedder()) as eng:
+        eng.ingest([docs])
+    with Engine(cfg, embedder=HashEmbedder()) as eng:
+        eng.search(QUERIES[0], k=5)
+        snap = eng.retriever.snapshot()
+        assert isinstance(snap.dense.half, np.memmap)
+        assert isinstance(snap.bm25._data, np.memmap)
 
 
 def test_edge_hits_equal_the_default_profiles(tmp_path, docs):

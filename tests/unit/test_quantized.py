@@ -9,6 +9,7 @@ import pytest
 from snaprag.index.dense import ExactIndex
 from snaprag.index.factory import memory_mapped, vector_index_class
 from snaprag.index.quantized import BinaryIndex, Int8Index, QuantizedIndex
+from snaprag.index.rowfile import PositionedArray
 
 KINDS = [Int8Index, BinaryIndex]
 DIM = 384  # the presets' width: binary codes of fewer bits are too coarse to test against
@@ -154,6 +155,32 @@ def test_save_load_is_memory_mapped_and_equal(data, cls, tmp_path):
     other = BinaryIndex if cls is Int8Index else Int8Index
     with pytest.raises(ValueError, match="codes, not"):
         other.load(tmp_path, DIM, len(matrix))
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_positioned_load_reads_rows_and_gives_the_same_results(data, cls, tmp_path):
+    matrix, queries = data
+    built = cls.build(matrix)
+    built.delete(np.array([5]))
+    built.save(tmp_path)
+    mapped = cls.load(tmp_path, DIM, len(matrix))
+    loaded = cls.load(tmp_path, DIM, len(matrix), positioned=True)
+    assert isinstance(loaded.half, PositionedArray) and isinstance(loaded.codes, np.memmap)
+    mask = np.zeros(len(matrix), bool)
+    mask[[1, 2, 3, 900, 2999]] = True  # few rows allowed: all of them rescored
+    for k, allowed in ((1, None), (10, None), (100, None), (3, mask)):
+        want = mapped.search_many(queries, k, allowed)
+        for a, b in zip(want, loaded.search_many(queries, k, allowed), strict=True):
+            assert a[0].tolist() == b[0].tolist()
+            np.testing.assert_array_equal(a[1], b[1])
+    # adding rows and saving read the whole file back
+    loaded.add(matrix[:2])
+    assert len(loaded) == len(matrix) + 2
+    loaded.save(tmp_path / "again")
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "again" / "vectors-f16.npy"),
+        np.concatenate([matrix, matrix[:2]]).astype(np.float16),
+    )
 
 
 @pytest.mark.parametrize("cls", KINDS)

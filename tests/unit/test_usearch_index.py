@@ -14,6 +14,7 @@ from snaprag.index.factory import memory_mapped, vector_index_class
 
 pytest.importorskip("usearch")
 
+from snaprag.index.rowfile import PositionedArray
 from snaprag.index.usearch_hnsw import UsearchIndex
 
 DIM = 64
@@ -65,6 +66,20 @@ def test_save_load_is_a_memory_mapped_view(data, tmp_path):
         assert a[0].tolist() == b[0].tolist()
     with pytest.raises(ValueError, match="expected"):
         UsearchIndex.load(tmp_path, DIM, len(matrix) + 1)
+
+
+def test_positioned_load_gives_the_same_results(data, tmp_path):
+    matrix, queries = data
+    UsearchIndex.build(matrix).save(tmp_path)
+    mapped = UsearchIndex.load(tmp_path, DIM, len(matrix))
+    loaded = UsearchIndex.load(tmp_path, DIM, len(matrix), positioned=True)
+    assert isinstance(loaded.half, PositionedArray)
+    mask = np.arange(len(matrix)) % 7 == 0  # a filter: the allowed rows scanned exactly
+    for k, allowed in ((10, None), (5, mask)):
+        want = mapped.search_many(queries, k, allowed)
+        for a, b in zip(want, loaded.search_many(queries, k, allowed), strict=True):
+            assert a[0].tolist() == b[0].tolist()
+            np.testing.assert_array_equal(a[1], b[1])
 
 
 def test_filters_scan_exactly_and_deletes_are_skipped(data):

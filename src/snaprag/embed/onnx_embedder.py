@@ -16,9 +16,8 @@ Passages and queries run on different sessions of the same model file:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +30,9 @@ from .models import (
     resolve_model,
 )
 from .onnx_base import OnnxModel
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 
 class OnnxEmbedder(OnnxModel):
@@ -94,16 +96,20 @@ class OnnxEmbedder(OnnxModel):
                     self._on_session(session)
                     self.session_loads += 1
                     self._query_session = session
-                    if self.low_memory:  # the model's protobuf copy, freed into the heap
-                        from ..system import release_free_memory
+                    if self.low_memory:  # as for the passage session (OnnxModel)
+                        from .. import system
 
-                        release_free_memory()
+                        system.release_free_memory()
+                        system.release_library_pages()
         return self._query_session
 
     def _query_pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
             with self._lock:
                 if self._pool is None:
+                    # imported on first use: one thread (the edge profile) never needs it
+                    from concurrent.futures import ThreadPoolExecutor
+
                     self._pool = ThreadPoolExecutor(
                         max_workers=self.threads, thread_name_prefix="snaprag-query"
                     )

@@ -9,7 +9,11 @@
 
 A search scans every row's code for ``k * oversample`` candidates, then rescores them
 from the float16 vectors (``vectors-f16.npy``), which a loaded snapshot memory-maps: only
-the candidates' pages are read from disk, and they are shared between processes. The
+the candidates' pages are read from disk, and they are shared between processes. Loaded
+with ``positioned=True`` (the low-memory setting) the candidates' rows are read from the
+file instead (:mod:`~snaprag.index.rowfile`), so the vectors stay in the page cache and
+out of the process's resident memory; the codes, scanned whole by every query, stay
+memory-mapped either way. The
 rescored scores are the float32 cosines :class:`~snaprag.index.dense.ExactIndex` computes
 over the same float16-stored vectors, so when the true top-k is among the candidates the
 result is the exact one (measured agreement: docs/benchmarks.md, "Edge profile").
@@ -35,6 +39,8 @@ import numpy as np
 from ..fs import atomic_write_text
 from .base import RowFilter, RowScores
 from .dense import DELETED, Tombstones, _load_deleted, _save_array
+from .rowfile import SUPPORTED as _POSITIONED
+from .rowfile import PositionedArray
 
 CODES = "codes.npy"
 HALF = "vectors-f16.npy"
@@ -54,6 +60,8 @@ class QuantizedIndex(Tombstones):
     kind: ClassVar[str] = ""
     #: a snapshot that built this index searches its saved files, memory-mapped
     memory_mapped: ClassVar[bool] = True
+    #: ``load(..., positioned=True)`` reads the rescored rows by position
+    positioned_rescoring: ClassVar[bool] = True
     #: candidates rescored per result wanted (see docs/benchmarks.md, "Edge profile")
     OVERSAMPLE: ClassVar[int] = 1
     #: and at least this many, so small k still gets a margin against code noise
@@ -62,7 +70,7 @@ class QuantizedIndex(Tombstones):
     def __init__(
         self,
         codes: np.ndarray,
-        half: np.ndarray,
+        half: np.ndarray | PositionedArray,
         scale: float = 1.0,
         deleted: np.ndarray | None = None,
         oversample: int | None = None,
@@ -99,13 +107,13 @@ class QuantizedIndex(Tombstones):
         return cls(cls.encode(matrix, scale), matrix.astype(np.float16), scale)
 
     @classmethod
-    def load(cls, directory: Path, dim: int, n: int) -> QuantizedIndex:
+    def load(cls, directory: Path, dim: int, n: int, positioned: bool = False) -> QuantizedIndex:
         directory = Path(directory)
         meta = json.loads((directory / META).read_text())
         if meta.get("kind") != cls.kind:
             raise ValueError(f"snapshot holds {meta.get('kind')!r} codes, not {cls.kind!r}")
         codes = np.load(directory / CODES, mmap_mode="r")
-        half = np.load(directory / HALF, mmap_mode="r")
+        half = load_half(directory / HALF, positioned)
         if half.shape != (n, dim) or half.dtype != np.float16:
             raise ValueError(f"float16 vectors have shape {half.shape}, expected ({n}, {dim})")
         width = cls.code_width(dim)
@@ -242,6 +250,14 @@ class BinaryIndex(QuantizedIndex):
         for i, q in enumerate(qbits.view(words)):
             out[i] = -_popcount(codes ^ q).sum(axis=1, dtype=np.int32)
         return out
+
+
+def load_half(path: Path, positioned: bool) -> np.ndarray | PositionedArray:
+    """The float16 vectors of a snapshot: read by position when asked (and the platform
+    can), memory-mapped otherwise."""
+    if positioned and _POSITIONED:
+        return PositionedArray(path)
+    return np.load(path, mmap_mode="r")
 
 
 def _popcount(words: np.ndarray) -> np.ndarray:

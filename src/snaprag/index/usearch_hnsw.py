@@ -4,9 +4,10 @@ For indexes too large to scan on a small machine (10^6 rows: float32 vectors alo
 1.5 GB at 384-d). The graph stores the :class:`~snaprag.index.quantized.Int8Index` codes
 (one scale per index, so the codes' inner product orders rows like the cosine); a query is
 quantized with the same scale, the graph gives ``k * oversample`` candidates and those are
-rescored from the float16 vectors, memory-mapped. A loaded index is a memory-mapped view of
-``usearch.bin`` (``Index.restore(view=True)``): opening costs no copy and the pages are
-shared between processes.
+rescored from the float16 vectors, memory-mapped (or read by position: ``load(...,
+positioned=True)``, as :class:`~snaprag.index.quantized.QuantizedIndex`). A loaded index
+is a memory-mapped view of ``usearch.bin`` (``Index.restore(view=True)``): opening costs
+no copy and the pages are shared between processes.
 
 Like :class:`~snaprag.index.dense.HnswIndex`, a filtered search scans the allowed rows
 exactly instead of walking a graph whose neighbours the filter may mostly exclude.
@@ -25,7 +26,8 @@ from ..errors import ConfigError
 from ..fs import atomic_write_text
 from .base import RowFilter, RowScores, mask_of
 from .dense import DELETED, Tombstones, _load_deleted, _save_array
-from .quantized import HALF, Int8Index
+from .quantized import HALF, Int8Index, load_half
+from .rowfile import PositionedArray
 
 GRAPH = "usearch.bin"
 META = "usearch.json"
@@ -49,6 +51,7 @@ class UsearchIndex(Tombstones):
 
     kind = "usearch"
     memory_mapped: ClassVar[bool] = True
+    positioned_rescoring: ClassVar[bool] = True
     #: graph degree, construction and search breadth (docs/benchmarks.md, "Edge profile":
     #: 1M clustered 384-d vectors, recall@10 against exact float32 search)
     #: 1M vectors: breadth 64 recall .86, 128 .94, 192 .97 (p50 0.8 ms on one busy core)
@@ -60,7 +63,7 @@ class UsearchIndex(Tombstones):
     def __init__(
         self,
         graph: Any,
-        half: np.ndarray,
+        half: np.ndarray | PositionedArray,
         scale: float,
         deleted: np.ndarray | None = None,
     ) -> None:
@@ -104,10 +107,10 @@ class UsearchIndex(Tombstones):
         return cls(graph, matrix.astype(np.float16), scale)
 
     @classmethod
-    def load(cls, directory: Path, dim: int, n: int) -> UsearchIndex:
+    def load(cls, directory: Path, dim: int, n: int, positioned: bool = False) -> UsearchIndex:
         directory = Path(directory)
         meta = json.loads((directory / META).read_text())
-        half = np.load(directory / HALF, mmap_mode="r")
+        half = load_half(directory / HALF, positioned)
         if half.shape != (n, dim) or half.dtype != np.float16:
             raise ValueError(f"float16 vectors have shape {half.shape}, expected ({n}, {dim})")
         graph = _usearch().Index.restore(str(directory / GRAPH), view=True)

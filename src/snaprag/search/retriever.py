@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from ..types import Filters, Hit, SearchBatch, StageTimings
 from . import fusion
 from .base import MODES, Reranker
 from .snapshot import LiveSnapshot, Snapshot, live_snapshot, load_snapshot
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 
 def fusion_weights(query: str, config: Config) -> list[float]:
@@ -93,6 +96,13 @@ class Retriever:
                     snap = self._load(version)
                     self.snapshot_loads += 1
                     self._snapshot = snap
+                    if self.config.low_memory:
+                        from .. import system
+
+                        # what reading the index freed, and the library code only that ran
+                        # (parsing, building the vocabulary): searching maps back its own
+                        system.release_free_memory()
+                        system.release_library_pages()
         return snap
 
     def _load(self, version: int) -> Snapshot | LiveSnapshot:
@@ -108,6 +118,7 @@ class Retriever:
             self.vector_dtype,
             choose_vector_index(setting, n, self.config.hnsw_min_chunks),
             self.config.effective_threads,
+            positioned=self.config.low_memory,
         )
 
     def _check_model(self) -> None:
@@ -233,6 +244,9 @@ class Retriever:
         if self._pool is None:
             with self._lock:
                 if self._pool is None:
+                    # imported on first use: one thread (the edge profile) never needs it
+                    from concurrent.futures import ThreadPoolExecutor
+
                     # one per CPU: a server runs a batch as parts side by side, each with
                     # its own BM25 list
                     self._pool = ThreadPoolExecutor(
@@ -244,7 +258,7 @@ class Retriever:
     def _hits(
         self, snap: Snapshot | LiveSnapshot, fused: list[tuple[np.ndarray, np.ndarray]]
     ) -> list[list[Hit]]:
-        wanted = np.unique(np.concatenate([r for r, _ in fused])) if fused else np.zeros(0)
+        wanted = _sorted_unique(np.concatenate([r for r, _ in fused])) if fused else np.zeros(0)
         rows = self.store.chunk_rows(snap.chunk_ids(wanted.astype(np.int64)).tolist())
         out: list[list[Hit]] = []
         for positions, scores in fused:
@@ -276,3 +290,12 @@ class Retriever:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False)
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` of a 1-d array, without it: ``np.unique`` imports ``numpy.ma`` (to
+    check for a masked array), 1.3 MiB resident in a process that needs nothing else of it."""
+    values = np.sort(values)
+    if values.size < 2:
+        return values
+    return values[np.concatenate(([True], values[1:] != values[:-1]))]

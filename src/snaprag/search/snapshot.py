@@ -115,12 +115,18 @@ def load_snapshot(
     vector_dtype: str,
     kind: str,
     threads: int,
+    positioned: bool = False,
 ) -> Snapshot:
     """The snapshot of ``version``: from disk if saved and valid, else built from the store
-    (and saved, unless the index is read-only)."""
+    (and saved, unless the index is read-only).
+
+    ``positioned`` (the low-memory setting): what a query reads only a little of, the BM25
+    postings of its terms and the float16 vectors of its rescored candidates, is read from
+    the saved files by position rather than memory-mapped, so it stays in the page cache
+    instead of the process's resident memory (:mod:`snaprag.index.rowfile`)."""
     index_id = store.get_meta("index_id") or ""
     directory = root / f"v{version}"
-    saved = _load_saved(directory, index_id, store.generation, dim, kind)
+    saved = _load_saved(directory, index_id, store.generation, dim, kind, positioned)
     if saved is not None:
         return saved
     arrays = store.read_index(dim, vector_dtype)
@@ -138,14 +144,14 @@ def load_snapshot(
             if getattr(dense, "memory_mapped", False):
                 # search the saved files, memory-mapped, instead of the copies built here
                 saved = root / f"v{snap.version}"
-                mapped = _load_saved(saved, index_id, arrays_generation, dim, kind)
+                mapped = _load_saved(saved, index_id, arrays_generation, dim, kind, positioned)
                 if mapped is not None:
                     return mapped
     return snap
 
 
 def _load_saved(
-    directory: Path, index_id: str, generation: str, dim: int, kind: str
+    directory: Path, index_id: str, generation: str, dim: int, kind: str, positioned: bool = False
 ) -> Snapshot | None:
     meta_path = directory / META
     if not meta_path.exists():
@@ -156,10 +162,14 @@ def _load_saved(
             return None  # another history, model or backend: rebuilt and written over
         row_ids = np.load(directory / "row_ids.npy", mmap_mode="r")
         n = len(row_ids)
-        bm25 = Bm25Index.load(directory / "bm25")
+        bm25 = Bm25Index.load(directory / "bm25", positioned=positioned)
         if len(bm25) != n:
             raise ValueError(f"BM25 index has {len(bm25)} rows, not {n}")
-        dense = vector_index_class(kind).load(directory, dim, n)
+        cls: Any = vector_index_class(kind)
+        if positioned and getattr(cls, "positioned_rescoring", False):
+            dense = cls.load(directory, dim, n, positioned=True)
+        else:  # exact and HNSW scan or walk their vectors whole: mapped is the better fit
+            dense = cls.load(directory, dim, n)
         return Snapshot(int(meta["version"]), row_ids, dense, bm25)
     except (ValueError, EOFError, KeyError, TypeError, FileNotFoundError, IndexStateError) as exc:
         # a file deleted, truncated or garbled: rebuild it and write it again

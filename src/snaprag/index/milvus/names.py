@@ -9,9 +9,7 @@ same name share one index.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from pathlib import Path
 
 from ...errors import ConfigError
@@ -74,12 +72,18 @@ def collection(name: str, role: str) -> str:
 
 def term_id(term: str) -> int:
     """The sparse dimension of a BM25 term (a 32-bit hash; ``terms`` is keyed by it)."""
+    # imported here: config.py imports this module, and hashlib loads OpenSSL's libcrypto
+    # (~3.5 MiB resident) into every process, Milvus or not
+    import hashlib
+
     digest = hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest()
     return int.from_bytes(digest, "little") % _SPARSE_DIMS
 
 
 def source_id(path: str) -> int:
     """A source's id: a hash of its path, so every host computes the same one."""
+    import hashlib  # see term_id
+
     digest = hashlib.blake2b(path.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1  # a positive int64
 
@@ -87,4 +91,6 @@ def source_id(path: str) -> int:
 def new_chunk_ids(n: int) -> list[int]:
     """Fresh chunk ids: random positive int64s, never reused (unlike SQLite row ids), so a
     row id fetched after a concurrent write never names another chunk."""
+    import secrets  # imports hashlib: see term_id
+
     return [secrets.randbits(62) + 1 for _ in range(n)]
