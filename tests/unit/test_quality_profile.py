@@ -184,3 +184,18 @@ def test_quality_profile_refuses_an_index_built_without_it(tmp_path: Path, docs:
 def test_bad_second_weight_is_refused() -> None:
     with pytest.raises(ConfigError, match="second_dense_weight"):
         Config(second_dense_weight=-1.0)
+
+
+def test_a_store_that_searches_itself_refuses_the_pair(tmp_path: Path) -> None:
+    from snaprag.index.store import Store
+    from snaprag.ingest.job import IngestJob
+
+    class SearchingSqlite(Store):  # stands in for Milvus: the search runs in the store
+        def search_indexes(self):  # pragma: no cover - never reached
+            raise AssertionError
+
+    store = SearchingSqlite(tmp_path / "db.sqlite")
+    pair = PairEmbedder(HashEmbedder(16), HashEmbedder(8))
+    with pytest.raises(ConfigError, match="second model"):
+        IngestJob.for_index(store, pair, PAIR, Config(index_dir=tmp_path))
+    assert IngestJob.for_index(store, HashEmbedder(16), "hash:16", Config(index_dir=tmp_path))
