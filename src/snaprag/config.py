@@ -93,6 +93,14 @@ class Config:
     #: rescore_alpha is the first stage's share of the blended score
     rescore_model: str | None = None
     rescore_alpha: float = 0.3
+    #: the quality profile: a second embedding model whose passage vectors are stored at
+    #: ingest next to the first's, for a three-way fusion (BM25 + two dense lists); a
+    #: preset, or "auto" (the multilingual preset beside an English-only one, else none)
+    second_model: str | None = None
+    #: the second dense list's weight in that fusion, beside dense_weight / bm25_weight
+    #: (0.4 / 0.6 / 0.6: SciFact train .7433, next to the grid's best 0.3 / 0.6 / 0.6 at
+    #: .7437 but without moving dense_weight for one-model indexes; docs/benchmarks.md)
+    second_dense_weight: float = 0.6
     candidates: int = 100
     threads: int = 0  # 0: size from the CPUs this process may use
     cache_dir: Path = Path()
@@ -303,7 +311,8 @@ class Config:
             )
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0 (0 = automatic), got {self.threads}")
-        for name in ("dense_weight", "bm25_weight", "hangul_dense_weight", "hangul_bm25_weight"):
+        weights = ("dense_weight", "bm25_weight", "hangul_dense_weight", "hangul_bm25_weight")
+        for name in (*weights, "second_dense_weight"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.dense_weight == 0 and self.bm25_weight == 0:

@@ -48,6 +48,8 @@ FIELD_SECTIONS: dict[str, str] = {
     "rerank_top_n": "search",
     "rescore_model": "search",
     "rescore_alpha": "search",
+    "second_model": "index",  # its vectors are stored at ingest
+    "second_dense_weight": "search",
     "candidates": "search",
     "max_query_chars": "search",
     # the query cache

@@ -33,6 +33,7 @@ from .cache.base import Cache
 from .config import Config
 from .embed.base import Embedder
 from .embed.models import canonical_name
+from .embed.pair import with_second_model
 from .errors import ConfigError, GenerationError, SnapragError
 from .generate.base import Answerer, Generator
 from .index import layout
@@ -158,24 +159,29 @@ class Engine(EngineAdmin):
 
     def _check_settings(self, store: DocumentStore) -> None:
         layout.check_model(store, self._wanted_model(), self.config.index_dir)
+        layout.check_second_model(store, self.config.second_model, self.config.index_dir)
 
     def _wanted_model(self) -> str | None:
         """The model asked for: the config's, or the injected embedder's."""
         if self.config.model:
-            return canonical_name(self.config.model)
+            return with_second_model(canonical_name(self.config.model), self.config.second_model)
         if self._injected_embedder:
             return getattr(self._embedder, "spec", None) or self._embedder.name
         return None
 
     @property
     def model_name(self) -> str:
-        wanted = self._wanted_model() or self._auto_model
+        wanted = self._wanted_model()
         if wanted:
             return wanted
+        if self._auto_model:
+            return with_second_model(self._auto_model, self.config.second_model)
         stored = self._store.get_meta("model") if self._store is not _UNSET else None
         if stored is None and self._index_exists():
             stored = self.store.get_meta("model")
-        return stored or DEFAULT_MODEL
+        # an index keeps its model: a quality profile over an index built without the
+        # second model is refused by _check_settings, not silently half-applied
+        return stored or with_second_model(DEFAULT_MODEL, self.config.second_model)
 
     @property
     def embedder(self) -> Embedder:
@@ -344,6 +350,7 @@ class Engine(EngineAdmin):
     def _use_model(self, model: str) -> None:
         """Build the parts with ``model``, the one picked for a new index from its text."""
         with self._lock:
+            model = with_second_model(model, self.config.second_model)
             if model != self.model_name:  # parts built for another model go
                 self._drop_search_parts()
                 self._close_embedder()

@@ -17,6 +17,11 @@ the origin of the values it set (``profile edge``).
                and a small memory cache tier; no Redis unless ``redis_url`` is set. Kiwi
                (Korean analysis, ~1 s and ~300 MB) loads only when Korean text is
                tokenized, as in every profile.
+``quality``    a second embedding model (``second_model = "auto"``: ``e5-small`` beside
+               ``minilm``; none beside ``e5-small``) whose passage vectors are stored at
+               ingest, fused with BM25 and the first model's list at query time: two
+               query embeddings and one more matrix product per query, about three times
+               the ingest time (docs/benchmarks.md, "Quality profile")
 =============  =========================================================================
 """
 
@@ -46,6 +51,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "embed_batch_size": 8,
         "cache_memory_mb": 8.0,
         "redis_url": None,
+    },
+    "quality": {
+        # the other preset's passage vectors, stored next to the first's at ingest
+        "second_model": "auto",
     },
 }
 

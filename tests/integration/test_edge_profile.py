@@ -70,7 +70,7 @@ def test_edge_search_finds_the_answer_and_matches_the_default_profile(
 def test_unknown_profile_is_a_one_line_error(edge_index: Path, run_cli) -> None:
     result = run_cli("search", "desk", "--profile", "tiny", "--index", edge_index)
     assert result.returncode == 2
-    assert "profile must be one of default, edge; got 'tiny'" in result.err_flat
+    assert "profile must be one of default, edge, quality; got 'tiny'" in result.err_flat
 
 
 PROBE = """

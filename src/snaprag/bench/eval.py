@@ -53,8 +53,12 @@ def load_collection(
 def eval_workdir(dataset: Path, config: Config) -> Path:
     """Where the cached index of ``dataset`` under ``config``'s ingest settings lives."""
     key = hashlib.sha1(
-        f"{dataset.resolve()}|{config.model or AUTO_MODEL}|{config.chunk_tokens}|"
-        f"{config.chunk_overlap}|{config.quantization}|{config.vector_dtype}".encode()
+        (
+            f"{dataset.resolve()}|{config.model or AUTO_MODEL}|{config.chunk_tokens}|"
+            f"{config.chunk_overlap}|{config.quantization}|{config.vector_dtype}"
+            # the quality profile's second model: its own index (unset: the keys as before)
+            + (f"|second={config.second_model}" if config.second_model else "")
+        ).encode()
     ).hexdigest()[:12]
     # another store keeps its own work folder: its ingest rate is not the embedded one's
     store = "" if config.store == "sqlite" else f"-{config.store}"

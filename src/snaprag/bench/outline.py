@@ -137,8 +137,12 @@ def _pdfs_under(folder: Path) -> list[Path]:
 
 def _workdir(folder: Path, config: Config) -> Path:
     key = hashlib.sha1(
-        f"{folder}|{config.model or AUTO_MODEL}|{config.chunk_tokens}|{config.chunk_overlap}|"
-        f"{config.quantization}|{config.vector_dtype}".encode()
+        (
+            f"{folder}|{config.model or AUTO_MODEL}|{config.chunk_tokens}|{config.chunk_overlap}|"
+            f"{config.quantization}|{config.vector_dtype}"
+            # the quality profile's second model: its own index (unset: the keys as before)
+            + (f"|second={config.second_model}" if config.second_model else "")
+        ).encode()
     ).hexdigest()[:12]
     return config.cache_dir / "eval" / f"outline-{folder.name}-{key}"
 

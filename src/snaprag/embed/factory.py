@@ -5,10 +5,13 @@
 ``hf:ORG/NAME``              a hub model (extra ``hub``, internet on first use)
 ``/path/to/model_dir``       a local BERT-style encoder, or a ready ``model.onnx``
 ``hash`` / ``hash:DIM``      the deterministic fake for tests (:mod:`.hashing`)
+``FIRST+SECOND``             two models, vectors side by side (:mod:`.pair`, quality profile)
 ===========================  ===============================================================
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from ..config import Config
 from ..errors import ConfigError
@@ -17,6 +20,13 @@ from .base import Embedder
 
 def create_embedder(spec: str, config: Config) -> Embedder:
     """The embedder for model ``spec`` with the config's quantization, threads and batch."""
+    from .pair import split_spec
+
+    pair = None if Path(spec).expanduser().is_dir() else split_spec(spec)
+    if pair is not None:
+        from .pair import PairEmbedder
+
+        return PairEmbedder(create_embedder(pair[0], config), create_embedder(pair[1], config))
     if spec == "hash" or spec.startswith("hash:"):
         from .hashing import HashEmbedder
 

@@ -120,3 +120,19 @@ def check_model(store: Any, wanted: str | None, index_dir: Path) -> None:
             f"index {index_dir} was built with model {built_with!r}, not "
             f"{wanted!r}; search it with --model {built_with} or ingest into a new --index"
         )
+
+
+def check_second_model(store: Any, second: str | None, index_dir: Path) -> None:
+    """The quality profile (``second`` set) needs the second model's vectors in every chunk:
+    an index whose chunks were made without them cannot be searched or extended with it."""
+    from ..embed.pair import with_second_model
+
+    built_with = store.get_meta("model")
+    if not second or built_with is None or with_second_model(built_with, second) == built_with:
+        return
+    if store.counts()["chunks"]:
+        raise ConfigError(
+            f"index {index_dir} was built with model {built_with!r} only; the quality profile "
+            f"also needs {with_second_model(built_with, second)!r} vectors of every chunk: "
+            "ingest into a new --index with --profile quality, or search this one without it"
+        )

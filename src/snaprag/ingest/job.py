@@ -27,8 +27,8 @@ from pathlib import Path
 from ..config import Config
 from ..embed.base import Embedder
 from ..embed.models import korean_model_note
-from ..errors import SnapragError
-from ..index.base import DocumentStore
+from ..errors import ConfigError, SnapragError
+from ..index.base import DocumentStore, SearchingStore
 from ..index.tokenize import TOKENIZER_VERSION, has_hangul, indexed_text
 from .chunking import Chunker
 from .commit import Committer
@@ -108,6 +108,13 @@ class IngestJob:
         """The job for an index with the config's settings. An index with no chunks yet
         records the model, vector format and chunk settings its chunks will be made with
         (the caller holds the ingest lock, so no other writer can disagree)."""
+        if getattr(embedder, "parts", None) and isinstance(store, SearchingStore):
+            # its search runs in the store, over one vector field: the pair would be searched
+            # as one vector, never split into the two lists the quality profile fuses
+            raise ConfigError(
+                f"store {config.store!r} cannot hold a second model's vectors; use the "
+                "sqlite store for the quality profile (or ingest without it)"
+            )
         dtype = store.get_meta("vector_dtype") or config.vector_dtype
         if store.get_meta("model") is None or not store.counts()["chunks"]:
             store.set_meta(

@@ -54,10 +54,12 @@ def create_retriever(
 
     dim = int(store.get_meta("dim") or embedder.dim)
     dtype = store.get_meta("vector_dtype") or config.vector_dtype
+    # a pair of models (the quality profile): the snapshot splits its vectors in two
+    parts = getattr(embedder, "parts", None)
     if cache is not None:
         from ..cache.embedder import CachedQueryEmbedder
         from ..cache.query_cache import code_fingerprint
 
         fingerprint = f"{embedder.fingerprint}|{code_fingerprint()}"
         embedder = CachedQueryEmbedder(embedder, cache, fingerprint)
-    return Retriever(store, embedder, config, dim, dtype, reranker, vector_index, model)
+    return Retriever(store, embedder, config, dim, dtype, reranker, vector_index, model, parts)

@@ -1,5 +1,6 @@
 """Hybrid retrieval (the :class:`~.base.Searcher`): dense and BM25 run in parallel, then
-their rankings are fused.
+their rankings are fused. An index built with two models (the quality profile) has a second
+dense ranking from the same query: three lists are fused.
 
 Everything is batched: one embedding call and one matrix product for all queries of a
 call, BM25 scored per block of queries, fusion per query over at most ``candidates`` ids.
@@ -18,6 +19,7 @@ import numpy as np
 from ..config import Config
 from ..embed.base import Embedder
 from ..embed.models import PRESETS
+from ..embed.pair import split_spec, split_vectors
 from ..errors import ConfigError
 from ..index.base import DocumentStore, SearchingStore
 from ..index.factory import choose_vector_index
@@ -62,6 +64,7 @@ class Retriever:
         reranker: Reranker | None = None,
         vector_index: str | None = None,
         model: str | None = None,
+        parts: tuple[int, int] | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -78,7 +81,12 @@ class Retriever:
         self._pool: ThreadPoolExecutor | None = None
         #: snapshots built or loaded so far (one per index version; tests count them)
         self.snapshot_loads = 0
-        preset = PRESETS.get(getattr(embedder, "spec", ""))
+        #: the two models' dimensions when the index is built with a pair of models
+        self.parts = parts
+        spec = getattr(embedder, "spec", "")
+        if parts is not None:
+            spec = (split_spec(spec) or (spec, ""))[0]  # the first model's blindness counts
+        preset = PRESETS.get(spec)
         self.english_only = preset is not None and preset.languages == "en"
 
     @property
@@ -107,6 +115,11 @@ class Retriever:
 
     def _load(self, version: int) -> Snapshot | LiveSnapshot:
         if isinstance(self.store, SearchingStore):  # searches where its data lives
+            if self.parts is not None:
+                raise ConfigError(
+                    f"store {self.config.store!r} cannot search a second model's vectors; "
+                    "use the sqlite store for the quality profile"
+                )
             return live_snapshot(self.store, version)
         setting = self.vector_index or self.config.dense_backend
         n = self.store.counts()["chunks"] if setting == "auto" else 0
@@ -119,6 +132,7 @@ class Retriever:
             choose_vector_index(setting, n, self.config.hnsw_min_chunks),
             self.config.effective_threads,
             positioned=self.config.low_memory,
+            parts=self.parts,
         )
 
     def _check_model(self) -> None:
@@ -187,11 +201,16 @@ class Retriever:
             if lexical_future is None:
                 lexical_lists = lexical()
         dense_lists: list[tuple[np.ndarray, np.ndarray]] = []
+        second_lists: list[tuple[np.ndarray, np.ndarray]] | None = None
         if mode != "bm25":
             t = time.perf_counter()
             qvec = self.embedder.embed_queries(list(queries))
             timings.add("embed", (time.perf_counter() - t) * 1000)
             t = time.perf_counter()
+            second = getattr(snap, "second", None)
+            if self.parts is not None and second is not None:
+                qvec, qvec2 = split_vectors(qvec, self.parts)
+                second_lists = second.search_many(qvec2, n_cand, row_filter)
             dense_lists = snap.dense.search_many(qvec, n_cand, row_filter)
             timings.add("dense", (time.perf_counter() - t) * 1000)
         if lexical_future is not None:
@@ -201,14 +220,18 @@ class Retriever:
         fused: list[tuple[np.ndarray, np.ndarray]] = []
         cfg = self.config
         for i, query in enumerate(queries):
-            if mode == "dense":
+            if second_lists is not None and mode != "bm25":
+                lexical = lexical_lists[i] if mode != "dense" else None
+                lists, weights = self._three_way(query, dense_lists[i], second_lists[i], lexical)
+            elif mode == "dense":
                 fused.append((dense_lists[i][0][:limit], dense_lists[i][1][:limit]))
                 continue
-            if mode == "bm25" or self.dense_blind_to(query):
+            elif mode == "bm25" or self.dense_blind_to(query):
                 fused.append((lexical_lists[i][0][:limit], lexical_lists[i][1][:limit]))
                 continue
-            lists = [dense_lists[i], lexical_lists[i]]
-            weights = fusion_weights(query, cfg)
+            else:
+                lists = [dense_lists[i], lexical_lists[i]]
+                weights = fusion_weights(query, cfg)
             if cfg.fusion == "rrf":
                 fused.append(fusion.rrf(lists, weights, cfg.rrf_k, limit))
             else:
@@ -230,6 +253,24 @@ class Retriever:
             ]
             timings.add("rerank", (time.perf_counter() - t) * 1000)
         return SearchBatch(hits, timings)
+
+    def _three_way(
+        self,
+        query: str,
+        dense: fusion.Ranked,
+        second: fusion.Ranked,
+        lexical: fusion.Ranked | None,
+    ) -> tuple[list[fusion.Ranked], list[float]]:
+        """The lists and weights of an index built with two models: ``[first dense, BM25,
+        second dense]`` (BM25 left out in ``dense`` mode). The first model's list is left
+        out where it cannot read the query (an English-only first model, Korean text): the
+        second model then takes its weight, as the one dense model that reads the query."""
+        weights = [*fusion_weights(query, self.config), self.config.second_dense_weight]
+        lists = [dense, lexical, second]
+        if self.dense_blind_to(query):
+            weights[0], weights[2] = 0.0, weights[0]
+        keep = [i for i, ranked in enumerate(lists) if ranked is not None and weights[i] > 0]
+        return [lists[i] for i in keep], [weights[i] for i in keep]  # type: ignore[misc]
 
     def dense_blind_to(self, query: str) -> bool:
         """Whether the embedding model cannot read this query's language.

@@ -10,8 +10,13 @@ A saved snapshot is trusted only after it is verified: it must belong to this ve
 database and its current contents (``index_id`` and the store's **generation**, which
 changes with every write and differs between two histories that reach the same version
 number, e.g. after a database was restored from a backup), have the expected dimension,
-kind and row count, and every file must load. A damaged or stale one is rebuilt and
-written again, so the next process loads it fast again.
+kind and row count (for a pair of models, the same split), and every file must load.
+A damaged or stale one is rebuilt and written again, so the next process loads it fast again.
+
+An index built with two models (the quality profile, :mod:`snaprag.embed.pair`) stores one
+pair vector per chunk; its snapshot splits them into two vector indexes of the same rows:
+``dense`` (the first model, saved where a single model's is) and ``second`` (saved under
+``second/``), so a query costs one more matrix product, not re-embedding candidates.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..embed.pair import split_vectors
 from ..errors import IndexStateError
 from ..index.base import LexicalIndex, RowFilter, SearchingStore, VectorIndex
 from ..index.bm25 import Bm25Index
@@ -40,6 +46,7 @@ from ..types import Filters
 log = logging.getLogger(__name__)
 
 META = "snapshot.json"
+SECOND = "second"  # the second model's vector index, of an index built with two
 _MASKS_KEPT = 64  # filtered searches keep their row masks (they cost one SQL query each)
 
 
@@ -49,6 +56,8 @@ class Snapshot:
     row_ids: np.ndarray
     dense: VectorIndex
     bm25: LexicalIndex
+    #: the second model's vectors of the same rows (an index built with a pair of models)
+    second: VectorIndex | None = None
     _masks: OrderedDict[Filters, RowFilter] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -91,6 +100,7 @@ class LiveSnapshot:
     dense: VectorIndex
     bm25: LexicalIndex
     size: int
+    second: VectorIndex | None = None
 
     def __len__(self) -> int:
         return self.size
@@ -116,9 +126,11 @@ def load_snapshot(
     kind: str,
     threads: int,
     positioned: bool = False,
+    parts: tuple[int, int] | None = None,
 ) -> Snapshot:
     """The snapshot of ``version``: from disk if saved and valid, else built from the store
-    (and saved, unless the index is read-only).
+    (and saved, unless the index is read-only). ``parts``: the two models' dimensions of an
+    index built with a pair of models (their sum is ``dim``).
 
     ``positioned`` (the low-memory setting): what a query reads only a little of, the BM25
     postings of its terms and the float16 vectors of its rescored candidates, is read from
@@ -126,39 +138,62 @@ def load_snapshot(
     instead of the process's resident memory (:mod:`snaprag.index.rowfile`)."""
     index_id = store.get_meta("index_id") or ""
     directory = root / f"v{version}"
-    saved = _load_saved(directory, index_id, store.generation, dim, kind, positioned)
+    saved = _load_saved(
+        directory, index_id, store.generation, dim, kind, positioned=positioned, parts=parts
+    )
     if saved is not None:
         return saved
     arrays = store.read_index(dim, vector_dtype)
     arrays_generation = arrays.generation
     bm25 = Bm25Index.build(arrays.tokens)
-    dense = vector_index_class(kind).build(arrays.vectors, threads)
-    snap = Snapshot(arrays.version, arrays.row_ids, dense, bm25)
+    cls = vector_index_class(kind)
+    second = None
+    if parts is None:
+        dense = cls.build(arrays.vectors, threads)
+    else:
+        first_vectors, second_vectors = split_vectors(arrays.vectors, parts)
+        dense, second = cls.build(first_vectors, threads), cls.build(second_vectors, threads)
+        del first_vectors, second_vectors
+    snap = Snapshot(arrays.version, arrays.row_ids, dense, bm25, second)
     del arrays  # the decoded float32 vectors and token lists: gone before any reload
     if not store.read_only:
         try:
-            _save(snap, root, index_id, arrays_generation, dim)
+            _save(snap, root, index_id, arrays_generation, dim, parts)
         except OSError as exc:  # a full disk: search on, the next process rebuilds
             log.warning("could not save the search snapshot under %s: %s", root, exc)
         else:
             if getattr(dense, "memory_mapped", False):
                 # search the saved files, memory-mapped, instead of the copies built here
                 saved = root / f"v{snap.version}"
-                mapped = _load_saved(saved, index_id, arrays_generation, dim, kind, positioned)
+                mapped = _load_saved(
+                    saved,
+                    index_id,
+                    arrays_generation,
+                    dim,
+                    kind,
+                    positioned=positioned,
+                    parts=parts,
+                )
                 if mapped is not None:
                     return mapped
     return snap
 
 
 def _load_saved(
-    directory: Path, index_id: str, generation: str, dim: int, kind: str, positioned: bool = False
+    directory: Path,
+    index_id: str,
+    generation: str,
+    dim: int,
+    kind: str,
+    positioned: bool = False,
+    parts: tuple[int, int] | None = None,
 ) -> Snapshot | None:
     meta_path = directory / META
     if not meta_path.exists():
         return None
     try:
         meta = json.loads(meta_path.read_text())
-        if not _matches(meta, index_id, generation, dim, kind):
+        if not _matches(meta, index_id, generation, dim, kind, parts):
             return None  # another history, model or backend: rebuilt and written over
         row_ids = np.load(directory / "row_ids.npy", mmap_mode="r")
         n = len(row_ids)
@@ -166,11 +201,18 @@ def _load_saved(
         if len(bm25) != n:
             raise ValueError(f"BM25 index has {len(bm25)} rows, not {n}")
         cls: Any = vector_index_class(kind)
-        if positioned and getattr(cls, "positioned_rescoring", False):
-            dense = cls.load(directory, dim, n, positioned=True)
-        else:  # exact and HNSW scan or walk their vectors whole: mapped is the better fit
-            dense = cls.load(directory, dim, n)
-        return Snapshot(int(meta["version"]), row_ids, dense, bm25)
+
+        def load(where: Path, width: int) -> Any:
+            if positioned and getattr(cls, "positioned_rescoring", False):
+                return cls.load(where, width, n, positioned=True)
+            # exact and HNSW scan or walk their vectors whole: mapped is the better fit
+            return cls.load(where, width, n)
+
+        if parts is None:
+            return Snapshot(int(meta["version"]), row_ids, load(directory, dim), bm25)
+        dense = load(directory, parts[0])
+        second = load(directory / SECOND, parts[1])
+        return Snapshot(int(meta["version"]), row_ids, dense, bm25, second)
     except (ValueError, EOFError, KeyError, TypeError, FileNotFoundError, IndexStateError) as exc:
         # a file deleted, truncated or garbled: rebuild it and write it again
         log.warning("search snapshot %s is damaged (%s); rebuilding it", directory, exc)
@@ -182,9 +224,17 @@ def _load_saved(
         return None
 
 
-def _matches(meta: dict, index_id: str, generation: str, dim: int, kind: str) -> bool:
+def _matches(
+    meta: dict,
+    index_id: str,
+    generation: str,
+    dim: int,
+    kind: str,
+    parts: tuple[int, int] | None = None,
+) -> bool:
     return (
-        meta.get("index_id") == index_id
+        meta.get("parts") == (list(parts) if parts else None)
+        and meta.get("index_id") == index_id
         and meta.get("generation") == generation
         and meta.get("dim") == dim
         and meta.get("kind", "hnsw" if meta.get("hnsw") else "exact") == kind
@@ -197,18 +247,27 @@ def _quarantine(directory: Path) -> None:
     os.replace(directory, target)
 
 
-def _save(snap: Snapshot, root: Path, index_id: str, generation: str, dim: int) -> None:
+def _save(
+    snap: Snapshot,
+    root: Path,
+    index_id: str,
+    generation: str,
+    dim: int,
+    parts: tuple[int, int] | None = None,
+) -> None:
     root.mkdir(parents=True, exist_ok=True)
     _sweep(root, snap.version)
     directory = root / f"v{snap.version}"
     with contextlib.suppress(OSError, ValueError):
         meta = json.loads((directory / META).read_text())
-        if _matches(meta, index_id, generation, dim, snap.dense.kind):
+        if _matches(meta, index_id, generation, dim, snap.dense.kind, parts):
             return  # another process saved this very state meanwhile; readers may use it
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
         np.save(tmp / "row_ids.npy", snap.row_ids)
         snap.dense.save(tmp)
+        if snap.second is not None:
+            snap.second.save(tmp / SECOND)
         snap.bm25.save(tmp / "bm25")
         meta = {
             "version": snap.version,
@@ -218,6 +277,8 @@ def _save(snap: Snapshot, root: Path, index_id: str, generation: str, dim: int) 
             "generation": generation,
             "dim": dim,
         }
+        if parts:
+            meta["parts"] = list(parts)
         (tmp / META).write_text(json.dumps(meta))
         if directory.exists():  # a damaged or stale leftover of this version
             with contextlib.suppress(OSError):
