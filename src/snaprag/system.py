@@ -40,22 +40,31 @@ def release_library_pages() -> int:
     goes on using (docs/benchmarks.md, "Edge profile"). Only mappings holding no private
     (anonymous) page are touched, so nothing written is ever dropped. Linux only: elsewhere
     nothing is done and 0 is returned."""
-    try:
-        with open("/proc/self/smaps", encoding="utf-8", errors="replace") as fh:
-            spans = library_spans(fh.read())
-    except OSError:
-        return 0
     libc = _libc()
     madvise = getattr(libc, "madvise", None)
     if madvise is None:
         return 0
+    import _imp
     import ctypes
 
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     released = 0
-    for start, end, resident in spans:
-        if madvise(start, end - start, _MADV_DONTNEED) == 0:
-            released += resident
+    # no extension module is loaded between the scan and the advice (a library being
+    # loaded maps its file read-only first, then its data over part of it, and writes
+    # there); libraries loaded from C meanwhile are left out by library_spans: only a
+    # library whose writable segment is already mapped is touched
+    _imp.acquire_lock()
+    try:
+        try:
+            with open("/proc/self/smaps", encoding="utf-8", errors="replace") as fh:
+                spans = library_spans(fh.read())
+        except (OSError, ValueError):
+            return 0
+        for start, end, resident in spans:
+            if madvise(start, end - start, _MADV_DONTNEED) == 0:
+                released += resident
+    finally:
+        _imp.release_lock()
     return released
 
 
@@ -63,15 +72,23 @@ def library_spans(smaps: str) -> list[tuple[int, int, int]]:
     """``(start, end, resident bytes)`` of every mapping in ``smaps`` (the text of
     ``/proc/PID/smaps``) that maps a shared library read-only and privately (``r-xp``,
     ``r--p``), holds resident pages and no anonymous one (a private page written, such as
-    relocated constants: dropping it would lose what was written), and is not locked."""
-    out: list[tuple[int, int, int]] = []
+    relocated constants: dropping it would lose what was written), and is not locked; and
+    only of a library whose writable segment is mapped too, i.e. one loaded whole (while a
+    library loads, its file is first mapped read-only in one piece, part of which becomes
+    its written data a moment later)."""
+    found: list[tuple[str, int, int, int]] = []
+    loaded: set[str] = set()  # libraries with their writable segment mapped
     current: dict | None = None
 
     def keep(m: dict | None) -> None:
-        if m is None or m["anon"] or not m["rss"] or m["locked"]:
+        if m is None or ".so" not in os.path.basename(m["path"]):
             return
-        if m["perms"] in ("r-xp", "r--p") and ".so" in os.path.basename(m["path"]):
-            out.append((m["start"], m["end"], m["rss"]))
+        if m["perms"] == "rw-p":
+            loaded.add(m["path"])
+        if m["anon"] or not m["rss"] or m["locked"]:
+            return
+        if m["perms"] in ("r-xp", "r--p"):
+            found.append((m["path"], m["start"], m["end"], m["rss"]))
 
     for line in smaps.splitlines():
         head, _, rest = line.partition(" ")
@@ -101,7 +118,7 @@ def library_spans(smaps: str) -> list[tuple[int, int, int]]:
             elif head == "VmFlags:":
                 current["locked"] = "lo" in rest.split()
     keep(current)
-    return out
+    return [(start, end, rss) for path, start, end, rss in found if path in loaded]
 
 
 def _libc() -> object | None:
@@ -110,7 +127,7 @@ def _libc() -> object | None:
 
     try:
         return ctypes.CDLL(None)  # no ctypes.util: it imports subprocess (~0.6 MiB)
-    except OSError:
+    except (OSError, TypeError):  # TypeError: Windows has no "the running process"
         return None
 
 

@@ -57,3 +57,16 @@ def test_a_query_that_is_no_heading_is_ranked_as_before() -> None:
     ((plain, s2),) = index.search_many(tokenize_many(query), 3)
     assert with_term.tolist() == plain.tolist()
     assert s1.tolist() == s2.tolist()
+
+
+def test_a_search_process_does_not_load_openssl_for_heading_terms() -> None:
+    """hashlib (OpenSSL's library, ~3.5 MiB resident) only for titles too long to keep."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from snaprag.index.heading_terms import heading_term; "
+        "heading_term('Usage'); print('_hashlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr

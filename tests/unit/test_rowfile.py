@@ -109,3 +109,36 @@ def test_the_file_is_closed_with_the_array(tmp_path):
     rows_file.close()
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+def test_a_file_of_no_rows_reads_as_an_empty_array(tmp_path):
+    """Saving or growing an empty index reads its vectors whole: zero rows must work."""
+    np.save(tmp_path / "empty.npy", np.zeros((0, 24), dtype=np.float16))
+    rows_file = PositionedArray(tmp_path / "empty.npy")
+    whole = np.asarray(rows_file)
+    assert whole.shape == (0, 24) and whole.dtype == np.float16
+    assert rows_file.take(np.zeros(0, dtype=np.int64)).shape == (0, 24)
+
+
+def test_concurrent_readers_get_their_own_rows(half):
+    """A server searches from several threads: reads at explicit offsets, no shared
+    position, so every thread gets the rows it asked for."""
+    import threading
+
+    array, rows_file = half
+    errors: list[str] = []
+
+    def reader(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        for _ in range(200):
+            rows = rng.integers(0, 500, 7)
+            if not np.array_equal(rows_file.take(rows), array[rows]):
+                errors.append(f"thread {seed}: wrong rows")
+                return
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

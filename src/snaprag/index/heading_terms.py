@@ -15,7 +15,6 @@ title of one section lifts it above everything. A query that is not some heading
 
 from __future__ import annotations
 
-import hashlib
 import unicodedata
 from collections.abc import Sequence
 
@@ -34,6 +33,8 @@ def heading_term(text: str) -> str | None:
     if not key:
         return None
     if len(key) > MAX_KEY_CHARS:
+        import hashlib  # here: OpenSSL's library (~3.5 MiB) stays out of a searching process
+
         key = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     return PREFIX + key
 

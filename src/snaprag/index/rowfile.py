@@ -132,6 +132,8 @@ class PositionedArray:
 
     def _read_runs(self, out: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
         """Fill ``out`` (C-contiguous) with the runs, one read per run."""
+        if out.size == 0:  # nothing to read (and a view of zero rows cannot be cast)
+            return
         view = memoryview(out).cast("B")
         width = self._row_bytes
         sizes = lengths * width
