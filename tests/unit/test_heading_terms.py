@@ -66,7 +66,33 @@ def test_a_search_process_does_not_load_openssl_for_heading_terms() -> None:
 
     code = (
         "import sys; from snaprag.index.heading_terms import heading_term; "
-        "heading_term('Usage'); print('_hashlib' in sys.modules)"
+        "heading_term('Usage'); heading_term('How do I raise the desk with the buttons of "
+        "the control box on its left side'); print('_hashlib' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_an_engine_finds_a_short_section_by_its_heading(tmp_path) -> None:
+    """End to end through ingest and search: a query that is a section's heading puts that
+    section first, though other sections say its words more often (fails when either the
+    chunk's or the query's heading term is left out)."""
+    from snaprag.config import Config
+    from snaprag.engine import Engine
+    from snaprag.testing import HashEmbedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    filler = " ".join(f"word{i}" for i in range(60))
+    (docs / "manual.md").write_text(
+        "# Manual\n\n"
+        f"## Options\n\nThe usage of options: usage, usage and usage again. {filler}\n\n"
+        f"## Usage\n\nRun the tool from a shell with one file. {filler}\n\n"
+        f"## Examples\n\nUsage examples show usage of the usage flag. {filler}\n",
+        encoding="utf-8",
+    )
+    cfg = Config(index_dir=tmp_path / "index", cache=False)
+    with Engine(cfg, embedder=HashEmbedder()) as engine:
+        engine.ingest([docs])
+        hits = engine.search("Usage", k=3, mode="bm25")
+        assert hits and hits[0].section.endswith("Usage"), [h.section for h in hits]

@@ -12,7 +12,12 @@ from snaprag.errors import ConfigError
 from snaprag.index.dense import ExactIndex
 from snaprag.index.factory import memory_mapped, vector_index_class
 
-pytest.importorskip("usearch")
+try:  # through the index's own import, which loads onnxruntime before usearch
+    from snaprag.index.usearch_hnsw import _usearch
+
+    _usearch()
+except ConfigError:
+    pytest.skip("usearch is not installed (extra edge)", allow_module_level=True)
 
 from snaprag.index.rowfile import PositionedArray
 from snaprag.index.usearch_hnsw import UsearchIndex
@@ -118,3 +123,17 @@ def test_factory_and_missing_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_usearch)
     with pytest.raises(ConfigError, match=r"pip install 'snaprag\[edge\]'"):
         vector_index_class("usearch")
+
+
+def test_onnxruntime_after_usearch_does_not_crash_the_process() -> None:
+    """usearch 2.26 imported before onnxruntime crashed the process as onnxruntime loaded
+    (a search opens its snapshot before its encoder): the index loads onnxruntime first."""
+    import subprocess
+    import sys
+
+    code = (
+        "from snaprag.index.usearch_hnsw import _usearch; _usearch(); "
+        "import onnxruntime; print('alive')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "alive", out.stderr[-500:]

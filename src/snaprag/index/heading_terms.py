@@ -33,9 +33,11 @@ def heading_term(text: str) -> str | None:
     if not key:
         return None
     if len(key) > MAX_KEY_CHARS:
-        import hashlib  # here: OpenSSL's library (~3.5 MiB) stays out of a searching process
+        # CPython's own BLAKE2 (what hashlib.blake2b returns), not hashlib: importing that
+        # loads OpenSSL's library (~3.5 MiB) into every searching process
+        from _blake2 import blake2b
 
-        key = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+        key = blake2b(key.encode(), digest_size=12).hexdigest()
     return PREFIX + key
 
 

@@ -27,11 +27,12 @@ def refresh_bm25_terms(index: Store | Path) -> int:
     """
     store = index if isinstance(index, Store) else Store(Path(index))
     try:
-        if store.get_meta("tokenizer_version") == str(TOKENIZER_VERSION):
-            return 0
+        stored = store.get_meta("tokenizer_version")
+        if stored is not None and stored.isdigit() and int(stored) >= TOKENIZER_VERSION:
+            return 0  # current, or written by a newer snaprag: never rewritten backwards
         with store.transaction(bump=True) as conn:
             found = conn.execute("SELECT value FROM meta WHERE key='tokenizer_version'").fetchone()
-            if found is not None and found[0] == str(TOKENIZER_VERSION):
+            if found is not None and found[0].isdigit() and int(found[0]) >= TOKENIZER_VERSION:
                 return 0  # another process did it meanwhile
             rows = conn.execute(
                 "SELECT c.id, d.title, c.text, c.section FROM chunks c "

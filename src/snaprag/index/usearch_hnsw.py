@@ -15,6 +15,7 @@ exactly instead of walking a graph whose neighbours the filter may mostly exclud
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,11 @@ _BLOCK = 65536
 
 
 def _usearch() -> Any:
+    # ONNX Runtime first: importing onnxruntime after usearch 2.26 crashes the process
+    # (a segmentation fault while onnxruntime loads), and a search opens its snapshot,
+    # with this index, before its query encoder
+    with contextlib.suppress(ImportError):  # a process that never embeds: nothing to order
+        import onnxruntime  # noqa: F401
     try:
         from usearch import index
     except ImportError as exc:
