@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .config_checks import check_llm, check_otel, choice, positive
 from .config_sources import (  # noqa: F401 - LANES, parse_lanes: used from here too
     FIELD_SECTIONS,
     LANES,
@@ -45,8 +46,6 @@ QUANTIZATIONS = ("int8", "fp32")
 VECTOR_DTYPES = ("float16", "int8")
 #: document stores by name (``milvus:URI`` sets ``milvus_uri`` too; docs/milvus.md)
 STORES = ("sqlite", "milvus")
-#: the forms ``llm`` takes (see ``generate/factory.py``)
-LLM_FORMS = ("extractive", "smollm2", "gguf:PATH", "openai:BASE_URL", "echo[:SECONDS]")
 
 
 def default_cache_dir() -> Path:
@@ -227,27 +226,27 @@ class Config:
             object.__setattr__(self, "cache_dir", default_cache_dir())
         object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser())
         object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
-        _choice("fusion", self.fusion, FUSIONS)
-        _choice("dense_backend", self.dense_backend, DENSE_BACKENDS)
-        _choice("quantization", self.quantization, QUANTIZATIONS)
-        _choice("vector_dtype", self.vector_dtype, VECTOR_DTYPES)
+        choice("fusion", self.fusion, FUSIONS)
+        choice("dense_backend", self.dense_backend, DENSE_BACKENDS)
+        choice("quantization", self.quantization, QUANTIZATIONS)
+        choice("vector_dtype", self.vector_dtype, VECTOR_DTYPES)
         store, uri = check_store(self.store, self.milvus_uri, self.milvus_prefix, STORES)
         object.__setattr__(self, "store", store)
         object.__setattr__(self, "milvus_uri", uri)
         profile_settings(self.profile)  # an unknown profile names the valid ones
-        _positive("max_query_chars", self.max_query_chars)
-        _positive("chunk_tokens", self.chunk_tokens, minimum=16)
-        _positive("embed_batch_size", self.embed_batch_size)
-        _positive("candidates", self.candidates)
-        _positive("max_file_bytes", self.max_file_bytes)
-        _positive("rrf_k", self.rrf_k)
-        _positive("rerank_top_n", self.rerank_top_n)
-        _positive("server_queue", self.server_queue, minimum=0)
-        _positive("server_max_body", self.server_max_body, minimum=1024)
-        _positive("server_max_upload", self.server_max_upload, minimum=1024)
-        _positive("server_batch_max", self.server_batch_max)
+        positive("max_query_chars", self.max_query_chars)
+        positive("chunk_tokens", self.chunk_tokens, minimum=16)
+        positive("embed_batch_size", self.embed_batch_size)
+        positive("candidates", self.candidates)
+        positive("max_file_bytes", self.max_file_bytes)
+        positive("rrf_k", self.rrf_k)
+        positive("rerank_top_n", self.rerank_top_n)
+        positive("server_queue", self.server_queue, minimum=0)
+        positive("server_max_body", self.server_max_body, minimum=1024)
+        positive("server_max_upload", self.server_max_upload, minimum=1024)
+        positive("server_batch_max", self.server_batch_max)
         parse_lanes(self.server_lanes)
-        _positive("alert_for", self.alert_for)
+        positive("alert_for", self.alert_for)
         for name in (
             "alert_error_rate", "alert_memory_mb", "alert_cpu_percent", "alert_cache_hit_rate",
             "alert_queue_length", "alert_disk_free_mb", "alert_interval",
@@ -284,7 +283,7 @@ class Config:
             )
         if not (math.isfinite(self.server_timeout) and self.server_timeout > 0):
             raise ConfigError(f"server_timeout must be > 0 seconds, got {self.server_timeout}")
-        self._check_otel()
+        check_otel(self)
         if self.rerank_model and self.rescore_model:
             raise ConfigError("set rerank_model or rescore_model, not both")
         if not 0.0 <= self.rescore_alpha <= 1.0:
@@ -304,7 +303,7 @@ class Config:
                 )
         if not self.redis_timeout > 0:
             raise ConfigError(f"redis_timeout must be > 0 seconds, got {self.redis_timeout}")
-        _positive("redis_failures", self.redis_failures)
+        positive("redis_failures", self.redis_failures)
         if not 0.0 < self.semantic_threshold <= 1.0:
             raise ConfigError(
                 f"semantic_threshold must be in (0, 1], got {self.semantic_threshold}"
@@ -319,68 +318,7 @@ class Config:
             raise ConfigError("dense_weight and bm25_weight cannot both be 0")
         if self.hangul_dense_weight == 0 and self.hangul_bm25_weight == 0:
             raise ConfigError("hangul_dense_weight and hangul_bm25_weight cannot both be 0")
-        self._check_llm()
-
-    def _check_otel(self) -> None:
-        from urllib.parse import urlsplit
-
-        endpoint = self.otel_endpoint.strip()
-        object.__setattr__(self, "otel_endpoint", endpoint)
-        if not endpoint:
-            return
-        try:
-            parts = urlsplit(endpoint)
-            host = parts.hostname
-            _ = parts.port  # raises on a port that is not a number
-        except ValueError:
-            host = None
-        if parts.scheme not in ("http", "https") or not host:
-            raise ConfigError(
-                "otel_endpoint must be an http:// or https:// URL of an OTLP/HTTP collector, "
-                f"e.g. http://127.0.0.1:4318, or empty for no traces; got {endpoint!r}"
-            )
-
-    def _check_llm(self) -> None:
-        llm = self.llm.strip()
-        object.__setattr__(self, "llm", llm)
-        kind, _, arg = llm.partition(":")
-        named = llm in ("extractive", "smollm2", "echo")
-        if kind == "echo" and arg:
-            try:
-                delay = float(arg)
-            except ValueError:
-                delay = -1.0
-            if not (math.isfinite(delay) and 0 <= delay <= 10):
-                raise ConfigError(
-                    f"llm echo:SECONDS takes a pause per token in [0, 10]; got {arg!r}"
-                )
-            named = True
-        if not named and not (kind in ("gguf", "openai") and arg):
-            raise ConfigError(f"llm must be one of {', '.join(LLM_FORMS)}; got {llm!r}")
-        if kind == "openai" and not arg.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"llm openai:BASE_URL needs an http:// or https:// URL, e.g. "
-                f"openai:http://127.0.0.1:8080/v1; got {arg!r}"
-            )
-        _positive("llm_ctx", self.llm_ctx, minimum=128)
-        _positive("llm_max_tokens", self.llm_max_tokens)
-        _positive("llm_parallel", self.llm_parallel)
-        _positive("context_tokens", self.context_tokens, minimum=32)
-        if self.llm_max_tokens >= self.llm_ctx:
-            raise ConfigError(
-                f"llm_max_tokens ({self.llm_max_tokens}) must be below llm_ctx ({self.llm_ctx}): "
-                "the prompt needs room in the context too"
-            )
-        if self.llm_threads < 0:
-            raise ConfigError(f"llm_threads must be >= 0 (0 = automatic), got {self.llm_threads}")
-        if self.llm_gpu_layers < -1:
-            raise ConfigError(f"llm_gpu_layers must be >= -1 (-1 = all), got {self.llm_gpu_layers}")
-        if self.llm_retries < 0:
-            raise ConfigError(f"llm_retries must be >= 0, got {self.llm_retries}")
-        if not (math.isfinite(self.llm_timeout) and self.llm_timeout > 0):
-            raise ConfigError(f"llm_timeout must be > 0 seconds, got {self.llm_timeout}")
-        if not (math.isfinite(self.llm_temperature) and 0 <= self.llm_temperature <= 2):
-            raise ConfigError(f"llm_temperature must be in [0, 2], got {self.llm_temperature}")
+        check_llm(self)
 
     @classmethod
     def from_env(cls, config_file: str | Path | None = None, **overrides: Any) -> Config:
@@ -494,13 +432,3 @@ def _is_default(config: Config, f: Any) -> bool:
     if f.name == "cache_dir":
         return config.cache_dir == default_cache_dir()
     return getattr(config, f.name) == f.default
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-
-
-def _positive(name: str, value: int, minimum: int = 1) -> None:
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")

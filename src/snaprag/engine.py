@@ -39,6 +39,7 @@ from .generate.base import Answerer, Generator
 from .index import layout
 from .index.base import DocumentStore
 from .index.retokenize import upgrade_terms
+from .lookups import CacheLookups
 from .observe.base import Telemetry
 from .observe.telemetry import NullTelemetry
 from .search.base import Reranker, Searcher
@@ -55,7 +56,7 @@ DEFAULT_MODEL = "minilm"
 _UNSET: Any = object()
 
 
-class Engine(EngineAdmin):
+class Engine(EngineAdmin, CacheLookups):
     """Ingest, search and answer over one index directory (created on first ingest)."""
 
     def __init__(
@@ -388,43 +389,6 @@ class Engine(EngineAdmin):
             raise
         self.telemetry.stage_timings("search", result.timings, len(queries))
         return result
-
-    def search_cached(
-        self,
-        query: str,
-        k: int = 10,
-        filters: Filters | None = None,
-        mode: str = "hybrid",
-        memory_only: bool = False,
-    ) -> SearchHits | None:
-        """The hits of ``query`` if the query cache holds them, else None (nothing is
-        searched, nothing is built). ``memory_only``: ask only the in-process tier (plus one
-        read of the index generation, which WAL never makes wait on a writer): a server
-        calls this on its event loop."""
-        cached = getattr(self._searcher, "cached", None)  # only a CachedSearcher has it
-        batch = cached([query], k, filters, mode, memory_only) if cached else None
-        if batch is None:
-            return None
-        self.telemetry.stage_timings("search", batch.timings, 1)
-        return SearchHits(batch[0], batch.timings)
-
-    def search_cached_many(
-        self,
-        queries: Sequence[str],
-        k: int = 10,
-        filters: Filters | None = None,
-        mode: str = "hybrid",
-    ) -> list[SearchHits | None]:
-        """Each query's hits (and the tier that answered it) if a cache tier holds them,
-        else None, in one look-up per tier; nothing is searched. A server probes the slower
-        tiers of concurrent requests together with this (from a worker thread: the first
-        call builds the search parts)."""
-        each = getattr(self.searcher, "cached_each", None)  # only a CachedSearcher has it
-        found = each(list(queries), k, filters, mode) if each else [None] * len(queries)
-        for hits in found:
-            if hits is not None:
-                self.telemetry.stage_timings("search", hits.timings, 1)
-        return found
 
     # ------------------------------------------------------------------ answers
     def ask_events(

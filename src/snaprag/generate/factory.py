@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config import LLM_FORMS, Config
+from ..config import Config
+from ..config_checks import LLM_FORMS
 from ..embed.base import Embedder
 from ..errors import ConfigError
 from .base import GenerationSettings, Generator, LLMBackend
