@@ -87,18 +87,22 @@ class OnnxModel:
         if self._session is None:
             with self._lock:
                 if self._session is None:
-                    session = self._create_session()
-                    self._on_session(session)
-                    self.session_loads += 1
-                    self._session = session
-                    if self.low_memory:
-                        from .. import system
-
-                        # the model's protobuf copy, freed into the heap, and the library
-                        # code that only loading ran (searching maps back what it runs)
-                        system.release_free_memory()
-                        system.release_library_pages()
+                    self._session = self._loaded(self._create_session())
         return self._session
+
+    def _loaded(self, session: Any) -> Any:
+        """A session just created (under the lock): checked, counted and, with
+        ``low_memory``, with what loading left behind handed back."""
+        self._on_session(session)
+        self.session_loads += 1
+        if self.low_memory:
+            from .. import system
+
+            # the model's protobuf copy, freed into the heap, and the library code that
+            # only loading ran (searching maps back what it runs)
+            system.release_free_memory()
+            system.release_library_pages()
+        return session
 
     def _create_session(self) -> Any:
         return cpu_session(self.model.onnx_path, self.threads, self.low_memory)

@@ -93,14 +93,7 @@ class OnnxEmbedder(OnnxModel):
             with self._lock:
                 if self._query_session is None:
                     session = cpu_session(self.model.onnx_path, 1, self.low_memory)
-                    self._on_session(session)
-                    self.session_loads += 1
-                    self._query_session = session
-                    if self.low_memory:  # as for the passage session (OnnxModel)
-                        from .. import system
-
-                        system.release_free_memory()
-                        system.release_library_pages()
+                    self._query_session = self._loaded(session)
         return self._query_session
 
     def _query_pool(self) -> ThreadPoolExecutor:
